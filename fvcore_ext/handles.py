@@ -1,0 +1,58 @@
+"""fvcore (and mmengine ``FlopAnalyzer``) handles built from the op table.
+
+A handle receives the node's input and output ``torch._C.Value`` lists, reads them into an
+:class:`OpCall` (:mod:`fvcore_ext.jit_reader`) and returns ``Counter({name: MACs})``. fvcore
+counts one fused multiply-add as one "flop", so its totals are MACs.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Dict, List
+
+from .diagnostics import record_uncounted
+from .jit_reader import read_call
+from .op_table import OP_TABLE, OpRule
+from .opcall import CannotCount
+from .rules import check_preset
+
+__all__ = ["make_handles", "paper_handles", "vmamba_handles"]
+
+Handle = Callable[[List, List], Counter]
+
+
+def _make_handle(rule: OpRule, preset: str, strict: bool) -> Handle:
+    def handle(inputs: List, outputs: List) -> Counter:
+        call = read_call(inputs, outputs)
+        try:
+            macs = rule.read(call).macs(preset)
+        except (CannotCount, ValueError, KeyError, IndexError, TypeError) as error:
+            record_uncounted(call.kind, call.scope, str(error) or type(error).__name__, strict)
+            macs = 0
+        return Counter({rule.name: macs})
+
+    handle.__name__ = f"{rule.name}_handle"
+    handle.__qualname__ = handle.__name__
+    return handle
+
+
+def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle]:
+    """Handles for every op of ``../shared/CONVENTIONS.md`` under ``preset``, keyed by op name
+    (``"aten::mul"``, ``"prim::PythonOp.SelectiveScanFn"``), for
+    ``FlopCountAnalysis(model, x).set_op_handle(**make_handles(...))`` or
+    ``mmengine.analysis.FlopAnalyzer``. Counts are MACs (fvcore's "flops").
+
+    Args:
+        preset: ``"full"`` (every op counted) or ``"paper"`` (elementwise ops registered at 0,
+            fused ops count their matmul, conv and scan parts).
+        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` when an op cannot be
+            counted, instead of warning once and counting 0.
+
+    Raises:
+        ValueError: unknown preset.
+    """
+    check_preset(preset)
+    return {kind: _make_handle(rule, preset, strict) for kind, rule in OP_TABLE.items()}
+
+
+vmamba_handles = make_handles("full")
+paper_handles = make_handles("paper")

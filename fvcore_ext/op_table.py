@@ -1,0 +1,352 @@
+"""The op table: every op name of ``../shared/CONVENTIONS.md`` mapped to the rule that counts it.
+
+One entry per op name, registered with :func:`counts`; a second registration of a name is an
+error. Each reader takes an :class:`OpCall`, reads shapes and flags, and calls a pure rule from
+:mod:`fvcore_ext.rules`. Both tool adapters (fvcore handles, torchprofile handlers) are built
+from :data:`OP_TABLE`, so a rule lives in exactly one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+from . import rules
+from .opcall import CannotCount, OpCall, TensorArg
+from .rules import Cost
+
+__all__ = ["OP_TABLE", "OpRule", "ZERO_COST_OPS", "report_name"]
+
+Reader = Callable[[OpCall], Cost]
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """How one op name is counted: ``read`` turns a call into a :class:`Cost`; ``name`` is the
+    key in per-operator tables (fvcore's simplified name unless fvcore uses another one)."""
+
+    kind: str
+    read: Reader
+    name: str
+
+
+OP_TABLE: Dict[str, OpRule] = {}
+
+
+def report_name(kind: str) -> str:
+    """fvcore's per-operator name: the op name without its namespace (``aten::mul`` → ``mul``,
+    ``prim::PythonOp.SelectiveScanFn`` → ``PythonOp.SelectiveScanFn``)."""
+    return kind.split("::", 1)[-1]
+
+
+def counts(*kinds: str, name: Optional[str] = None) -> Callable[[Reader], Reader]:
+    """Register ``read`` for each op name in ``kinds``; ``ValueError`` on a duplicate name."""
+
+    def register(read: Reader) -> Reader:
+        for kind in kinds:
+            if kind in OP_TABLE:
+                raise ValueError(f"{kind} is registered twice")
+            OP_TABLE[kind] = OpRule(kind, read, name or report_name(kind))
+        return read
+
+    return register
+
+
+def _aten(*names: str) -> tuple:
+    return tuple(f"aten::{n}" for n in names)
+
+
+def _with_inplace(*names: str) -> tuple:
+    return _aten(*names) + _aten(*(n + "_" for n in names))
+
+
+# ---------------------------------------------------------------- fvcore 0.1.5's own ops
+
+
+@counts("aten::matmul", "aten::mm")
+def _matmul(call: OpCall) -> Cost:
+    return rules.matmul_macs(call.shape(0), call.shape(1))
+
+
+@counts("aten::addmm")
+def _addmm(call: OpCall) -> Cost:
+    return rules.addmm_macs(call.shape(1), call.shape(2))
+
+
+@counts("aten::bmm")
+def _bmm(call: OpCall) -> Cost:
+    return rules.bmm_macs(call.shape(0), call.shape(1))
+
+
+@counts("aten::baddbmm")
+def _baddbmm(call: OpCall) -> Cost:
+    # Not in fvcore. nn.MultiheadAttention's need_weights path adds its float mask this way
+    # (torch.baddbmm(attn_mask, q, kᵀ)): the bmm is core, the add one MAC per output element.
+    return (rules.bmm_macs(call.shape(1), call.shape(2))
+            + rules.elementwise_macs(call.output_shape()))
+
+
+@counts("aten::linear")
+def _linear(call: OpCall) -> Cost:
+    return rules.linear_macs(call.shape(0), call.shape(1))
+
+
+@counts("aten::einsum")
+def _einsum(call: OpCall) -> Cost:
+    equation, operands = call.scalar(0), call.scalar(1)
+    if not isinstance(operands, list):
+        raise CannotCount("einsum operands are not a traced list")
+    shapes = []
+    for i, operand in enumerate(operands):
+        if not isinstance(operand, TensorArg) or operand.shape is None:
+            raise CannotCount(f"no shape recorded for einsum operand {i}")
+        shapes.append(operand.shape)
+    return rules.einsum_macs(equation, shapes)
+
+
+@counts("aten::_convolution", name="conv")
+def _convolution(call: OpCall) -> Cost:
+    transposed = call.scalar(6)
+    if not isinstance(transposed, bool):
+        raise CannotCount("argument 6 (transposed) is not a bool: unknown aten::_convolution layout")
+    return rules.conv_macs(call.shape(0), call.shape(1), call.output_shape(), transposed)
+
+
+@counts("aten::batch_norm")
+def _batch_norm(call: OpCall) -> Cost:
+    training = call.scalar(5)
+    if not isinstance(training, bool):
+        raise CannotCount("argument 5 (training) is not a bool: unknown aten::batch_norm layout")
+    return rules.batch_norm_macs(call.shape(0), call.has_tensor(1), training)
+
+
+def _norm_reader(affine_index: int) -> Reader:
+    def read(call: OpCall) -> Cost:
+        return rules.norm_macs(call.shape(0), call.has_tensor(affine_index))
+    return read
+
+
+counts("aten::group_norm", "aten::layer_norm")(_norm_reader(2))
+counts("aten::instance_norm")(_norm_reader(1))
+
+
+@counts("aten::adaptive_avg_pool2d")
+def _adaptive_avg_pool2d(call: OpCall) -> Cost:
+    # fvcore counts it (1 x input numel) and so under both presets, unlike the new pools.
+    return Cost(core=rules.numel(call.shape(0)))
+
+
+@counts("aten::grid_sampler")
+def _grid_sampler(call: OpCall) -> Cost:
+    return rules.grid_sample_macs(call.output_shape())
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def _upsample_reader(mode: str) -> Reader:
+    def read(call: OpCall) -> Cost:
+        return rules.upsample_macs(mode, call.output_shape())
+    return read
+
+
+for _mode, _dims in (("nearest", "123"), ("linear", "1"), ("bilinear", "2"), ("bicubic", "2"),
+                     ("trilinear", "3")):
+    for _d in _dims:
+        counts(f"aten::upsample_{_mode}{_d}d")(_upsample_reader(_mode))
+for _d in "123":
+    counts(f"aten::_upsample_nearest_exact{_d}d")(_upsample_reader("nearest_exact"))
+counts("aten::_upsample_bilinear2d_aa")(_upsample_reader("bilinear"))
+counts("aten::_upsample_bicubic2d_aa")(_upsample_reader("bicubic"))
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def _is_shape_arithmetic(call: OpCall) -> bool:
+    # `bsz * num_heads` inside F.multi_head_attention_forward: 0-dim tensors made from traced
+    # sizes. Not compute (CONVENTIONS.md, "Shape arithmetic is not compute").
+    tensors = [a for a in call.args if isinstance(a, TensorArg)]
+    return bool(tensors) and all(t.shape == () and t.from_sizes for t in tensors)
+
+
+@counts(*_with_inplace("add", "sub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "log",
+                       "reciprocal", "gelu", "silu", "sigmoid", "tanh", "hardswish",
+                       "hardsigmoid", "leaky_relu", "elu", "mish"),
+        *_aten("rsub", "softplus", "softmax", "log_softmax"))
+def _elementwise(call: OpCall) -> Cost:
+    if _is_shape_arithmetic(call):
+        return Cost()
+    return rules.elementwise_macs(call.output_shape())
+
+
+@counts(*_aten("mean", "sum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+               "adaptive_avg_pool3d"))
+def _reduction(call: OpCall) -> Cost:
+    return rules.reduction_macs(call.shape(0))
+
+
+# Data movement, comparisons, ReLU/clamp and constructors: 0 in both presets. fvcore already
+# ignores most (its _IGNORED_OPS); these are the ones it would report as unsupported although
+# they compute nothing the contract counts.
+ZERO_COST_OPS = _aten(
+    "alias", "argmax", "argmin", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "channel_shuffle", "clamp_min", "clamp_max", "clone", "expand_as", "feature_dropout",
+    "dropout_", "embedding", "fill_", "flip", "hardtanh", "hardtanh_", "index_select",
+    "le", "lift_fresh", "logical_and", "logical_not", "logical_or", "lt", "masked_fill_",
+    "max_pool1d", "max_pool2d", "max_pool3d", "min", "movedim", "ne", "new_ones", "ones_like",
+    "pad", "pixel_shuffle", "pixel_unshuffle", "relu6", "repeat", "repeat_interleave",
+    "scalar_tensor", "scatter", "sort", "tensor_split", "topk", "tril", "triu",
+    "unflatten", "unfold", "view_as", "where", "zero_", "linspace", "empty_like",
+    "split_with_sizes", "rand", "rand_like", "randn", "randn_like", "bernoulli_"
+)
+
+
+@counts(*ZERO_COST_OPS)
+def _zero(call: OpCall) -> Cost:
+    return Cost()
+
+
+# ---------------------------------------------------------------- attention
+
+
+def _bool_scalar(call: OpCall, index: int, default: bool) -> bool:
+    value = call.scalar(index, default)
+    if not isinstance(value, bool):
+        raise CannotCount(f"argument {index} is {value!r}, expected a bool")
+    return value
+
+
+def _int_scalar(call: OpCall, index: int) -> int:
+    value = call.scalar(index)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CannotCount(f"argument {index} is {value!r}, expected an int")
+    return value
+
+
+@counts("aten::scaled_dot_product_attention")
+def _sdpa(call: OpCall) -> Cost:
+    mask = call.arg(3)
+    if isinstance(mask, TensorArg):
+        mask_kind = "bool" if mask.dtype == "Bool" else "float"
+    else:
+        mask_kind = None
+    return rules.sdpa_macs(call.shape(0), call.shape(1), call.shape(2), mask_kind)
+
+
+@counts("aten::_native_multi_head_attention")
+def _native_mha(call: OpCall) -> Cost:
+    return rules.native_mha_macs(
+        call.shape(0), call.shape(1), num_heads=_int_scalar(call, 4),
+        need_weights=_bool_scalar(call, 10, True),
+        average_attn_weights=_bool_scalar(call, 11, True), has_mask=call.has_tensor(9))
+
+
+@counts("aten::_transformer_encoder_layer_fwd")
+def _transformer_encoder_layer(call: OpCall) -> Cost:
+    return rules.transformer_encoder_layer_macs(
+        call.shape(0), num_heads=_int_scalar(call, 2), ffn_dim=call.shape(14)[0],
+        use_gelu=_bool_scalar(call, 7, False), norm_affine=call.has_tensor(10),
+        has_mask=call.has_tensor(18))
+
+
+# ---------------------------------------------------------------- Mamba (prim::PythonOp)
+# Arguments are named by each Function's forward signature (after ctx), as defined upstream;
+# OpCall.with_signature rebuilds them from cconv/scalar_args, so None arguments keep their place.
+
+SELECTIVE_SCAN_SIGNATURES = {
+    # state-spaces/mamba mamba_ssm/ops/selective_scan_interface.py
+    "SelectiveScanFn": ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "delta_softplus",
+                        "return_last_state"),
+    # MzeroMiko/VMamba: no z argument; D always passed.
+    "SelectiveScanMamba": ("u", "delta", "A", "B", "C", "D", "delta_bias", "delta_softplus",
+                           "nrows", "backnrows", "oflex"),
+    "SelectiveScanCore": ("u", "delta", "A", "B", "C", "D", "delta_bias", "delta_softplus",
+                          "nrows", "backnrows", "oflex"),
+    "SelectiveScanOflex": ("u", "delta", "A", "B", "C", "D", "delta_bias", "delta_softplus",
+                           "nrows", "backnrows", "oflex"),
+    "SelectiveScanCuda": ("u", "delta", "A", "B", "C", "D", "delta_bias", "delta_softplus",
+                          "oflex", "backend"),
+    "SelectiveScan": ("u", "delta", "A", "B", "C", "D", "delta_bias", "delta_softplus", "nrows"),
+    "SelectiveScanNRow": ("u", "delta", "A", "B", "C", "D", "delta_bias", "delta_softplus",
+                          "nrows", "backnrows"),
+}
+
+
+def _selective_scan_reader(signature: tuple) -> Reader:
+    def read(call: OpCall) -> Cost:
+        call = call.with_signature(signature)
+        A = call.arg("A")
+        return rules.selective_scan_macs(
+            call.shape("u"), call.shape("A"), has_D=call.has_tensor("D"),
+            has_z="z" in signature and call.has_tensor("z"),
+            complex_A=isinstance(A, TensorArg) and A.is_complex)
+    return read
+
+
+for _name, _signature in SELECTIVE_SCAN_SIGNATURES.items():
+    counts(f"prim::PythonOp.{_name}")(_selective_scan_reader(_signature))
+
+# Dao-AILab/causal-conv1d causal_conv1d/causal_conv1d_interface.py
+CAUSAL_CONV1D_SIGNATURE = ("x", "weight", "bias", "seq_idx", "initial_states",
+                           "return_final_states", "final_states_out", "activation")
+
+
+@counts("prim::PythonOp.CausalConv1dFn")
+def _causal_conv1d(call: OpCall) -> Cost:
+    call = call.with_signature(CAUSAL_CONV1D_SIGNATURE)
+    activation = call.scalar("activation")
+    if activation not in (None, "silu", "swish"):
+        raise CannotCount(f"activation {activation!r} is not one causal-conv1d supports")
+    return rules.causal_conv1d_macs(call.shape("x"), call.shape("weight"),
+                                    silu=activation is not None)
+
+
+MAMBA_INNER_SIGNATURE = (
+    # mamba-ssm 2.x MambaInnerFn.forward; 1.x ends at checkpoint_lvl.
+    "xz", "conv1d_weight", "conv1d_bias", "x_proj_weight", "delta_proj_weight",
+    "out_proj_weight", "out_proj_bias", "A", "B", "C", "D", "delta_bias", "B_proj_bias",
+    "C_proj_bias", "delta_softplus", "checkpoint_lvl", "b_rms_weight", "c_rms_weight",
+    "dt_rms_weight", "b_c_dt_rms_eps")
+MAMBA_INNER_NO_OUT_PROJ_SIGNATURE = (
+    # hustvl/Vim mamba-1p1p1 MambaInnerFnNoOutProj.forward
+    "xz", "conv1d_weight", "conv1d_bias", "x_proj_weight", "delta_proj_weight", "A", "B", "C",
+    "D", "delta_bias", "B_proj_bias", "C_proj_bias", "delta_softplus", "checkpoint_lvl")
+BIMAMBA_INNER_SIGNATURE = (
+    # hustvl/Vim mamba-1p1p1 BiMambaInnerFn.forward
+    "xz", "conv1d_weight", "conv1d_bias", "x_proj_weight", "delta_proj_weight",
+    "out_proj_weight", "out_proj_bias", "A", "A_b", "B", "C", "D", "delta_bias", "B_proj_bias",
+    "C_proj_bias", "delta_softplus", "checkpoint_lvl")
+
+
+def _inner_common(call: OpCall) -> dict:
+    for name in ("b_rms_weight", "c_rms_weight", "dt_rms_weight"):
+        if call.has_tensor(name):
+            raise CannotCount(f"{name} is given: RMS-normed B/C/dt have no reference "
+                              "implementation (mamba_inner_ref) to count against")
+    A = call.arg("A")
+    return dict(xz=call.shape("xz"), conv_weight=call.shape("conv1d_weight"),
+                x_proj_weight=call.shape("x_proj_weight"),
+                dt_proj_weight=call.shape("delta_proj_weight"), A=call.shape("A"),
+                has_D=call.has_tensor("D"), B_proj_bias=call.has_tensor("B_proj_bias"),
+                C_proj_bias=call.has_tensor("C_proj_bias"),
+                complex_A=isinstance(A, TensorArg) and A.is_complex)
+
+
+@counts("prim::PythonOp.MambaInnerFn")
+def _mamba_inner(call: OpCall) -> Cost:
+    call = call.with_signature(MAMBA_INNER_SIGNATURE)
+    return rules.mamba_inner_macs(out_proj_weight=call.shape("out_proj_weight"),
+                                  **_inner_common(call))
+
+
+@counts("prim::PythonOp.MambaInnerFnNoOutProj")
+def _mamba_inner_no_out_proj(call: OpCall) -> Cost:
+    call = call.with_signature(MAMBA_INNER_NO_OUT_PROJ_SIGNATURE)
+    return rules.mamba_inner_macs(out_proj_weight=None, **_inner_common(call))
+
+
+@counts("prim::PythonOp.BiMambaInnerFn")
+def _bimamba_inner(call: OpCall) -> Cost:
+    call = call.with_signature(BIMAMBA_INNER_SIGNATURE)
+    return rules.bimamba_inner_macs(out_proj_weight=call.shape("out_proj_weight"),
+                                    A_b=call.shape("A_b"), **_inner_common(call))

@@ -1,0 +1,113 @@
+"""Matmul, linear, einsum and convolution: fvcore 0.1.5's formulas as pure shape functions.
+
+All results are MACs (one multiply-accumulate = 1) as Python ints; bias additions are not
+counted, as in fvcore (``fvcore/nn/jit_handles.py``). Every cost here is ``core``: the paper
+preset keeps it.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Sequence
+
+import numpy as np
+
+from .cost import Cost, numel
+
+__all__ = [
+    "addmm_macs",
+    "bmm_macs",
+    "conv_macs",
+    "einsum_macs",
+    "linear_macs",
+    "matmul_macs",
+]
+
+Shape = Sequence[int]
+
+
+def broadcast_shapes(*shapes: Shape) -> tuple:
+    """NumPy/PyTorch broadcast of ``shapes``; ``ValueError`` if they do not broadcast."""
+    out = []
+    for dims in itertools.zip_longest(*(reversed(tuple(s)) for s in shapes), fillvalue=1):
+        sizes = {int(d) for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(out))
+
+
+def matmul_macs(a: Shape, b: Shape) -> Cost:
+    """``torch.matmul(a, b)`` (``aten::matmul``, ``aten::mm``): ``batch · M · K · N`` MACs.
+
+    Shapes follow ``torch.matmul``: 1-D operands are promoted and batch dimensions broadcast.
+    For same-batch operands this is fvcore's ``prod(a) · b[-1]`` (``matmul_flop_jit``); unlike
+    fvcore it also counts a broadcast second operand's batch (``(L, K) @ (B, K, N)`` is
+    ``B·L·K·N``, not ``L·K·N``) and 1-D operands, where fvcore asserts.
+
+    Raises:
+        ValueError: inner dimensions differ or batch dimensions do not broadcast.
+    """
+    a, b = tuple(a), tuple(b)
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("matmul needs operands of at least one dimension")
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    if a2[-1] != b2[-2]:
+        raise ValueError(f"matmul inner dimensions differ: {a} @ {b}")
+    batch = numel(broadcast_shapes(a2[:-2], b2[:-2]))
+    return Cost(core=batch * a2[-2] * a2[-1] * b2[-1])
+
+
+def addmm_macs(a: Shape, b: Shape) -> Cost:
+    """``aten::addmm(bias, a, b)``: ``a (n, k) @ b (k, m)`` is ``n·k·m`` MACs; the bias add is
+    not counted (fvcore ``addmm_flop_jit``). ``ValueError`` on non-2-D operands."""
+    if len(a) != 2 or len(b) != 2:
+        raise ValueError(f"addmm expects 2-D operands, got {tuple(a)} and {tuple(b)}")
+    return Cost(core=int(a[0]) * int(a[1]) * int(b[1]))
+
+
+def bmm_macs(a: Shape, b: Shape) -> Cost:
+    """``aten::bmm``: ``a (n, c, t) @ b (n, t, d)`` is ``n·c·t·d`` MACs (fvcore ``bmm_flop_jit``).
+    ``ValueError`` on non-3-D operands."""
+    if len(a) != 3 or len(b) != 3:
+        raise ValueError(f"bmm expects 3-D operands, got {tuple(a)} and {tuple(b)}")
+    n, c, t = (int(d) for d in a)
+    return Cost(core=n * c * t * int(b[-1]))
+
+
+def linear_macs(x: Shape, weight: Shape) -> Cost:
+    """``aten::linear(x, weight, bias)``: x ``(..., in)``, weight ``(out, in)``:
+    ``numel(x) · out`` MACs, bias not counted (fvcore ``linear_flop_jit``).
+    ``ValueError`` if the feature sizes differ."""
+    if x[-1] != weight[-1]:
+        raise ValueError(f"linear: input features {x[-1]} != weight features {weight[-1]}")
+    out_features = int(weight[0]) if len(weight) == 2 else 1
+    return Cost(core=numel(x) * out_features)
+
+
+def einsum_macs(equation: str, shapes: Sequence[Shape]) -> Cost:
+    """``aten::einsum(equation, operands)``: half of NumPy's "Optimized FLOP count" for the
+    optimal contraction path, floored, as fvcore's ``einsum_flop_jit`` computes it (its two
+    special cases, ``abc,abd->acd`` and ``abc,adc->adb``, give the same number). The operands
+    are zero-stride views, so no memory is allocated whatever the shapes.
+
+    Raises:
+        ValueError: the equation does not match the shapes.
+    """
+    operands = [np.broadcast_to(np.zeros((), dtype=np.int8), tuple(int(d) for d in s))
+                for s in shapes]
+    report = np.einsum_path(equation.replace(" ", ""), *operands, optimize="optimal")[1]
+    for line in report.split("\n"):
+        if "optimized flop" in line.lower():
+            return Cost(core=int(float(line.split(":")[-1])) // 2)
+    raise ValueError(f"numpy.einsum_path gave no flop count for {equation!r}")
+
+
+def conv_macs(x: Shape, weight: Shape, out: Shape, transposed: bool) -> Cost:
+    """``aten::_convolution``: ``batch · numel(weight) · spatial`` MACs, where ``spatial`` is the
+    product of the **output** spatial sizes, or of the **input** ones for a transposed
+    convolution; bias not counted (fvcore ``conv_flop_count``). Shapes are
+    ``x (B, C_in, *S_in)``, ``weight (C_out, C_in/g, *k)`` (transposed: ``(C_in, C_out/g, *k)``),
+    ``out (B, C_out, *S_out)``."""
+    spatial = (x if transposed else out)[2:]
+    return Cost(core=int(x[0]) * numel(weight) * numel(spatial))
