@@ -8,6 +8,7 @@ so ``None`` and scalar arguments keep their positions; debug names are never rea
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import torch
@@ -73,6 +74,13 @@ def read_value(value: "torch._C.Value") -> Any:
     return UNKNOWN
 
 
+def _read_output(value: "torch._C.Value") -> Any:
+    out = read_value(value)
+    if isinstance(out, TensorArg) and not value.uses():
+        out = dataclasses.replace(out, used=False)
+    return out
+
+
 def read_node(node: "torch._C.Node") -> OpCall:
     """Read a whole node: its op name, arguments in call order, outputs and scope."""
     kind = op_kind(node)
@@ -85,7 +93,7 @@ def read_node(node: "torch._C.Node") -> OpCall:
             args.append(read_value(next(tensors)) if code == "d" else next(scalars))
     else:
         args = [read_value(v) for v in inputs]
-    outputs = tuple(read_value(v) for v in node.outputs())
+    outputs = tuple(_read_output(v) for v in node.outputs())
     return OpCall(kind, tuple(args), outputs, node.scopeName())
 
 

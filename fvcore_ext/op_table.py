@@ -163,10 +163,10 @@ counts("aten::_upsample_bicubic2d_aa")(_upsample_reader("bicubic"))
 
 
 def _is_shape_arithmetic(call: OpCall) -> bool:
-    # `bsz * num_heads` inside F.multi_head_attention_forward: 0-dim tensors made from traced
-    # sizes. Not compute (CONVENTIONS.md, "Shape arithmetic is not compute").
-    tensors = [a for a in call.args if isinstance(a, TensorArg)]
-    return bool(tensors) and all(t.shape == () and t.from_sizes for t in tensors)
+    # `bsz * num_heads` inside F.multi_head_attention_forward: a 0-dim result computed from
+    # traced sizes and constants only. Not compute (CONVENTIONS.md, "Shape arithmetic").
+    out = call.outputs[0] if call.outputs else None
+    return isinstance(out, TensorArg) and out.from_sizes
 
 
 @counts(*_with_inplace("add", "sub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "log",
@@ -223,6 +223,11 @@ def _int_scalar(call: OpCall, index: int) -> int:
     return value
 
 
+def _output_used(call: OpCall, index: int) -> bool:
+    out = call.outputs[index] if index < len(call.outputs) else None
+    return isinstance(out, TensorArg) and out.used
+
+
 @counts("aten::scaled_dot_product_attention")
 def _sdpa(call: OpCall) -> Cost:
     mask = call.arg(3)
@@ -238,7 +243,10 @@ def _native_mha(call: OpCall) -> Cost:
     return rules.native_mha_macs(
         call.shape(0), call.shape(1), num_heads=_int_scalar(call, 4),
         need_weights=_bool_scalar(call, 10, True),
-        average_attn_weights=_bool_scalar(call, 11, True), has_mask=call.has_tensor(9))
+        # The averaged weights are output 1; when nothing reads them the traced slow path
+        # has no mean over heads to count either.
+        average_attn_weights=_bool_scalar(call, 11, True) and _output_used(call, 1),
+        has_mask=call.has_tensor(9))
 
 
 @counts("aten::_transformer_encoder_layer_fwd")
@@ -350,3 +358,24 @@ def _bimamba_inner(call: OpCall) -> Cost:
     call = call.with_signature(BIMAMBA_INNER_SIGNATURE)
     return rules.bimamba_inner_macs(out_proj_weight=call.shape("out_proj_weight"),
                                     A_b=call.shape("A_b"), **_inner_common(call))
+
+
+# VMamba's cross scan moves data (0); its cross merge sums the K scan directions back into one
+# map: (B, K, D, H, W) → (B, D, H·W) is (K - 1)·B·D·L adds (elementwise). The one-by-one
+# variants keep the K maps apart, which the same rule counts as 0.
+CROSS_SCAN_FUNCTIONS = ("CrossScan", "CrossScan_Ab_1direction", "CrossScan_Ab_2direction",
+                        "CrossScanTriton", "CrossScanTriton1b1", "CrossScanF",
+                        "CrossScanTritonF", "CrossScanTriton1b1F")
+CROSS_MERGE_FUNCTIONS = ("CrossMerge", "CrossMerge_Ab_1direction", "CrossMerge_Ab_2direction",
+                         "CrossMergeTriton", "CrossMergeTriton1b1", "CrossMergeF",
+                         "CrossMergeTritonF", "CrossMergeTriton1b1F")
+
+
+@counts(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS))
+def _cross_scan(call: OpCall) -> Cost:
+    return Cost()
+
+
+@counts(*(f"prim::PythonOp.{name}" for name in CROSS_MERGE_FUNCTIONS))
+def _cross_merge(call: OpCall) -> Cost:
+    return rules.sum_of_terms_macs(call.shape(0), call.output_shape())

@@ -38,12 +38,15 @@ class TensorArg:
         dtype: scalar type name as the JIT prints it (``"Float"``, ``"Bool"``, ``"ComplexFloat"``),
             or ``None`` if unknown.
         from_sizes: a 0-dim tensor computed only from traced sizes (``aten::size`` →
-            ``prim::NumToTensor``), i.e. shape arithmetic, not compute.
+            ``prim::NumToTensor``) and constants, i.e. shape arithmetic, not compute.
+        used: for an output, whether anything in the graph reads it (the trace drops the ops
+            that would consume an unused output, so a fused op must not count them either).
     """
 
     shape: Optional[Tuple[int, ...]]
     dtype: Optional[str] = None
     from_sizes: bool = False
+    used: bool = True
 
     @property
     def is_complex(self) -> bool:

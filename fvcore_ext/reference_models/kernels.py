@@ -1,0 +1,156 @@
+"""Pure-PyTorch stand-ins for the Mamba CUDA kernels, as ``torch.autograd.Function``s with the
+upstream class names and ``forward`` argument orders, so a trace shows exactly the
+``prim::PythonOp.<ClassName>`` nodes a GPU run shows.
+
+Sources: state-spaces/mamba ``mamba_ssm/ops/selective_scan_interface.py`` (``SelectiveScanFn``,
+``MambaInnerFn``, ``selective_scan_ref``, ``mamba_inner_ref``), Dao-AILab/causal-conv1d
+``causal_conv1d_interface.py`` (``CausalConv1dFn``), hustvl/Vim ``mamba-1p1p1``
+(``MambaInnerFnNoOutProj``) and MzeroMiko/VMamba (``SelectiveScanCuda``, ``CrossScan``,
+``CrossMerge``). Only forward is implemented: these models exist to be traced and counted.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "CausalConv1dFn",
+    "CrossMerge",
+    "CrossScan",
+    "MambaInnerFn",
+    "MambaInnerFnNoOutProj",
+    "SelectiveScanCuda",
+    "SelectiveScanFn",
+    "causal_conv1d_ref",
+    "selective_scan_ref",
+]
+
+
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """mamba-ssm's ``selective_scan_ref`` for real A: u, delta ``(B, D, L)``, A ``(D, N)``,
+    B, C ``(B, N, L)`` or ``(B, G, N, L)``, D ``(D,)``, z ``(B, D, L)``; returns ``(B, D, L)``."""
+    dtype_in = u.dtype
+    u, delta = u.float(), delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias[..., None].float()
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, dim, dstate = u.shape[0], A.shape[0], A.shape[1]
+    if B.dim() == 4:  # grouped (B, G, N, L): each group serves dim // G channels
+        B = B.repeat_interleave(dim // B.shape[1], dim=1)
+        C = C.repeat_interleave(dim // C.shape[1], dim=1)
+    else:
+        B, C = B.unsqueeze(1), C.unsqueeze(1)
+    delta_A = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
+    delta_B_u = torch.einsum("bdl,bdnl,bdl->bdln", delta, B.float().expand(-1, dim, -1, -1), u)
+    x = A.new_zeros((batch, dim, dstate))
+    ys = []
+    for i in range(u.shape[2]):
+        x = delta_A[:, :, i] * x + delta_B_u[:, :, i]
+        ys.append(torch.einsum("bdn,bdn->bd", x, C[:, :, :, i].float().expand(-1, dim, -1)))
+    y = torch.stack(ys, dim=2)
+    out = y if D is None else y + u * D[..., None]
+    if z is not None:
+        out = out * F.silu(z)
+    return out.to(dtype_in)
+
+
+def causal_conv1d_ref(x, weight, bias=None, activation=None):
+    """causal-conv1d's ``causal_conv1d_ref``: x ``(B, D, L)``, weight ``(D, W)``."""
+    width = weight.shape[1]
+    out = F.conv1d(x, weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[1])
+    out = out[..., : x.shape[-1]]
+    return F.silu(out) if activation in ("silu", "swish") else out
+
+
+class SelectiveScanFn(torch.autograd.Function):
+    """mamba-ssm ``SelectiveScanFn``: same forward signature."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                return_last_state=False):
+        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+class CausalConv1dFn(torch.autograd.Function):
+    """causal-conv1d ``CausalConv1dFn``: same forward signature."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None, seq_idx=None, initial_states=None,
+                return_final_states=False, final_states_out=None, activation=None):
+        return causal_conv1d_ref(x, weight, bias, activation)
+
+
+def _inner_scan(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A, D,
+                delta_bias, delta_softplus):
+    # mamba_inner_ref up to the scan, for input-dependent B and C.
+    L = xz.shape[-1]
+    delta_rank = delta_proj_weight.shape[1]
+    d_state = A.shape[-1]
+    x, z = xz.chunk(2, dim=1)
+    x = causal_conv1d_ref(x, conv1d_weight.squeeze(1), conv1d_bias, activation="silu")
+    x_dbl = F.linear(x.transpose(1, 2).reshape(-1, x.shape[1]), x_proj_weight)
+    delta = delta_proj_weight @ x_dbl[:, :delta_rank].t()
+    delta = delta.reshape(delta.shape[0], -1, L).transpose(0, 1)
+    B = x_dbl[:, delta_rank:delta_rank + d_state].reshape(-1, L, d_state).transpose(1, 2)
+    C = x_dbl[:, -d_state:].reshape(-1, L, d_state).transpose(1, 2)
+    return selective_scan_ref(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+class MambaInnerFn(torch.autograd.Function):
+    """mamba-ssm 2.x ``MambaInnerFn``: same forward signature, body of ``mamba_inner_ref``."""
+
+    @staticmethod
+    def forward(ctx, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
+                out_proj_weight, out_proj_bias, A, B=None, C=None, D=None, delta_bias=None,
+                B_proj_bias=None, C_proj_bias=None, delta_softplus=True, checkpoint_lvl=1,
+                b_rms_weight=None, c_rms_weight=None, dt_rms_weight=None, b_c_dt_rms_eps=1e-6):
+        y = _inner_scan(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A, D,
+                        delta_bias, delta_softplus)
+        return F.linear(y.transpose(1, 2), out_proj_weight, out_proj_bias)
+
+
+class MambaInnerFnNoOutProj(torch.autograd.Function):
+    """Vim ``MambaInnerFnNoOutProj``: same forward signature; returns ``(B, D, L)``."""
+
+    @staticmethod
+    def forward(ctx, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A,
+                B=None, C=None, D=None, delta_bias=None, B_proj_bias=None, C_proj_bias=None,
+                delta_softplus=True, checkpoint_lvl=1):
+        return _inner_scan(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A,
+                           D, delta_bias, delta_softplus)
+
+
+class SelectiveScanCuda(torch.autograd.Function):
+    """VMamba ``SelectiveScanCuda`` (``csms6s.py``): no z; D always passed by SS2D."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False,
+                oflex=True, backend=None):
+        return selective_scan_ref(u, delta, A, B, C, D, None, delta_bias, delta_softplus)
+
+
+class CrossScan(torch.autograd.Function):
+    """VMamba ``CrossScan``: ``(B, C, H, W)`` → ``(B, 4, C, H·W)``: row-major, column-major and
+    both reversed."""
+
+    @staticmethod
+    def forward(ctx, x):
+        B, C, H, W = x.shape
+        xs = x.new_empty((B, 4, C, H * W))
+        xs[:, 0] = x.flatten(2, 3)
+        xs[:, 1] = x.transpose(2, 3).flatten(2, 3)
+        xs[:, 2:4] = torch.flip(xs[:, 0:2], dims=[-1])
+        return xs
+
+
+class CrossMerge(torch.autograd.Function):
+    """VMamba ``CrossMerge``: ``(B, 4, D, H, W)`` → ``(B, D, H·W)``, the sum of the four
+    directions mapped back to row-major order."""
+
+    @staticmethod
+    def forward(ctx, ys):
+        B, K, D, H, W = ys.shape
+        ys = ys.view(B, K, D, -1)
+        ys = ys[:, 0:2] + ys[:, 2:4].flip(dims=[-1]).view(B, 2, D, -1)
+        return ys[:, 0] + ys[:, 1].view(B, -1, W, H).transpose(2, 3).contiguous().view(B, D, -1)
