@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Sequence
 
-import numpy as np
+import opt_einsum
 
 from .cost import Cost, numel
 
@@ -86,21 +86,19 @@ def linear_macs(x: Shape, weight: Shape) -> Cost:
 
 
 def einsum_macs(equation: str, shapes: Sequence[Shape]) -> Cost:
-    """``aten::einsum(equation, operands)``: half of NumPy's "Optimized FLOP count" for the
-    optimal contraction path, floored, as fvcore's ``einsum_flop_jit`` computes it (its two
-    special cases, ``abc,abd->acd`` and ``abc,adc->adb``, give the same number). The operands
-    are zero-stride views, so no memory is allocated whatever the shapes.
+    """``aten::einsum(equation, operands)``: half the FLOP count of the optimal contraction
+    path, fvcore's ``einsum_flop_jit`` rule ("divided by 2 because we count MAC"), with
+    operands of ``shapes``. fvcore reads that count from ``numpy.einsum_path``'s printed report,
+    which rounds it to 4 significant digits; here ``opt_einsum`` (from which NumPy's path code
+    was taken) computes it exactly, from shapes alone, so nothing is allocated.
 
     Raises:
         ValueError: the equation does not match the shapes.
     """
-    operands = [np.broadcast_to(np.zeros((), dtype=np.int8), tuple(int(d) for d in s))
-                for s in shapes]
-    report = np.einsum_path(equation.replace(" ", ""), *operands, optimize="optimal")[1]
-    for line in report.split("\n"):
-        if "optimized flop" in line.lower():
-            return Cost(core=int(float(line.split(":")[-1])) // 2)
-    raise ValueError(f"numpy.einsum_path gave no flop count for {equation!r}")
+    shapes = [tuple(int(d) for d in s) for s in shapes]
+    info = opt_einsum.contract_path(equation.replace(" ", ""), *shapes, shapes=True,
+                                    optimize="optimal")[1]
+    return Cost(core=int(info.opt_cost) // 2)
 
 
 def conv_macs(x: Shape, weight: Shape, out: Shape, transposed: bool) -> Cost:

@@ -1,0 +1,152 @@
+"""Count one model with fvcore and the pack's handles, and collect everything a report needs.
+
+The model is counted in eval mode under ``torch.no_grad()`` (the fused attention handles make
+the fast paths count the same as the slow ones) and every module's mode is restored after.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from fvcore.nn import FlopCountAnalysis, parameter_count
+from torch import nn
+
+from .diagnostics import UncountedOp, collect_uncounted
+from .handles import make_handles
+from .rules import check_preset
+
+__all__ = ["CountReport", "count_model"]
+
+_WRAPPED = "model"
+
+
+@dataclass
+class CountReport:
+    """The result of :func:`count_model`. Counts are MACs (``total_flops`` is ``2 · total_macs``).
+
+    Attributes:
+        preset: "full" or "paper".
+        inputs: ``(name, shape)`` per model input (name ``None`` for positional inputs).
+        total_macs: total MACs.
+        params: number of distinct parameters.
+        by_operator: MACs per operator name (``conv``, ``linear``, ``PythonOp.SelectiveScanFn``).
+        by_module: MACs per module name (``""`` is the whole model).
+        unsupported_ops: op name → calls, for ops neither fvcore nor the pack counts.
+        uncounted: ops the pack has a rule for but could not count (counted as 0).
+        uncalled_modules: modules the trace never entered.
+        was_training: the model was in train mode before counting (it is counted in eval mode).
+    """
+
+    preset: str
+    inputs: List[Tuple[Optional[str], Tuple[int, ...]]]
+    total_macs: int
+    params: int
+    by_operator: Dict[str, int]
+    by_module: Dict[str, int]
+    unsupported_ops: Dict[str, int]
+    uncounted: List[UncountedOp] = field(default_factory=list)
+    uncalled_modules: List[str] = field(default_factory=list)
+    was_training: bool = False
+
+    @property
+    def total_flops(self) -> int:
+        """FLOPs = 2 x MACs (``../shared/CONVENTIONS.md``)."""
+        return 2 * self.total_macs
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready dict of every field plus ``total_flops``."""
+        out = dataclasses.asdict(self)
+        out["total_flops"] = self.total_flops
+        out["inputs"] = [{"name": n, "shape": list(s)} for n, s in self.inputs]
+        return out
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    # Outputs may be tensors, tuples, lists, dicts or dataclasses (transformers' ModelOutput).
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _tensors(getattr(obj, f.name))
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)
+
+
+class _TraceAdapter(nn.Module):
+    """Calls the model with positional or named inputs and flattens its output to a tuple of
+    tensors, which is all the JIT tracer accepts."""
+
+    def __init__(self, model: nn.Module, input_names: Optional[Sequence[Optional[str]]]):
+        super().__init__()
+        setattr(self, _WRAPPED, model)
+        self.input_names = list(input_names or [])
+
+    def forward(self, *args: torch.Tensor):
+        model = getattr(self, _WRAPPED)
+        positional = [a for a, n in zip(args, self.input_names + [None] * len(args)) if n is None]
+        named = {n: a for a, n in zip(args, self.input_names) if n is not None}
+        outputs = tuple(_tensors(model(*positional, **named)))
+        if not outputs:
+            raise ValueError("the model returned no tensor")
+        return outputs
+
+
+def _unwrap(name: str) -> str:
+    if name == _WRAPPED:
+        return ""
+    return name[len(_WRAPPED) + 1:] if name.startswith(_WRAPPED + ".") else name
+
+
+def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
+                input_names: Optional[Sequence[Optional[str]]] = None, preset: str = "full",
+                strict: bool = False) -> CountReport:
+    """Count ``model`` on ``inputs`` with fvcore and the pack's handles.
+
+    Args:
+        model: any ``nn.Module``; its output may be a tensor, tuple, list, dict or dataclass.
+        inputs: a tensor or a sequence of tensors, passed positionally unless named.
+        input_names: per input, the keyword to pass it as (``"pixel_values"``) or ``None``.
+        preset: "full" or "paper".
+        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` instead of warning
+            when an op cannot be counted.
+
+    Returns:
+        A :class:`CountReport` (MACs).
+
+    Raises:
+        ValueError: unknown preset, or the model returned no tensor.
+        RuntimeError (and whatever the model raises): the model cannot be traced.
+    """
+    check_preset(preset)
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    names = list(input_names or [None] * len(inputs))
+    modes = {m: m.training for m in model.modules()}
+    adapter = _TraceAdapter(model, names)
+    try:
+        model.eval()
+        analysis = FlopCountAnalysis(adapter, inputs).set_op_handle(**make_handles(preset, strict))
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        with torch.no_grad(), collect_uncounted() as uncounted:
+            total = analysis.total()
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return CountReport(
+        preset=preset,
+        inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
+        total_macs=int(total),
+        params=int(parameter_count(model)[""]),
+        by_operator={k: int(v) for k, v in analysis.by_operator().most_common()},
+        by_module={_unwrap(k): int(v) for k, v in analysis.by_module().items()},
+        unsupported_ops=dict(analysis.unsupported_ops().most_common()),
+        uncounted=uncounted,
+        uncalled_modules=sorted(_unwrap(m) for m in analysis.uncalled_modules()),
+        was_training=modes.get(model, False),
+    )

@@ -1,0 +1,91 @@
+"""Render a :class:`CountReport` for a person (table, markdown) or a program (json).
+
+Every total names its unit and shows MACs and FLOPs (FLOPs = 2 x MACs).
+"""
+from __future__ import annotations
+
+import json
+from typing import List, Sequence
+
+from .analysis import CountReport
+
+__all__ = ["FORMATS", "format_report", "human"]
+
+FORMATS = ("table", "json", "markdown")
+
+
+def human(count: int, unit: str) -> str:
+    """``count`` scaled to G (``4.412 GMACs``); exact below 1000."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(count) >= scale:
+            return f"{count / scale:.3f} {prefix}{unit}"
+    return f"{count} {unit}"
+
+
+def _modules(report: CountReport, depth: int) -> List[tuple]:
+    rows = []
+    for name, macs in report.by_module.items():
+        level = 0 if name == "" else name.count(".") + 1
+        if level <= depth:
+            rows.append((name or "(model)", macs))
+    return rows
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence], markdown: bool) -> List[str]:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    if markdown:
+        lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]
+        return lines + ["| " + " | ".join(r) + " |" for r in cells[1:]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths)))
+    return [fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]]
+
+
+def _share(part: int, total: int) -> str:
+    return f"{100 * part / total:.1f}%" if total else "-"
+
+
+def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
+                  title: str = "") -> str:
+    """The report as text. ``fmt``: "table", "markdown" or "json"; ``depth``: deepest module
+    level in the per-module table (0: the whole model only). ``ValueError`` on another format."""
+    if fmt == "json":
+        return json.dumps(dict(report.to_dict(), model=title), indent=2)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    md = fmt == "markdown"
+    total = report.total_macs
+    head = "## " if md else ""
+    inputs = ", ".join(f"{n}={tuple(s)}" if n else str(tuple(s)) for n, s in report.inputs)
+    lines = [
+        f"{head}{title or 'model'}: {human(total, 'MACs')} = {human(report.total_flops, 'FLOPs')}",
+        "",
+        f"- input shape: {inputs}",
+        f"- preset: {report.preset}",
+        f"- total: {total:,} MACs = {report.total_flops:,} FLOPs "
+        f"({total / 1e9:.4f} GMACs, {report.total_flops / 1e9:.4f} GFLOPs)",
+        f"- parameters: {report.params:,} ({report.params / 1e6:.3f} M)",
+    ]
+    if report.was_training:
+        lines.append("- the model was in train mode: counted in eval mode (BatchNorm uses "
+                     "running statistics, dropout is off), then restored")
+    lines += ["", f"{head}By operator (MACs)" if md else "By operator (MACs):"]
+    lines += _grid(["operator", "MACs", "share"],
+                   [(op, f"{m:,}", _share(m, total)) for op, m in report.by_operator.items()], md)
+    lines += ["", f"{head}By module, depth {depth} (MACs)" if md else
+              f"By module, depth {depth} (MACs):"]
+    lines += _grid(["module", "MACs", "share"],
+                   [(n, f"{m:,}", _share(m, total)) for n, m in _modules(report, depth)], md)
+    lines += ["", f"{head}Not counted" if md else "Not counted:"]
+    if report.unsupported_ops:
+        lines.append("- unsupported ops (counted as 0, may be large): " + ", ".join(
+            f"{op} x{n}" for op, n in report.unsupported_ops.items()))
+    for op in report.uncounted:
+        lines.append(f"- {op.op} x{op.calls} (in {op.scope or '<top>'}): {op.reason}")
+    if not report.unsupported_ops and not report.uncounted:
+        lines.append("- nothing: every op in the trace has a rule")
+    if report.uncalled_modules:
+        lines.append("- modules never called in the trace (their weights may be used by a "
+                     "fused op): " + ", ".join(report.uncalled_modules))
+    return "\n".join(lines)

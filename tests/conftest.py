@@ -1,0 +1,31 @@
+"""Shared helpers: count a model with fvcore + the pack's handles, exactly as a user would."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+
+from fvcore_ext import make_handles
+
+
+def fvcore_count(model, inputs, preset="full", grad=False):
+    """``(total, by_operator)`` of ``FlopCountAnalysis(model, inputs)`` with the pack's handles
+    for ``preset``; raises if fvcore reports an unsupported op."""
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    analysis = FlopCountAnalysis(model, inputs).set_op_handle(**make_handles(preset))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    with torch.set_grad_enabled(grad), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        total = analysis.total()
+    unsupported = dict(analysis.unsupported_ops())
+    assert not unsupported, f"unsupported ops: {unsupported}"
+    return total, dict(analysis.by_operator())
+
+
+@pytest.fixture
+def count():
+    return fvcore_count
