@@ -146,7 +146,7 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         by_operator={k: int(v) for k, v in analysis.by_operator().most_common()},
         by_module={_unwrap(k): int(v) for k, v in analysis.by_module().items()},
         unsupported_ops=dict(analysis.unsupported_ops().most_common()),
-        uncounted=uncounted,
+        uncounted=[dataclasses.replace(u, scope=_unwrap(u.scope)) for u in uncounted],
         uncalled_modules=sorted(_unwrap(m) for m in analysis.uncalled_modules()),
         was_training=modes.get(model, False),
     )

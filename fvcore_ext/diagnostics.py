@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List
 
-from contextlib import contextmanager
-
-__all__ = ["UncountableOpError", "UncountedOp", "record_uncounted", "uncounted_ops",
-           "collect_uncounted"]
+__all__ = ["UncountableOpError", "UncountedOp", "collect_uncounted", "record_uncounted"]
 
 
 class UncountableOpError(RuntimeError):
@@ -40,45 +38,49 @@ class UncountedOp:
     calls: int
 
 
-class _Log(threading.local):
+class _Collector:
+    """The uncounted ops of one analysis: first occurrence per op kind, and call counts."""
+
     def __init__(self):
         self.first: Dict[str, UncountedOp] = {}
         self.calls: Counter = Counter()
+
+
+class _State(threading.local):
+    def __init__(self):
         self.warned: set = set()
-        self.collectors: List["_Log"] = []
+        self.collectors: List[_Collector] = []
 
 
-_log = _Log()
+_state = _State()
 
 
 def record_uncounted(op: str, scope: str, reason: str, strict: bool) -> None:
-    """Record that ``op`` (called in ``scope``) was counted as 0 for ``reason``: warn the first
-    time this op kind is seen in the process, or raise :class:`UncountableOpError` if ``strict``."""
+    """Record that ``op`` (called in module ``scope``) was counted as 0 for ``reason``: warn the
+    first time this op kind is seen in the process, or raise :class:`UncountableOpError` if
+    ``strict``."""
+    scope = scope.split("/")[-1]  # the innermost module of fvcore's "outer/outer.inner" scopes
     if strict:
         raise UncountableOpError(op, scope, reason)
-    if op not in _log.warned:
-        _log.warned.add(op)
+    if op not in _state.warned:
+        _state.warned.add(op)
         warnings.warn(f"{op} (in {scope or '<top>'}) was not counted (0 MACs): {reason}",
                       RuntimeWarning, stacklevel=2)
-    for log in [_log] + _log.collectors:
-        log.first.setdefault(op, UncountedOp(op, scope, reason, 0))
-        log.calls[op] += 1
-
-
-def uncounted_ops() -> List[UncountedOp]:
-    """Every op kind recorded as uncounted in this thread so far, with its call count."""
-    return [UncountedOp(o.op, o.scope, o.reason, _log.calls[o.op]) for o in _log.first.values()]
+    for collector in _state.collectors:
+        collector.first.setdefault(op, UncountedOp(op, scope, reason, 0))
+        collector.calls[op] += 1
 
 
 @contextmanager
 def collect_uncounted() -> Iterator[List[UncountedOp]]:
-    """Collect the uncounted ops of one analysis: the yielded list is filled on exit."""
-    collector = _Log()
-    _log.collectors.append(collector)
+    """Collect the uncounted ops of one analysis: the yielded list is filled on exit, one
+    :class:`UncountedOp` per op kind with its number of calls."""
+    collector = _Collector()
+    _state.collectors.append(collector)
     result: List[UncountedOp] = []
     try:
         yield result
     finally:
-        _log.collectors.remove(collector)
+        _state.collectors.remove(collector)
         result.extend(UncountedOp(o.op, o.scope, o.reason, collector.calls[o.op])
                       for o in collector.first.values())

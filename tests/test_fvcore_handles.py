@@ -10,7 +10,7 @@ from fvcore_ext.jit_reader import read_node
 from fvcore_ext.op_table import OP_TABLE
 from fvcore_ext.reference_models import REFERENCE_MODELS, build
 
-from conftest import fvcore_count
+from tests.helpers import fvcore_count
 
 
 def counts(name, preset, grad=False):

@@ -1,9 +1,8 @@
-"""Shared helpers: count a model with fvcore + the pack's handles, exactly as a user would."""
+"""Test helper: count a model with fvcore + the pack's handles, exactly as a user would."""
 from __future__ import annotations
 
 import warnings
 
-import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
@@ -24,8 +23,3 @@ def fvcore_count(model, inputs, preset="full", grad=False):
     unsupported = dict(analysis.unsupported_ops())
     assert not unsupported, f"unsupported ops: {unsupported}"
     return total, dict(analysis.by_operator())
-
-
-@pytest.fixture
-def count():
-    return fvcore_count

@@ -1,0 +1,96 @@
+"""The main job: ``python -m fvcore_ext [MODEL] ...``."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fvcore_ext.cli import main
+from fvcore_ext.reference_models import build
+
+from tests.helpers import fvcore_count
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_default_model_table(capsys):
+    status, out, err = run(capsys)
+    model, inputs = build("vit")
+    total, ops = fvcore_count(model, inputs, "full")
+    assert status == 0
+    assert f"- total: {total:,} MACs = {2 * total:,} FLOPs" in out
+    assert "- input shape: (2, 3, 32, 32)" in out
+    assert "- parameters: " in out
+    assert "By operator (MACs):" in out and "By module, depth 2 (MACs):" in out
+    for op, macs in ops.items():
+        assert f"{macs:,}" in out and op in out
+    assert "nothing: every op in the trace has a rule" in out
+
+
+@pytest.mark.parametrize("preset", ["full", "paper"])
+def test_json_matches_fvcore(capsys, preset):
+    status, out, _ = run(capsys, "mamba", "--format", "json", "--preset", preset)
+    report = json.loads(out)
+    model, inputs = build("mamba")
+    total, ops = fvcore_count(model, inputs, preset)
+    assert status == 0
+    assert report["total_macs"] == total and report["total_flops"] == 2 * total
+    assert report["by_operator"] == ops
+    assert report["inputs"] == [{"name": None, "shape": [2, 16, 32]}]
+    assert report["params"] == sum(p.numel() for p in model.parameters())
+    assert "mixers.0.x_proj" in report["uncalled_modules"]   # used by MambaInnerFn directly
+
+
+def test_markdown_and_depth(capsys):
+    status, out, _ = run(capsys, "swin_stage", "--format", "markdown", "--depth", "1")
+    assert status == 0
+    assert "| module | MACs | share |" in out
+    assert "| blocks |" in out and "blocks.0" not in out
+
+
+def test_callable_spec_with_named_input_and_dataclass_output(capsys):
+    status, out, _ = run(capsys, "tests.hf_small:vit_tiny", "--input-shape", "1,3,32,32",
+                         "--input-name", "pixel_values")
+    assert status == 0, out
+    assert "pixel_values=(1, 3, 32, 32)" in out
+    assert "nothing: every op in the trace has a rule" in out
+
+
+def test_model_mode_restored(capsys):
+    from tests import hf_small
+    model = hf_small.vit_tiny()
+    model.train()
+    hf_small.LAST = model
+    status, out, _ = run(capsys, "tests.hf_small:last", "--input-shape", "1", "3", "32", "32",
+                         "--input-name", "pixel_values")
+    assert status == 0
+    assert "was in train mode" in out
+    assert all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["no_such_model"], "unknown model 'no_such_model'"),
+    (["os.path:nothing_here", "--input-shape", "1"], "cannot load 'os.path:nothing_here'"),
+    (["os.path:join", "--input-shape", "1"], "raised TypeError"),
+    (["os:sep", "--input-shape", "1"], "neither an nn.Module nor callable"),
+    (["vit", "--input-shape", "1", "three"], "bad input shape"),
+    (["vit", "--input-shape", "1", "3", "7", "7"], "cannot trace 'vit'"),
+    (["tests.hf_small:vit_tiny"], "--input-shape is required"),
+    (["vit", "--input-dtype", "complex7"], "unknown dtype"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, reason):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and reason in err
+
+
+def test_module_entry_point_no_traceback():
+    done = subprocess.run([sys.executable, "-m", "fvcore_ext", "vit", "--input-shape", "1", "3",
+                           "5", "5"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "cannot trace 'vit'" in done.stderr
