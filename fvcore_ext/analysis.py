@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from fvcore.nn import FlopCountAnalysis, parameter_count
@@ -15,12 +15,10 @@ from torch import nn
 
 from .diagnostics import UncountedOp, collect_uncounted
 from .handles import make_handles
+from .tracing import TraceAdapter, unwrap_name
 from .rules import check_preset
 
 __all__ = ["CountReport", "count_model"]
-
-_WRAPPED = "model"
-
 
 @dataclass
 class CountReport:
@@ -63,46 +61,6 @@ class CountReport:
         return out
 
 
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
-    # Outputs may be tensors, tuples, lists, dicts or dataclasses (transformers' ModelOutput).
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, Mapping):
-        for value in obj.values():
-            yield from _tensors(value)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            yield from _tensors(getattr(obj, f.name))
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _tensors(value)
-
-
-class _TraceAdapter(nn.Module):
-    """Calls the model with positional or named inputs and flattens its output to a tuple of
-    tensors, which is all the JIT tracer accepts."""
-
-    def __init__(self, model: nn.Module, input_names: Optional[Sequence[Optional[str]]]):
-        super().__init__()
-        setattr(self, _WRAPPED, model)
-        self.input_names = list(input_names or [])
-
-    def forward(self, *args: torch.Tensor):
-        model = getattr(self, _WRAPPED)
-        positional = [a for a, n in zip(args, self.input_names + [None] * len(args)) if n is None]
-        named = {n: a for a, n in zip(args, self.input_names) if n is not None}
-        outputs = tuple(_tensors(model(*positional, **named)))
-        if not outputs:
-            raise ValueError("the model returned no tensor")
-        return outputs
-
-
-def _unwrap(name: str) -> str:
-    if name == _WRAPPED:
-        return ""
-    return name[len(_WRAPPED) + 1:] if name.startswith(_WRAPPED + ".") else name
-
-
 def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
                 input_names: Optional[Sequence[Optional[str]]] = None, preset: str = "full",
                 strict: bool = False) -> CountReport:
@@ -127,7 +85,7 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     names = list(input_names or [None] * len(inputs))
     modes = {m: m.training for m in model.modules()}
-    adapter = _TraceAdapter(model, names)
+    adapter = TraceAdapter(model, names)
     try:
         model.eval()
         analysis = FlopCountAnalysis(adapter, inputs).set_op_handle(**make_handles(preset, strict))
@@ -144,9 +102,9 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         total_macs=int(total),
         params=int(parameter_count(model)[""]),
         by_operator={k: int(v) for k, v in analysis.by_operator().most_common()},
-        by_module={_unwrap(k): int(v) for k, v in analysis.by_module().items()},
+        by_module={unwrap_name(k): int(v) for k, v in analysis.by_module().items()},
         unsupported_ops=dict(analysis.unsupported_ops().most_common()),
-        uncounted=[dataclasses.replace(u, scope=_unwrap(u.scope)) for u in uncounted],
-        uncalled_modules=sorted(_unwrap(m) for m in analysis.uncalled_modules()),
+        uncounted=[dataclasses.replace(u, scope=unwrap_name(u.scope)) for u in uncounted],
+        uncalled_modules=sorted(unwrap_name(m) for m in analysis.uncalled_modules()),
         was_training=modes.get(model, False),
     )

@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Dict, List
 
-from .diagnostics import record_uncounted
 from .jit_reader import read_call
 from .op_table import OP_TABLE, OpRule
-from .opcall import CannotCount
 from .rules import check_preset
 
 __all__ = ["make_handles", "paper_handles", "vmamba_handles"]
@@ -22,16 +20,9 @@ Handle = Callable[[List, List], Counter]
 
 def _make_handle(rule: OpRule, preset: str, strict: bool) -> Handle:
     def handle(inputs: List, outputs: List) -> Counter:
-        call = read_call(inputs, outputs)
-        try:
-            macs = rule.read(call).macs(preset)
-        except (CannotCount, ValueError, KeyError, IndexError, TypeError) as error:
-            record_uncounted(call.kind, call.scope, str(error) or type(error).__name__, strict)
-            macs = 0
-        return Counter({rule.name: macs})
+        return Counter({rule.name: rule.count(read_call(inputs, outputs), preset, strict)})
 
-    handle.__name__ = f"{rule.name}_handle"
-    handle.__qualname__ = handle.__name__
+    handle.__name__ = handle.__qualname__ = f"{rule.name}_handle"
     return handle
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 from . import rules
+from .diagnostics import record_uncounted
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost
 
@@ -27,6 +28,17 @@ class OpRule:
     kind: str
     read: Reader
     name: str
+
+    def count(self, call: OpCall, preset: str, strict: bool = False) -> int:
+        """MACs of ``call`` under ``preset``. A call the rule cannot read is recorded and counted
+        as 0 (:func:`fvcore_ext.diagnostics.record_uncounted`), or raises
+        :class:`fvcore_ext.diagnostics.UncountableOpError` if ``strict``; nothing else escapes,
+        so a handle never crashes an analysis."""
+        try:
+            return self.read(call).macs(preset)
+        except (CannotCount, ValueError, KeyError, IndexError, TypeError) as error:
+            record_uncounted(call.kind, call.scope, str(error) or type(error).__name__, strict)
+            return 0
 
 
 OP_TABLE: Dict[str, OpRule] = {}

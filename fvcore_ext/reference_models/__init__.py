@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .cnn import SmallCNN
-from .mamba import Mamba, MambaStack
+from .mamba import MambaStack
 from .swin import SwinStage
 from .transformer import EncoderLayer, SelfAttention
 from .unet import UNetDecoder
