@@ -197,19 +197,27 @@ def _reduction(call: OpCall) -> Cost:
     return rules.reduction_macs(call.shape(0))
 
 
-# Data movement, comparisons, ReLU/clamp and constructors: 0 in both presets. fvcore already
-# ignores most (its _IGNORED_OPS); these are the ones it would report as unsupported although
-# they compute nothing the contract counts.
+# Data movement, comparisons, ReLU/clamp and constructors: 0 in both presets. The first group
+# is fvcore 0.1.5's _IGNORED_OPS (jit_analysis.py), listed here so every tool adapter treats
+# them alike; the second group is ops fvcore would report as unsupported although they compute
+# nothing the contract counts.
 ZERO_COST_OPS = _aten(
-    "alias", "argmax", "argmin", "bitwise_and", "bitwise_or", "bitwise_xor",
-    "channel_shuffle", "clamp_min", "clamp_max", "clone", "expand_as", "feature_dropout",
-    "dropout_", "embedding", "fill_", "flip", "hardtanh", "hardtanh_", "index_select",
-    "le", "lift_fresh", "logical_and", "logical_not", "logical_or", "lt", "masked_fill_",
-    "max_pool1d", "max_pool2d", "max_pool3d", "min", "movedim", "ne", "new_ones", "ones_like",
-    "pad", "pixel_shuffle", "pixel_unshuffle", "relu6", "repeat", "repeat_interleave",
-    "scalar_tensor", "scatter", "sort", "tensor_split", "topk", "tril", "triu",
-    "unflatten", "unfold", "view_as", "where", "zero_", "linspace", "empty_like",
-    "split_with_sizes", "rand", "rand_like", "randn", "randn_like", "bernoulli_"
+    "Int", "ScalarImplicit", "__and__", "arange", "bitwise_not", "cat", "chunk", "clamp",
+    "clamp_", "constant_pad_nd", "contiguous", "copy_", "detach", "dropout", "empty", "eq",
+    "expand", "flatten", "floor", "floor_divide", "full", "full_like", "gather", "ge", "gt",
+    "index", "index_put_", "masked_fill", "max", "narrow", "new_empty", "new_full", "new_zeros",
+    "nonzero", "ones", "permute", "relu", "relu_", "remainder", "reshape", "roll", "select",
+    "size", "slice", "split", "squeeze", "stack", "t", "to", "transpose", "type_as", "unbind",
+    "unsqueeze", "unsqueeze_", "view", "zeros", "zeros_like",
+) + _aten(
+    "alias", "argmax", "argmin", "bitwise_and", "bitwise_or", "bitwise_xor", "channel_shuffle",
+    "clamp_min", "clamp_max", "clone", "expand_as", "feature_dropout", "dropout_", "embedding",
+    "fill_", "flip", "hardtanh", "hardtanh_", "index_select", "le", "lift_fresh", "logical_and",
+    "logical_not", "logical_or", "lt", "masked_fill_", "max_pool1d", "max_pool2d", "max_pool3d",
+    "min", "movedim", "ne", "new_ones", "ones_like", "pad", "pixel_shuffle", "pixel_unshuffle",
+    "relu6", "repeat", "repeat_interleave", "scalar_tensor", "scatter", "sort", "tensor_split",
+    "topk", "tril", "triu", "unflatten", "unfold", "view_as", "where", "zero_", "linspace",
+    "empty_like", "split_with_sizes", "rand", "rand_like", "randn", "randn_like", "bernoulli_",
 )
 
 

@@ -1,0 +1,67 @@
+"""torchprofile handlers built from the pack's op table: the same rules fvcore's handles call.
+
+A handler takes a torchprofile ``Node`` traced by :func:`torchprofile_ext.trace.trace` (which
+attaches ``node.call``) and returns MACs, as torchprofile's own handlers do.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from fvcore_ext.op_table import OP_TABLE, OpRule, report_name
+from fvcore_ext.diagnostics import record_uncounted
+from fvcore_ext.rules import check_preset
+
+__all__ = ["make_handlers", "operator_name"]
+
+Handler = Callable[[object], int]
+
+PYTHON_OP = "prim::PythonOp."
+
+_NOT_OUR_TRACE = "the node was not traced by torchprofile_ext (call torchprofile_ext.register())"
+
+
+def _make_handler(rule: OpRule, preset: str, strict: bool) -> Handler:
+    def handler(node) -> int:
+        call = getattr(node, "call", None)
+        if call is None:
+            # Without the pack's trace there are no arguments to read: say so, never guess.
+            record_uncounted(rule.kind, getattr(node, "scope", ""), _NOT_OUR_TRACE, strict)
+            return 0
+        return rule.count(call, preset, strict)
+
+    handler.__name__ = handler.__qualname__ = f"{rule.name}_handler"
+    return handler
+
+
+# Graph structure, not ops: fvcore skips every prim:: node but PythonOp and CallFunction;
+# torchprofile needs them listed (lower-cased, as its Node stores operators).
+STRUCTURAL_OPS = ("prim::constant", "prim::listconstruct", "prim::listunpack",
+                  "prim::tupleconstruct", "prim::tupleunpack", "prim::numtotensor",
+                  "prim::getattr")
+
+
+def make_handlers(preset: str = "full", strict: bool = False) -> Dict[str, Handler]:
+    """Handlers for every op of ``../shared/CONVENTIONS.md`` under ``preset`` ("full" or
+    "paper"), keyed by op name as torchprofile_ext's trace names nodes (lower-case, except a
+    PythonOp's class name), plus ``None`` for graph-structure nodes. Counts are MACs.
+    ``ValueError`` on an unknown preset."""
+    check_preset(preset)
+    handlers: Dict[str, Handler] = dict.fromkeys(STRUCTURAL_OPS)
+    for kind, rule in OP_TABLE.items():
+        handlers[_torchprofile_name(kind)] = _make_handler(rule, preset, strict)
+    return handlers
+
+
+def _torchprofile_name(kind: str) -> str:
+    # torchprofile lower-cases operators; the pack's trace keeps a PythonOp's class name.
+    return kind if kind.startswith(PYTHON_OP) else kind.lower()
+
+
+_RULE_BY_TORCHPROFILE_NAME = {_torchprofile_name(kind): rule for kind, rule in OP_TABLE.items()}
+
+
+def operator_name(operator: str) -> str:
+    """The per-operator name fvcore uses for a node's ``operator`` (``aten::_convolution`` →
+    ``conv``, ``aten::mul`` → ``mul``), so both tools' tables share keys."""
+    rule = _RULE_BY_TORCHPROFILE_NAME.get(operator)
+    return rule.name if rule else report_name(operator)

@@ -1,0 +1,70 @@
+"""Register the pack's handlers in torchprofile's ``profile_macs``: explicit, idempotent and
+reversible.
+
+torchprofile has no public way to add a handler: ``torchprofile.profile`` binds its handler
+table (``HANDLER_MAP`` in 0.1.x, ``handlers`` in 0.0.4) and ``trace`` at import. Registering
+rebinds both names in that module: the pack's trace (PythonOps keep their class names, nodes
+carry their arguments) and a new table in which the pack's handlers replace torchprofile's for
+every op of the contract. torchprofile's own table object is never modified, and unregistering
+(or leaving :func:`registered`) binds the exact original objects again.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Tuple
+
+from ._compat import HANDLERS_ATTR, merge_handlers, profile_module
+from .handlers import make_handlers
+from .trace import trace
+
+__all__ = ["is_registered", "register", "registered", "unregister"]
+
+_original: Optional[Tuple[Any, Any]] = None   # torchprofile's own (trace, handler table)
+
+
+def _bound() -> Tuple[Any, Any]:
+    return profile_module.trace, getattr(profile_module, HANDLERS_ATTR)
+
+
+def _bind(state: Tuple[Any, Any]) -> None:
+    profile_module.trace = state[0]
+    setattr(profile_module, HANDLERS_ATTR, state[1])
+
+
+def is_registered() -> bool:
+    """Whether the pack's handlers are bound in ``torchprofile.profile``."""
+    return _original is not None
+
+
+def register(preset: str = "full", strict: bool = False) -> None:
+    """Make ``torchprofile.profile_macs`` count with the pack's rules under ``preset`` ("full"
+    or "paper"). Calling it again replaces the preset; it never stacks. ``strict=True`` raises
+    :class:`fvcore_ext.UncountableOpError` where an op cannot be counted. ``ValueError`` on an
+    unknown preset."""
+    global _original
+    handlers = make_handlers(preset, strict)
+    if _original is None:
+        _original = _bound()
+    _bind((trace, merge_handlers(_original[1], handlers)))
+
+
+def unregister() -> None:
+    """Bind torchprofile's own trace and handler table again (no-op if not registered)."""
+    global _original
+    if _original is not None:
+        _bind(_original)
+        _original = None
+
+
+@contextmanager
+def registered(preset: str = "full", strict: bool = False) -> Iterator[None]:
+    """Register for the ``with`` block, then put torchprofile back exactly as it was on entry
+    (registered with another preset, or not at all). Nests."""
+    global _original
+    saved_binding, saved_original = _bound(), _original
+    register(preset, strict)
+    try:
+        yield
+    finally:
+        _bind(saved_binding)
+        _original = saved_original
