@@ -20,6 +20,7 @@ from .trace import trace
 __all__ = ["is_registered", "register", "registered", "unregister"]
 
 _original: Optional[Tuple[Any, Any]] = None   # torchprofile's own (trace, handler table)
+_registered_as: Optional[Tuple[str, bool]] = None   # (preset, strict) now bound
 
 
 def _bound() -> Tuple[Any, Any]:
@@ -38,33 +39,37 @@ def is_registered() -> bool:
 
 def register(preset: str = "full", strict: bool = False) -> None:
     """Make ``torchprofile.profile_macs`` count with the pack's rules under ``preset`` ("full"
-    or "paper"). Calling it again replaces the preset; it never stacks. ``strict=True`` raises
+    or "paper"). Registering again with the same arguments changes nothing; with others it
+    replaces the preset (it never stacks). ``strict=True`` raises
     :class:`fvcore_ext.UncountableOpError` where an op cannot be counted. ``ValueError`` on an
     unknown preset."""
-    global _original
+    global _original, _registered_as
+    if _registered_as == (preset, strict):
+        return
     handlers = make_handlers(preset, strict)
     if _original is None:
         _original = _bound()
     _bind((trace, merge_handlers(_original[1], handlers)))
+    _registered_as = (preset, strict)
 
 
 def unregister() -> None:
     """Bind torchprofile's own trace and handler table again (no-op if not registered)."""
-    global _original
+    global _original, _registered_as
     if _original is not None:
         _bind(_original)
-        _original = None
+        _original = _registered_as = None
 
 
 @contextmanager
 def registered(preset: str = "full", strict: bool = False) -> Iterator[None]:
     """Register for the ``with`` block, then put torchprofile back exactly as it was on entry
     (registered with another preset, or not at all). Nests."""
-    global _original
-    saved_binding, saved_original = _bound(), _original
+    global _original, _registered_as
+    saved = _bound(), _original, _registered_as
     register(preset, strict)
     try:
         yield
     finally:
-        _bind(saved_binding)
-        _original = saved_original
+        _bind(saved[0])
+        _original, _registered_as = saved[1], saved[2]
