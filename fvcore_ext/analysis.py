@@ -15,7 +15,7 @@ from torch import nn
 
 from .diagnostics import UncountedOp, collect_uncounted
 from .handles import make_handles
-from .tracing import TraceAdapter, unwrap_name
+from .tracing import TraceAdapter, eval_mode, unwrap_name
 from .rules import check_preset
 
 __all__ = ["CountReport", "count_model"]
@@ -84,18 +84,12 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     check_preset(preset)
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     names = list(input_names or [None] * len(inputs))
-    modes = {m: m.training for m in model.modules()}
-    adapter = TraceAdapter(model, names)
-    try:
-        model.eval()
-        analysis = FlopCountAnalysis(adapter, inputs).set_op_handle(**make_handles(preset, strict))
-        analysis.unsupported_ops_warnings(False)
-        analysis.uncalled_modules_warnings(False)
-        with torch.no_grad(), collect_uncounted() as uncounted:
-            total = analysis.total()
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    analysis = FlopCountAnalysis(TraceAdapter(model, names), inputs)
+    analysis.set_op_handle(**make_handles(preset, strict))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    with eval_mode(model) as was_training, torch.no_grad(), collect_uncounted() as uncounted:
+        total = analysis.total()
     return CountReport(
         preset=preset,
         inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
@@ -106,5 +100,5 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         unsupported_ops=dict(analysis.unsupported_ops().most_common()),
         uncounted=[dataclasses.replace(u, scope=unwrap_name(u.scope)) for u in uncounted],
         uncalled_modules=sorted(unwrap_name(m) for m in analysis.uncalled_modules()),
-        was_training=modes.get(model, False),
+        was_training=was_training,
     )

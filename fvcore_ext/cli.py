@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .analysis import count_model
+from .compare import compare_tools, format_comparison
 from .diagnostics import UncountableOpError
 from .reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
@@ -89,11 +90,18 @@ def _inputs(args, model_name: str) -> List[torch.Tensor]:
     return tensors
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m fvcore_ext",
-        description="Count MACs and FLOPs (FLOPs = 2 x MACs) of a PyTorch model with fvcore "
-                    "and the pack's handles.")
+def _parser(compare: bool) -> argparse.ArgumentParser:
+    if compare:
+        p = argparse.ArgumentParser(
+            prog="python -m fvcore_ext compare",
+            description="Count a model with fvcore and torchprofile, each alone and each with "
+                        "the pack, and explain every per-operator difference.")
+    else:
+        p = argparse.ArgumentParser(
+            prog="python -m fvcore_ext",
+            description="Count MACs and FLOPs (FLOPs = 2 x MACs) of a PyTorch model with "
+                        "fvcore and the pack's handles. 'python -m fvcore_ext compare MODEL' "
+                        "compares fvcore and torchprofile on it.")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                    help=f"a reference model ({', '.join(REFERENCE_MODELS)}) or "
                         f"package.module:callable returning an nn.Module "
@@ -113,11 +121,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input or an untraceable model)."""
-    args = _parser().parse_args(argv)
+    """Run the CLI; returns the exit status (0 ok, 2 bad input or an untraceable model).
+    ``compare MODEL ...`` runs :func:`fvcore_ext.compare.compare_tools` instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    compare = bool(argv) and argv[0] == "compare"
+    args = _parser(compare).parse_args(argv[1:] if compare else argv)
     try:
         model = load_model(args.model)
         inputs = _inputs(args, args.model)
+        if compare:
+            counts = compare_tools(model, inputs, args.input_name, args.preset)
+            print(format_comparison(counts, "json" if args.format == "json" else "table"))
+            return 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             try:

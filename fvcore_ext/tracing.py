@@ -7,12 +7,13 @@ wrapped model's module names gain a ``model.`` prefix, which :func:`unwrap_name`
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["TraceAdapter", "flatten_tensors", "unwrap_name"]
+__all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "unwrap_name"]
 
 _WRAPPED = "model"
 
@@ -59,3 +60,16 @@ def unwrap_name(name: str) -> str:
     return name[len(_WRAPPED) + 1:] if name.startswith(_WRAPPED + ".") else name
 
 
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[bool]:
+    """Put every module of ``model`` in eval mode and restore each one's own mode on exit.
+    Yields whether ``model`` itself was in train mode."""
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        yield modes.get(model, False)
+    finally:
+        for module, training in modes.items():
+            module.training = training

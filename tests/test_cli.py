@@ -8,6 +8,7 @@ import pytest
 from fvcore_ext.cli import main
 from fvcore_ext.reference_models import build
 
+from tests.expected import EXPECTED
 from tests.helpers import fvcore_count
 
 
@@ -94,3 +95,27 @@ def test_module_entry_point_no_traceback():
                            "5", "5"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "cannot trace 'vit'" in done.stderr
+
+
+def test_compare_explains_every_difference(capsys):
+    status, out, _ = run(capsys, "compare", "mamba")
+    assert status == 0
+    total = sum(EXPECTED["mamba"]["full"].values())
+    assert f"  fvcore+pack        {total:,}" in out
+    assert f"  torchprofile+pack  {total:,}" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[8:] if line.strip()}
+    assert "fvcore has no rule for it" in rows["PythonOp.MambaInnerFn"]
+    assert "sees every autograd Function as the same prim::pythonop" in \
+        rows["PythonOp.MambaInnerFn"]
+    assert "torchprofile's convention differs" in rows["layer_norm"]
+    assert rows["matmul"].rstrip().endswith("262,144")      # all four agree: no reason
+
+
+def test_compare_json(capsys):
+    status, out, _ = run(capsys, "compare", "cnn", "--format", "json", "--preset", "paper")
+    tools = {c["tool"]: c for c in json.loads(out)}
+    assert status == 0
+    assert tools["fvcore+pack"]["total"] == tools["torchprofile+pack"]["total"] == \
+        sum(EXPECTED["cnn"]["paper"].values())
+    assert tools["fvcore+pack"]["by_operator"] == tools["torchprofile+pack"]["by_operator"]
+    assert tools["torchprofile"]["total"] != tools["torchprofile+pack"]["total"]

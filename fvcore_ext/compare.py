@@ -1,0 +1,156 @@
+"""``python -m fvcore_ext compare MODEL``: count one model with fvcore and torchprofile, each
+alone and each with the pack, and explain every per-operator difference.
+
+All four counts trace the model the same way: eval mode, ``torch.no_grad()``, positional or
+named inputs through :class:`fvcore_ext.tracing.TraceAdapter`.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from .analysis import count_model
+from .op_table import report_name
+from .tracing import TraceAdapter, eval_mode
+
+__all__ = ["ToolCount", "compare_tools", "format_comparison"]
+
+TOOLS = ("fvcore", "fvcore+pack", "torchprofile", "torchprofile+pack")
+
+
+@dataclass
+class ToolCount:
+    """One tool's count: MACs in total and per operator, the ops it had no rule for, or the
+    error that stopped it."""
+
+    tool: str
+    total: Optional[int] = None
+    by_operator: Dict[str, int] = field(default_factory=dict)
+    unsupported: List[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+
+def _plain_fvcore(adapter, inputs, preset) -> ToolCount:
+    analysis = FlopCountAnalysis(adapter, inputs)
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    total = int(analysis.total())
+    return ToolCount("fvcore", total, {k: int(v) for k, v in analysis.by_operator().items() if v},
+                     sorted({report_name(op) for op in analysis.unsupported_ops()}))
+
+
+def _pack_fvcore(model, inputs, names, preset) -> ToolCount:
+    report = count_model(model, inputs, names, preset)
+    return ToolCount("fvcore+pack", report.total_macs, report.by_operator,
+                     sorted({report_name(op) for op in report.unsupported_ops}))
+
+
+def _torchprofile(adapter, inputs, preset, with_pack: bool) -> ToolCount:
+    import torchprofile
+    import torchprofile_ext
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if with_pack:
+            results = torchprofile_ext.profile_macs(adapter, inputs, preset, reduction=None)
+        else:
+            results = torchprofile.profile_macs(adapter, inputs, reduction=None)
+    unsupported = sorted({report_name(str(w.message).split('"')[1]) for w in caught
+                          if str(w.message).startswith("No handlers found")})
+    return ToolCount("torchprofile+pack" if with_pack else "torchprofile",
+                     int(sum(results.values())), torchprofile_ext.macs_by_operator(results),
+                     unsupported)
+
+
+def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
+                  input_names: Optional[Sequence[Optional[str]]] = None,
+                  preset: str = "full") -> List[ToolCount]:
+    """Count ``model`` with plain fvcore, fvcore + the pack (``preset``), plain torchprofile and
+    torchprofile + the pack. A tool that fails gets ``error`` set instead of raising (plain
+    torchprofile, for one, crashes on PyTorch's fused attention under ``torch.no_grad()``).
+    Counts are MACs."""
+    inputs = tuple(inputs)
+    adapter = TraceAdapter(model, input_names)
+    runs: List[Callable[[], ToolCount]] = [
+        lambda: _plain_fvcore(adapter, inputs, preset),
+        lambda: _pack_fvcore(model, inputs, input_names, preset),
+        lambda: _torchprofile(adapter, inputs, preset, with_pack=False),
+        lambda: _torchprofile(adapter, inputs, preset, with_pack=True),
+    ]
+    counts = []
+    with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        for tool, run in zip(TOOLS, runs):
+            try:
+                counts.append(run())
+            except Exception as error:  # a tool's own bug must not hide the others' numbers
+                counts.append(ToolCount(tool, error=f"{type(error).__name__}: {error}"))
+    return counts
+
+
+def _reason(op: str, counts: Dict[str, ToolCount]) -> str:
+    if op == "pythonop":
+        return "torchprofile's name for every autograd Function (the class name is dropped)"
+    value = {t: c.by_operator.get(op, 0) for t, c in counts.items() if c.error is None}
+    reasons = []
+    for plain, pack in (("fvcore", "fvcore+pack"), ("torchprofile", "torchprofile+pack")):
+        if plain not in value or pack not in value or value[plain] == value[pack]:
+            continue
+        if plain == "torchprofile" and op.startswith("PythonOp."):
+            reasons.append("torchprofile has no rule for it: it sees every autograd Function "
+                           "as the same prim::pythonop")
+        elif op in counts[plain].unsupported:
+            reasons.append(f"{plain} has no rule for it")
+        elif value[plain] == 0:
+            reasons.append(f"{plain} counts it as 0")
+        else:
+            reasons.append(f"{plain}'s convention differs")
+    a, b = value.get("fvcore+pack"), value.get("torchprofile+pack")
+    if a is not None and b is not None and a != b:
+        if a and not b:
+            reasons.append("only fvcore+pack's trace has this op (e.g. another attention path)")
+        elif b and not a:
+            reasons.append("only torchprofile+pack's trace has this op (e.g. a fused kernel)")
+        else:
+            reasons.append("the pack's two adapters differ: please report this")
+    return "; ".join(reasons)
+
+
+def format_comparison(counts: List[ToolCount], fmt: str = "table") -> str:
+    """The comparison as a table (per-operator MACs per tool, with the reason for each
+    difference) or as JSON."""
+    if fmt == "json":
+        return json.dumps([asdict(c) for c in counts], indent=2)
+    by_tool = {c.tool: c for c in counts}
+    lines = ["Totals (MACs; FLOPs = 2 x MACs):"]
+    for c in counts:
+        lines.append(f"  {c.tool:18s} " + (f"{c.total:,}" if c.error is None else
+                                           f"failed: {c.error.splitlines()[0]}"))
+    ops = sorted({op for c in counts for op in c.by_operator} |
+                 {op for c in counts for op in c.unsupported},
+                 key=lambda op: -max(c.by_operator.get(op, 0) for c in counts))
+    header = ["operator"] + [c.tool for c in counts] + ["why they differ"]
+    rows = []
+    for op in ops:
+        cells = [op]
+        for c in counts:
+            if c.error is not None:
+                cells.append("-")
+            elif op in c.unsupported and not c.by_operator.get(op):
+                cells.append("unsupported")
+            else:
+                cells.append(f"{c.by_operator.get(op, 0):,}")
+        cells.append(_reason(op, by_tool))
+        rows.append(cells)
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines += ["", "Per operator (MACs):"]
+    for row in [header, ["-" * w for w in widths]] + rows:
+        lines.append("  ".join(str(c).ljust(w) if i in (0, len(row) - 1) else str(c).rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    return "\n".join(lines)
