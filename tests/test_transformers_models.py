@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+import torchprofile_ext
+
 from fvcore_ext import count_model
 from fvcore_ext.hf_models import segformer_b0, upernet_swin_tiny, vit_base
 from tests.hf_small import vit_tiny
@@ -42,3 +44,19 @@ def test_vit_base_total():
     patch = (C * 3 * 16 * 16) * 196
     pooler = C * C
     assert report.total_macs == L * per_layer + patch + 5 * T * C + pooler
+
+
+@pytest.mark.parametrize("build, shape", [
+    (vit_base, (1, 3, 224, 224)),
+    (segformer_b0, (1, 3, 128, 128)),
+    (upernet_swin_tiny, (1, 3, 128, 128)),
+])
+@pytest.mark.parametrize("preset", ["full", "paper"])
+def test_fvcore_and_torchprofile_agree(build, shape, preset):
+    model = build().eval()
+    x = torch.randn(shape)
+    fvcore = count_model(model, [x], preset=preset)
+    with torch.no_grad():
+        results = torchprofile_ext.profile_macs(model, (x,), preset, reduction=None)
+    assert sum(results.values()) == fvcore.total_macs
+    assert torchprofile_ext.macs_by_operator(results) == fvcore.by_operator
