@@ -1,0 +1,168 @@
+"""Stand-in Mamba CUDA extensions, so mamba-ssm, causal-conv1d and VMamba models can be traced
+and counted on a machine without a GPU.
+
+A FLOP count needs shapes, not values. When a real extension cannot be imported, the stand-in
+module of the same name provides the forward entry points that the upstream autograd Functions
+call, with the same signatures, returning zeros of the right shapes at once instead of running
+the scan. The Functions themselves (``SelectiveScanFn``, ``MambaInnerFn``, ``CausalConv1dFn``,
+VMamba's ``SelectiveScan*``) stay the real ones, so the trace has exactly the
+``prim::PythonOp.<ClassName>`` nodes a GPU run has. The outputs are meaningless: use stand-ins
+only to count.
+
+- ``selective_scan_cuda.fwd`` (state-spaces/mamba ``csrc/selective_scan``)
+- ``causal_conv1d_cuda.causal_conv1d_fwd`` (Dao-AILab/causal-conv1d; 1.4+ fills ``out``,
+  older versions return it)
+- ``selective_scan_cuda_oflex.fwd`` and ``selective_scan_cuda_core.fwd`` (MzeroMiko/VMamba)
+
+Any other attribute of a stand-in (``bwd``, ``causal_conv1d_update``, ...) raises
+``AttributeError`` naming the module and what it provides. A real extension that imports is
+never replaced.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import types
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
+
+import torch
+
+__all__ = ["STANDIN_NAMES", "install_standin_kernels", "remove_standin_kernels",
+           "standin_kernels"]
+
+_CHUNK = 2048   # the CUDA scan keeps its state every 2048 steps: x is (B, D, chunks, 2N)
+
+
+def _scan_outputs(u, A, z=None, out_dtype=None) -> list:
+    batch, dim, length = u.shape
+    states = A.shape[-1] * 2
+    out = torch.zeros_like(u, dtype=out_dtype or u.dtype)
+    x = torch.zeros(batch, dim, math.ceil(length / _CHUNK), states, dtype=A.dtype,
+                    device=u.device)
+    return [out, x] + ([torch.zeros_like(z)] if z is not None else [])
+
+
+def _selective_scan_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    """mamba-ssm: returns ``[out, x]`` plus ``out_z`` when z is given."""
+    return _scan_outputs(u, A, z)
+
+
+def _oflex_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, nrows, oflex=True):
+    """VMamba ``selective_scan_cuda_oflex``: ``out`` is float32 when ``oflex``."""
+    return _scan_outputs(u, A, out_dtype=torch.float32 if oflex else u.dtype)
+
+
+def _core_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, nrows):
+    """VMamba ``selective_scan_cuda_core``."""
+    return _scan_outputs(u, A)
+
+
+def _causal_conv1d_fwd(x, weight, bias, *args):
+    """causal-conv1d 1.4+: ``(x, weight, bias, seq_idx, initial_states, out, final_states_out,
+    silu)`` fills ``out``; older: ``(x, weight, bias, seq_idx, initial_states,
+    final_states_out, silu)`` returns it."""
+    if len(args) == 5:
+        out, final_states_out = args[2], args[3]
+        out.zero_()
+        if final_states_out is not None:
+            final_states_out.zero_()
+        return None
+    if len(args) == 4:
+        return torch.zeros_like(x)
+    raise TypeError(f"stand-in causal_conv1d_cuda.causal_conv1d_fwd: unknown signature with "
+                    f"{3 + len(args)} arguments")
+
+
+_ENTRY_POINTS: Dict[str, Dict[str, Callable]] = {
+    "selective_scan_cuda": {"fwd": _selective_scan_fwd},
+    "causal_conv1d_cuda": {"causal_conv1d_fwd": _causal_conv1d_fwd},
+    "selective_scan_cuda_oflex": {"fwd": _oflex_fwd},
+    "selective_scan_cuda_core": {"fwd": _core_fwd},
+}
+STANDIN_NAMES = tuple(_ENTRY_POINTS)
+
+
+class _StandinModule(types.ModuleType):
+    """A stand-in extension: its known entry points, and a loud error for anything else."""
+
+    __fvcore_ext_standin__ = True
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        provided = ", ".join(_ENTRY_POINTS[self.__name__])
+        raise AttributeError(
+            f"{self.__name__} is a fvcore_ext stand-in for counting without a GPU; it provides "
+            f"only {provided}, not {name!r}. Install the real extension to run this.")
+
+
+def _is_standin(module) -> bool:
+    return getattr(module, "__fvcore_ext_standin__", False)
+
+
+def _real_extension_imports(name: str) -> bool:
+    module = sys.modules.get(name)
+    if module is not None:
+        return not _is_standin(module)
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
+    """Put a stand-in in ``sys.modules`` for each extension in ``names`` (default: all of
+    ``STANDIN_NAMES``) that cannot be imported, and warn once which ones are active. Call it
+    before importing mamba_ssm, causal_conv1d or VMamba.
+
+    Returns:
+        The names now served by stand-ins (empty when every real extension imports).
+
+    Raises:
+        KeyError: a name without a stand-in.
+    """
+    chosen = list(STANDIN_NAMES if names is None else names)
+    unknown = [n for n in chosen if n not in _ENTRY_POINTS]
+    if unknown:
+        raise KeyError(f"no stand-in for {unknown}; known: {', '.join(STANDIN_NAMES)}")
+    active = []
+    for name in chosen:
+        if _real_extension_imports(name):
+            continue
+        if not _is_standin(sys.modules.get(name)):
+            module = _StandinModule(name, f"fvcore_ext stand-in for {name} (counting only)")
+            for attr, fn in _ENTRY_POINTS[name].items():
+                setattr(module, attr, fn)
+            sys.modules[name] = module
+        active.append(name)
+    if active:
+        warnings.warn(f"fvcore_ext stand-in kernels active for {', '.join(active)}: they return "
+                      f"zeros of the right shapes, for counting only", UserWarning, stacklevel=2)
+    return active
+
+
+def remove_standin_kernels() -> List[str]:
+    """Remove every stand-in from ``sys.modules``; returns their names. Modules imported while
+    they were installed keep their reference to them."""
+    removed = [n for n, m in list(sys.modules.items()) if _is_standin(m)]
+    for name in removed:
+        del sys.modules[name]
+    return removed
+
+
+@contextmanager
+def standin_kernels(names: Optional[Sequence[str]] = None) -> Iterator[List[str]]:
+    """:func:`install_standin_kernels` for the ``with`` block (yielding the active names), then
+    remove the stand-ins it installed."""
+    before = {n for n, m in sys.modules.items() if _is_standin(m)}
+    active = install_standin_kernels(names)
+    try:
+        yield active
+    finally:
+        for name in active:
+            if name not in before:
+                sys.modules.pop(name, None)
