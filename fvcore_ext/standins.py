@@ -61,19 +61,24 @@ def _core_fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, nrows):
 
 
 def _causal_conv1d_fwd(x, weight, bias, *args):
-    """causal-conv1d 1.4+: ``(x, weight, bias, seq_idx, initial_states, out, final_states_out,
-    silu)`` fills ``out``; older: ``(x, weight, bias, seq_idx, initial_states,
-    final_states_out, silu)`` returns it."""
+    """Every released signature of ``causal_conv1d_cuda.causal_conv1d_fwd``:
+
+    - 1.4+: ``(x, weight, bias, seq_idx, initial_states, out, final_states_out, silu)``, fills
+      ``out`` (and ``final_states_out``) and returns ``None``;
+    - 1.2-1.3: ``(x, weight, bias, seq_idx, initial_states, final_states_out, silu)``,
+    - 1.1: ``(x, weight, bias, seq_idx, silu)``,
+    - 1.0 (Vim's mamba-1p1p1): ``(x, weight, bias, silu)``: return ``out``.
+    """
     if len(args) == 5:
         out, final_states_out = args[2], args[3]
         out.zero_()
         if final_states_out is not None:
             final_states_out.zero_()
         return None
-    if len(args) == 4:
+    if len(args) in (1, 2, 4):
         return torch.zeros_like(x)
-    raise TypeError(f"stand-in causal_conv1d_cuda.causal_conv1d_fwd: unknown signature with "
-                    f"{3 + len(args)} arguments")
+    raise TypeError(f"stand-in causal_conv1d_cuda.causal_conv1d_fwd: no causal-conv1d release "
+                    f"takes {3 + len(args)} arguments")
 
 
 _ENTRY_POINTS: Dict[str, Dict[str, Callable]] = {

@@ -156,8 +156,9 @@ def vim():
     return {"full": full, "paper": core}
 
 
-def vmamba():
-    b, d, L, K, N, R = 2, 32, 64, 4, 1, 2     # (2, 32, 8, 8): d_inner 32, K = 4 directions
+def vss_block(b, d, L, N=1):
+    """VMamba VSS block, SS2D v05_noz on (b, d, H, W) with L = H·W: d_inner = d, K = 4."""
+    K, R = 4, -(-d // 16)                     # dt_rank = ceil(d / 16)
     core = {
         "conv": (b * d * d * L) * 2               # in_proj, out_proj (1x1)
                 + b * d * 9 * L                   # depthwise 3x3
@@ -165,12 +166,40 @@ def vmamba():
                 + b * (K * d * R) * L             # dt_projs, grouped conv1d
                 + 2 * b * (4 * d * d) * L,        # MLP
         "PythonOp.SelectiveScanCuda": 9 * b * L * (K * d) * N + b * (K * d) * L,   # D, no z
-        "layer_norm": 3 * 5 * b * d * L,
+        "layer_norm": 3 * 5 * b * d * L,          # block norm, SS2D out_norm, norm2
     }
     full = dict(core, **{"PythonOp.CrossMerge": (K - 1) * b * d * L, "silu": b * d * L,
                          "gelu": b * 4 * d * L, "exp": K * d * N, "neg": K * d * N,
                          "add": 2 * b * d * L})
     return {"full": full, "paper": core}
+
+
+def add_counts(*dicts):
+    total = {}
+    for d in dicts:
+        for op, macs in d.items():
+            total[op] = total.get(op, 0) + macs
+    return total
+
+
+def vmamba_tiny(preset):
+    """VMamba-T[s1l8] at 224x224, batch 1: patch embed v2, stages of depth 2, 2, 8, 2 at
+    dims 96..768, downsample v3, norm, average pool, 1000-way head."""
+    parts = [{"conv": (48 * 3 * 9) * 112 * 112 + (96 * 48 * 9) * 56 * 56,
+              "layer_norm": 5 * 48 * 112 * 112 + 5 * 96 * 56 * 56}]
+    if preset == "full":
+        parts.append({"gelu": 48 * 112 * 112})
+    side, dim = 56, 96
+    for i, depth in enumerate((2, 2, 8, 2)):
+        parts += [vss_block(1, dim, side * side)[preset]] * depth
+        if i < 3:
+            side //= 2
+            parts.append({"conv": (2 * dim * dim * 9) * side * side,
+                          "layer_norm": 5 * 2 * dim * side * side})
+            dim *= 2
+    parts.append({"layer_norm": 5 * 768 * 49, "adaptive_avg_pool2d": 768 * 49,
+                  "linear": 768 * 1000})
+    return add_counts(*parts)
 
 
 EXPECTED = {
@@ -187,5 +216,6 @@ EXPECTED = {
     "mha": mha(need_weights=False), "mha_weights": mha(need_weights=True),
     "mamba": mamba("fast"), "mamba_slow": mamba("slow"), "mamba_conv1d": mamba("conv1d"),
     "vim_block": vim(),
-    "vmamba_block": vmamba(),
+    "vmamba_block": vss_block(2, 32, 64),
+    "vmamba_tiny": {"full": vmamba_tiny("full"), "paper": vmamba_tiny("paper")},
 }

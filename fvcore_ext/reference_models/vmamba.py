@@ -82,3 +82,36 @@ class VSSBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.op(self.norm(x))
         return x + self.mlp(self.norm2(x))
+
+
+class VSSM(nn.Module):
+    """VMamba's ``VSSM`` classifier, channel first, as ``vmamba_tiny_s1l8`` builds it (patch
+    embedding v2, downsampling v3, ``ln2d`` norms, SS2D ``v05_noz``): input
+    ``(B, 3, H, W)``, output ``(B, num_classes)``."""
+
+    def __init__(self, depths=(2, 2, 8, 2), dims=96, num_classes=1000, d_state=1,
+                 ssm_ratio=1.0, mlp_ratio=4):
+        super().__init__()
+        dims = [dims * 2 ** i for i in range(len(depths))]
+        self.patch_embed = nn.Sequential(
+            nn.Conv2d(3, dims[0] // 2, 3, stride=2, padding=1), LayerNorm2d(dims[0] // 2),
+            nn.GELU(), nn.Conv2d(dims[0] // 2, dims[0], 3, stride=2, padding=1),
+            LayerNorm2d(dims[0]))
+        self.layers = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            blocks = [VSSBlock(dims[i], mlp_ratio=mlp_ratio, d_state=d_state,
+                               ssm_ratio=ssm_ratio) for _ in range(depth)]
+            if i + 1 < len(depths):
+                blocks.append(nn.Sequential(
+                    nn.Conv2d(dims[i], dims[i + 1], 3, stride=2, padding=1),
+                    LayerNorm2d(dims[i + 1])))
+            self.layers.append(nn.Sequential(*blocks))
+        self.norm = LayerNorm2d(dims[-1])
+        self.head = nn.Linear(dims[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        x = F.adaptive_avg_pool2d(self.norm(x), 1).flatten(1)
+        return self.head(x)
