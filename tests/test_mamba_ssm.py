@@ -123,3 +123,16 @@ def test_mamba_lm_head_model():
     for preset in ("full", "paper"):
         expected = 2 * mixer[preset] + norms + lm_head + (residual_adds if preset == "full" else 0)
         assert both_tools(model, [ids], preset).total_macs == expected
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_reference_kernels_scan_equals_mamba_ssm_selective_scan_ref(grouped):
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_ref as upstream
+    from fvcore_ext.reference_models.kernels import selective_scan_ref as chunked
+    torch.manual_seed(0)
+    b, d, length, n = 2, 8, 150, 4
+    shape = (b, 2, n, length) if grouped else (b, n, length)
+    args = (torch.randn(b, d, length), torch.randn(b, d, length), -torch.rand(d, n) * 4,
+            torch.randn(shape), torch.randn(shape), torch.randn(d), torch.randn(b, d, length),
+            torch.randn(d), True)
+    torch.testing.assert_close(chunked(*args), upstream(*args), rtol=1e-4, atol=1e-4)
