@@ -13,9 +13,9 @@ import torch
 from fvcore.nn import FlopCountAnalysis, parameter_count
 from torch import nn
 
-from .diagnostics import UncountedOp, collect_uncounted
+from .diagnostics import UncountedOp, collect_ops
 from .handles import make_handles
-from .tracing import TraceAdapter, eval_mode, unwrap_name
+from .tracing import TraceAdapter, eval_mode, parameter_consumers, unwrap_name
 from .rules import check_preset
 
 __all__ = ["CountReport", "count_model"]
@@ -33,8 +33,15 @@ class CountReport:
         by_module: MACs per module name (``""`` is the whole model).
         unsupported_ops: op name → calls, for ops neither fvcore nor the pack counts.
         uncounted: ops the pack has a rule for but could not count (counted as 0).
-        uncalled_modules: modules the trace never entered.
+        zero_by_design: op name → calls that cost 0 by the contract (data movement,
+            comparisons, shape arithmetic; elementwise ops under the paper preset).
+        fused_weight_modules: modules the trace never entered whose weights another op
+            computes with (a fused kernel such as ``MambaInnerFn`` reading ``x_proj.weight``),
+            with those ops' names. Their MACs are in that op's count.
+        unused_modules: modules the trace never entered and whose weights nothing uses.
         was_training: the model was in train mode before counting (it is counted in eval mode).
+        train_mode_effects: what counting in eval mode changed, one line per affected kind of
+            layer (empty if the model was in eval mode).
     """
 
     preset: str
@@ -45,8 +52,11 @@ class CountReport:
     by_module: Dict[str, int]
     unsupported_ops: Dict[str, int]
     uncounted: List[UncountedOp] = field(default_factory=list)
-    uncalled_modules: List[str] = field(default_factory=list)
+    zero_by_design: Dict[str, int] = field(default_factory=dict)
+    fused_weight_modules: Dict[str, List[str]] = field(default_factory=dict)
+    unused_modules: List[str] = field(default_factory=list)
     was_training: bool = False
+    train_mode_effects: List[str] = field(default_factory=list)
 
     @property
     def total_flops(self) -> int:
@@ -84,12 +94,16 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     check_preset(preset)
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     names = list(input_names or [None] * len(inputs))
-    analysis = FlopCountAnalysis(TraceAdapter(model, names), inputs)
+    adapter = TraceAdapter(model, names)
+    analysis = FlopCountAnalysis(adapter, inputs)
     analysis.set_op_handle(**make_handles(preset, strict))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
-    with eval_mode(model) as was_training, torch.no_grad(), collect_uncounted() as uncounted:
-        total = analysis.total()
+    with eval_mode(model) as was_training, torch.no_grad():
+        with collect_ops() as log:
+            total = analysis.total()
+        uncalled = sorted(unwrap_name(m) for m in analysis.uncalled_modules())
+        fused, unused = _classify_uncalled(model, adapter, inputs, uncalled)
     return CountReport(
         preset=preset,
         inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
@@ -98,7 +112,46 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         by_operator={k: int(v) for k, v in analysis.by_operator().most_common()},
         by_module={unwrap_name(k): int(v) for k, v in analysis.by_module().items()},
         unsupported_ops=dict(analysis.unsupported_ops().most_common()),
-        uncounted=[dataclasses.replace(u, scope=unwrap_name(u.scope)) for u in uncounted],
-        uncalled_modules=sorted(unwrap_name(m) for m in analysis.uncalled_modules()),
+        uncounted=[dataclasses.replace(u, scope=unwrap_name(u.scope)) for u in log.uncounted],
+        zero_by_design=dict(log.zero_by_design.most_common()),
+        fused_weight_modules=fused,
+        unused_modules=unused,
         was_training=was_training,
+        train_mode_effects=_train_mode_effects(model) if was_training else [],
     )
+
+
+def _classify_uncalled(model: nn.Module, adapter: TraceAdapter, inputs, uncalled: List[str]):
+    """Split modules the trace never entered into those whose weights an op uses (name → ops)
+    and those nothing uses."""
+    modules = dict(model.named_modules())
+    with_weights = [m for m in uncalled if m in modules and
+                    any(True for _ in modules[m].parameters())]
+    consumers = parameter_consumers(adapter, inputs) if with_weights else {}
+    fused, unused = {}, []
+    for name in uncalled:
+        prefix = name + "." if name else ""
+        ops = sorted({op for p, users in (consumers or {}).items() if p.startswith(prefix)
+                      for op in users})
+        if ops:
+            fused[name] = ops
+        else:
+            unused.append(name)
+    return fused, unused
+
+
+def _train_mode_effects(model: nn.Module) -> List[str]:
+    norms = [m for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    dropouts = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    effects = []
+    if norms:
+        effects.append(f"{len(norms)} BatchNorm layer(s) use running statistics: 2 x numel "
+                       f"with affine (1 x without) instead of training's 5 x (4 x)")
+    if dropouts:
+        effects.append(f"{len(dropouts)} dropout layer(s) are off (0 MACs either way)")
+    if any(isinstance(m, (nn.MultiheadAttention, nn.TransformerEncoderLayer))
+           for m in model.modules()):
+        effects.append("PyTorch's fused attention kernels run; the pack counts them as their "
+                       "slow paths, so the total does not change")
+    return effects

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List
 
-__all__ = ["UncountableOpError", "UncountedOp", "collect_uncounted", "record_uncounted"]
+__all__ = ["OpLog", "UncountableOpError", "UncountedOp", "collect_ops", "record_uncounted",
+           "record_zero"]
 
 
 class UncountableOpError(RuntimeError):
@@ -38,18 +39,30 @@ class UncountedOp:
     calls: int
 
 
-class _Collector:
-    """The uncounted ops of one analysis: first occurrence per op kind, and call counts."""
+class OpLog:
+    """What one analysis saw beyond its counts, filled by :func:`collect_ops`.
+
+    Attributes:
+        uncounted: one :class:`UncountedOp` per op kind a rule could not count.
+        zero_by_design: op name → calls that cost 0 by the contract (data movement,
+            comparisons, shape arithmetic, elementwise ops under the paper preset).
+    """
 
     def __init__(self):
-        self.first: Dict[str, UncountedOp] = {}
-        self.calls: Counter = Counter()
+        self.uncounted: List[UncountedOp] = []
+        self.zero_by_design: Counter = Counter()
+        self._first: Dict[str, UncountedOp] = {}
+        self._calls: Counter = Counter()
+
+    def _finish(self) -> None:
+        self.uncounted = [UncountedOp(o.op, o.scope, o.reason, self._calls[o.op])
+                          for o in self._first.values()]
 
 
 class _State(threading.local):
     def __init__(self):
         self.warned: set = set()
-        self.collectors: List[_Collector] = []
+        self.logs: List[OpLog] = []
 
 
 _state = _State()
@@ -66,21 +79,25 @@ def record_uncounted(op: str, scope: str, reason: str, strict: bool) -> None:
         _state.warned.add(op)
         warnings.warn(f"{op} (in {scope or '<top>'}) was not counted (0 MACs): {reason}",
                       RuntimeWarning, stacklevel=2)
-    for collector in _state.collectors:
-        collector.first.setdefault(op, UncountedOp(op, scope, reason, 0))
-        collector.calls[op] += 1
+    for log in _state.logs:
+        log._first.setdefault(op, UncountedOp(op, scope, reason, 0))
+        log._calls[op] += 1
+
+
+def record_zero(op: str) -> None:
+    """Record a call of ``op`` that costs 0 by the contract."""
+    for log in _state.logs:
+        log.zero_by_design[op] += 1
 
 
 @contextmanager
-def collect_uncounted() -> Iterator[List[UncountedOp]]:
-    """Collect the uncounted ops of one analysis: the yielded list is filled on exit, one
-    :class:`UncountedOp` per op kind with its number of calls."""
-    collector = _Collector()
-    _state.collectors.append(collector)
-    result: List[UncountedOp] = []
+def collect_ops() -> Iterator[OpLog]:
+    """Collect what the analyses run inside the block saw: the yielded :class:`OpLog` is
+    complete on exit."""
+    log = OpLog()
+    _state.logs.append(log)
     try:
-        yield result
+        yield log
     finally:
-        _state.collectors.remove(collector)
-        result.extend(UncountedOp(o.op, o.scope, o.reason, collector.calls[o.op])
-                      for o in collector.first.values())
+        _state.logs.remove(log)
+        log._finish()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 from . import rules
-from .diagnostics import record_uncounted
+from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost
 
@@ -35,10 +35,15 @@ class OpRule:
         :class:`fvcore_ext.diagnostics.UncountableOpError` if ``strict``; nothing else escapes,
         so a handle never crashes an analysis."""
         try:
-            return self.read(call).macs(preset)
-        except (CannotCount, ValueError, KeyError, IndexError, TypeError) as error:
-            record_uncounted(call.kind, call.scope, str(error) or type(error).__name__, strict)
+            macs = self.read(call).macs(preset)
+        except Exception as error:  # a rule must never crash the analysis around it
+            reason = str(error) if isinstance(error, CannotCount) else \
+                f"{type(error).__name__}: {error}"
+            record_uncounted(call.kind, call.scope, reason, strict)
             return 0
+        if macs == 0:
+            record_zero(call.kind)
+        return macs
 
 
 OP_TABLE: Dict[str, OpRule] = {}

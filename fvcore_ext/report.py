@@ -42,6 +42,10 @@ def _grid(header: Sequence[str], rows: Sequence[Sequence], markdown: bool) -> Li
     return [fmt(cells[0]), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells[1:]]
 
 
+def _short(op: str) -> str:
+    return op.split("::", 1)[-1]
+
+
 def _share(part: int, total: int) -> str:
     return f"{100 * part / total:.1f}%" if total else "-"
 
@@ -68,8 +72,8 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
         f"- parameters: {report.params:,} ({report.params / 1e6:.3f} M)",
     ]
     if report.was_training:
-        lines.append("- the model was in train mode: counted in eval mode (BatchNorm uses "
-                     "running statistics, dropout is off), then restored")
+        lines.append("- the model was in train mode; it was counted in eval mode and restored:")
+        lines += [f"  - {effect}" for effect in report.train_mode_effects]
     lines += ["", f"{head}By operator (MACs)" if md else "By operator (MACs):"]
     lines += _grid(["operator", "MACs", "share"],
                    [(op, f"{m:,}", _share(m, total)) for op, m in report.by_operator.items()], md)
@@ -79,13 +83,23 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
                    [(n, f"{m:,}", _share(m, total)) for n, m in _modules(report, depth)], md)
     lines += ["", f"{head}Not counted" if md else "Not counted:"]
     if report.unsupported_ops:
-        lines.append("- unsupported ops (counted as 0, may be large): " + ", ".join(
+        lines.append("- unknown, no rule (may be large): " + ", ".join(
             f"{op} x{n}" for op, n in report.unsupported_ops.items()))
     for op in report.uncounted:
-        lines.append(f"- {op.op} x{op.calls} (in {op.scope or '<top>'}): {op.reason}")
+        lines.append(f"- uncounted, {op.op} x{op.calls} (in {op.scope or '<top>'}): {op.reason}")
     if not report.unsupported_ops and not report.uncounted:
         lines.append("- nothing: every op in the trace has a rule")
-    if report.uncalled_modules:
-        lines.append("- modules never called in the trace (their weights may be used by a "
-                     "fused op): " + ", ".join(report.uncalled_modules))
+    if report.zero_by_design:
+        what = "data movement, comparisons, shape arithmetic" + (
+            ", elementwise ops (paper preset)" if report.preset == "paper" else "")
+        lines.append(f"- zero by design ({what}): " + ", ".join(
+            f"{_short(op)} x{n}" for op, n in report.zero_by_design.items()))
+    if report.fused_weight_modules or report.unused_modules:
+        lines += ["", f"{head}Modules never called" if md else "Modules never called:"]
+    if report.fused_weight_modules:
+        lines.append("- weights used directly by another op (counted there): " + ", ".join(
+            f"{name} ({', '.join(_short(op) for op in ops)})"
+            for name, ops in report.fused_weight_modules.items()))
+    if report.unused_modules:
+        lines.append("- unused: " + ", ".join(report.unused_modules))
     return "\n".join(lines)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 import torch
 from torch import nn
 
-__all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "unwrap_name"]
+__all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "parameter_consumers",
+           "unwrap_name"]
 
 _WRAPPED = "model"
 
@@ -73,3 +74,42 @@ def eval_mode(model: nn.Module) -> Iterator[bool]:
     finally:
         for module, training in modes.items():
             module.training = training
+
+
+# Ops that only reshape or move a weight on its way to the op that computes with it.
+_PASS_THROUGH = {"aten::t", "aten::view", "aten::reshape", "aten::squeeze", "aten::unsqueeze",
+                 "aten::to", "aten::contiguous", "aten::transpose", "aten::permute",
+                 "aten::flatten", "aten::float", "aten::detach", "aten::select", "aten::slice"}
+
+
+def _consumers(value, depth: int = 0) -> Set[str]:
+    kinds = set()
+    for use in value.uses():
+        node = use.user
+        kind = node.kind()
+        if kind in _PASS_THROUGH and depth < 8:
+            for out in node.outputs():
+                kinds |= _consumers(out, depth + 1)
+        elif kind == "prim::PythonOp":
+            kinds.add(f"{kind}.{node.pyname()}")
+        elif not kind.startswith("prim::"):
+            kinds.add(kind)
+    return kinds
+
+
+def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor]
+                        ) -> Optional[Dict[str, List[str]]]:
+    """For each parameter of the adapted model (by its name in the user's model), the ops of a
+    plain trace that compute with it, looking through reshapes and casts. ``None`` when the
+    trace's inputs cannot be matched to the parameters.
+
+    The tracer appends the module's state (``torch.jit._trace._unique_state_dict``) to the
+    graph's inputs after the model inputs; that order is what maps a graph input to a name.
+    """
+    graph, _ = torch.jit._get_trace_graph(adapter, tuple(inputs))
+    state = torch.jit._trace._unique_state_dict(adapter, keep_vars=True)
+    graph_inputs = list(graph.inputs())[len(inputs):]
+    if len(graph_inputs) != len(state):
+        return None
+    return {unwrap_name(name): sorted(_consumers(value))
+            for name, value in zip(state, graph_inputs)}

@@ -43,7 +43,10 @@ def test_json_matches_fvcore(capsys, preset):
     assert report["by_operator"] == ops
     assert report["inputs"] == [{"name": None, "shape": [2, 16, 32]}]
     assert report["params"] == sum(p.numel() for p in model.parameters())
-    assert "mixers.0.x_proj" in report["uncalled_modules"]   # used by MambaInnerFn directly
+    # x_proj's weight goes straight into the fused kernel; nothing uses the SiLU module
+    assert report["fused_weight_modules"]["mixers.0.x_proj"] == ["prim::PythonOp.MambaInnerFn"]
+    assert report["unused_modules"] == ["mixers.0.act", "mixers.1.act"]
+    assert report["zero_by_design"]["aten::reshape"] == 2 * 2     # two per Mamba block
 
 
 def test_markdown_and_depth(capsys):

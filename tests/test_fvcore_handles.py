@@ -8,7 +8,7 @@ from torch import nn
 from fvcore_ext import make_handles, paper_handles, vmamba_handles
 from fvcore_ext.jit_reader import read_node
 from fvcore_ext.op_table import OP_TABLE
-from fvcore_ext.reference_models import REFERENCE_MODELS, build
+from fvcore_ext.reference_models import build
 
 from tests.expected import EXPECTED
 from tests.helpers import fvcore_count

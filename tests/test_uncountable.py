@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from fvcore_ext import UncountableOpError, count_model, make_handles
-from fvcore_ext.diagnostics import collect_uncounted
+from fvcore_ext.diagnostics import collect_ops
 
 INCOMPLETE = """
 graph(%x : Tensor, %y : Tensor):
@@ -24,13 +24,13 @@ def _mul_node():
 def test_incomplete_tensor_type_warns_once_and_counts_zero():
     node = _mul_node()
     handle = make_handles("full")["aten::mul"]
-    with collect_uncounted() as uncounted, warnings.catch_warnings(record=True) as caught:
+    with collect_ops() as log, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = handle(list(node.inputs()), list(node.outputs()))
         second = handle(list(node.inputs()), list(node.outputs()))
     assert first == second == {"mul": 0}
-    assert [(u.op, u.calls) for u in uncounted] == [("aten::mul", 2)]
-    assert "no shape recorded for output 0" in uncounted[0].reason
+    assert [(u.op, u.calls) for u in log.uncounted] == [("aten::mul", 2)]
+    assert "no shape recorded for output 0" in log.uncounted[0].reason
     messages = [str(w.message) for w in caught if "aten::mul" in str(w.message)]
     assert len(messages) <= 1  # once per op kind per process (0 if an earlier test warned)
 
