@@ -6,6 +6,7 @@ the fast paths count the same as the slow ones) and every module's mode is resto
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -15,7 +16,8 @@ from torch import nn
 
 from .diagnostics import UncountedOp, collect_ops
 from .handles import make_handles
-from .tracing import TraceAdapter, eval_mode, parameter_consumers, unwrap_name
+from .tracing import (TraceAdapter, eval_mode, parameter_consumers, unwrap_model,
+                      unwrap_name)
 from .rules import check_preset
 
 __all__ = ["CountReport", "count_model"]
@@ -42,6 +44,9 @@ class CountReport:
         was_training: the model was in train mode before counting (it is counted in eval mode).
         train_mode_effects: what counting in eval mode changed, one line per affected kind of
             layer (empty if the model was in eval mode).
+        trace_warnings: the JIT tracer's warnings, once each. A trace records the path these
+            inputs take: data-dependent control flow (``if x.sum() > 0``) is frozen, so the
+            count holds for inputs that take the same path.
     """
 
     preset: str
@@ -57,6 +62,7 @@ class CountReport:
     unused_modules: List[str] = field(default_factory=list)
     was_training: bool = False
     train_mode_effects: List[str] = field(default_factory=list)
+    trace_warnings: List[str] = field(default_factory=list)
 
     @property
     def total_flops(self) -> int:
@@ -92,6 +98,7 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         RuntimeError (and whatever the model raises): the model cannot be traced.
     """
     check_preset(preset)
+    model = unwrap_model(model)
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     names = list(input_names or [None] * len(inputs))
     adapter = TraceAdapter(model, names)
@@ -99,9 +106,15 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     analysis.set_op_handle(**make_handles(preset, strict))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("all")
     with eval_mode(model) as was_training, torch.no_grad():
-        with collect_ops() as log:
+        with collect_ops() as log, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", torch.jit.TracerWarning)
             total = analysis.total()
+        for warning in caught:   # hand the others back to the caller
+            if not issubclass(warning.category, torch.jit.TracerWarning):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
         uncalled = sorted(unwrap_name(m) for m in analysis.uncalled_modules())
         fused, unused = _classify_uncalled(model, adapter, inputs, uncalled)
     return CountReport(
@@ -118,7 +131,18 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         unused_modules=unused,
         was_training=was_training,
         train_mode_effects=_train_mode_effects(model) if was_training else [],
+        trace_warnings=_trace_warnings(caught),
     )
+
+
+def _trace_warnings(caught) -> List[str]:
+    messages = []
+    for warning in caught:
+        if issubclass(warning.category, torch.jit.TracerWarning):
+            text = str(warning.message).strip().splitlines()[0]
+            if text not in messages:
+                messages.append(text)
+    return messages
 
 
 def _classify_uncalled(model: nn.Module, adapter: TraceAdapter, inputs, uncalled: List[str]):

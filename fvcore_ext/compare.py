@@ -17,7 +17,7 @@ from torch import nn
 
 from .analysis import count_model
 from .op_table import report_name
-from .tracing import TraceAdapter, eval_mode
+from .tracing import TraceAdapter, eval_mode, unwrap_model
 
 __all__ = ["ToolCount", "compare_tools", "format_comparison"]
 
@@ -76,6 +76,7 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
     torchprofile, for one, crashes on PyTorch's fused attention under ``torch.no_grad()``).
     Counts are MACs."""
     inputs = tuple(inputs)
+    model = unwrap_model(model)
     adapter = TraceAdapter(model, input_names)
     runs: List[Callable[[], ToolCount]] = [
         lambda: _plain_fvcore(adapter, inputs, preset),

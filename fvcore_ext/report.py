@@ -74,6 +74,9 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     if report.was_training:
         lines.append("- the model was in train mode; it was counted in eval mode and restored:")
         lines += [f"  - {effect}" for effect in report.train_mode_effects]
+    if report.trace_warnings:
+        lines.append("- the trace records the path these inputs took; the tracer warned:")
+        lines += [f"  - {text}" for text in report.trace_warnings]
     lines += ["", f"{head}By operator (MACs)" if md else "By operator (MACs):"]
     lines += _grid(["operator", "MACs", "share"],
                    [(op, f"{m:,}", _share(m, total)) for op, m in report.by_operator.items()], md)

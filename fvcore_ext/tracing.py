@@ -14,9 +14,33 @@ import torch
 from torch import nn
 
 __all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "parameter_consumers",
-           "unwrap_name"]
+           "unwrap_model", "unwrap_name"]
 
 _WRAPPED = "model"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The eager module inside ``nn.DataParallel`` / ``DistributedDataParallel`` (``.module``)
+    and ``torch.compile`` (``._orig_mod``) wrappers, which the JIT tracer cannot see through.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: ``model`` is a TorchScript module, which neither fvcore nor torchprofile
+            can trace: count the eager module it was scripted from.
+    """
+    while True:
+        if isinstance(model, torch.jit.ScriptModule):
+            raise ValueError(f"{type(model).__name__} is a TorchScript module; fvcore and "
+                             f"torchprofile trace eager modules only: count the nn.Module it "
+                             f"was scripted from")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and type(model).__name__ == "OptimizedModule":
+            model = model._orig_mod
+        else:
+            return model
 
 
 def flatten_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -41,7 +65,7 @@ class TraceAdapter(nn.Module):
 
     def __init__(self, model: nn.Module, input_names: Optional[Sequence[Optional[str]]]):
         super().__init__()
-        setattr(self, _WRAPPED, model)
+        setattr(self, _WRAPPED, unwrap_model(model))
         self.input_names = list(input_names or [])
 
     def forward(self, *args: torch.Tensor):
