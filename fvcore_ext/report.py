@@ -100,9 +100,14 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     if report.fused_weight_modules or report.unused_modules:
         lines += ["", f"{head}Modules never called" if md else "Modules never called:"]
     if report.fused_weight_modules:
-        lines.append("- weights used directly by another op (counted there): " + ", ".join(
-            f"{name} ({', '.join(_short(op) for op in ops)})"
-            for name, ops in report.fused_weight_modules.items()))
+        missing = set(report.unsupported_ops) | {op.op for op in report.uncounted}
+
+        def users(ops):
+            return ", ".join(_short(op) + (", NOT counted" if op in missing else "")
+                             for op in ops)
+
+        lines.append("- weights used directly by another op: " + ", ".join(
+            f"{name} ({users(ops)})" for name, ops in report.fused_weight_modules.items()))
     if report.unused_modules:
         lines.append("- unused: " + ", ".join(report.unused_modules))
     return "\n".join(lines)
