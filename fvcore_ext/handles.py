@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Dict, List
 
+from .diagnostics import record_zero
 from .jit_reader import read_call
-from .op_table import OP_TABLE, OpRule
+from .op_table import FVCORE_IGNORED_OPS, OP_TABLE, OpRule
 from .rules import check_preset
 
 __all__ = ["make_handles", "paper_handles", "vmamba_handles"]
@@ -19,8 +20,14 @@ Handle = Callable[[List, List], Counter]
 
 
 def _make_handle(rule: OpRule, preset: str, strict: bool) -> Handle:
-    def handle(inputs: List, outputs: List) -> Counter:
-        return Counter({rule.name: rule.count(read_call(inputs, outputs), preset, strict)})
+    if rule.always_zero:
+        # Data movement is most of a graph's nodes: do not read their arguments.
+        def handle(inputs: List, outputs: List) -> Counter:
+            record_zero(rule.kind)
+            return Counter()
+    else:
+        def handle(inputs: List, outputs: List) -> Counter:
+            return Counter({rule.name: rule.count(read_call(inputs, outputs), preset, strict)})
 
     handle.__name__ = handle.__qualname__ = f"{rule.name}_handle"
     return handle
@@ -42,7 +49,10 @@ def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle
         ValueError: unknown preset.
     """
     check_preset(preset)
-    return {kind: _make_handle(rule, preset, strict) for kind, rule in OP_TABLE.items()}
+    # fvcore (and mmengine) skip their own ignored ops before looking for a handle; a handle
+    # there would only make fvcore add an empty count to every enclosing module.
+    return {kind: _make_handle(rule, preset, strict) for kind, rule in OP_TABLE.items()
+            if kind not in FVCORE_IGNORED_OPS}
 
 
 vmamba_handles = make_handles("full")

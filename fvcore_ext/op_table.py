@@ -15,7 +15,7 @@ from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost
 
-__all__ = ["OP_TABLE", "OpRule", "ZERO_COST_OPS", "report_name"]
+__all__ = ["FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "report_name"]
 
 Reader = Callable[[OpCall], Cost]
 
@@ -28,6 +28,11 @@ class OpRule:
     kind: str
     read: Reader
     name: str
+
+    @property
+    def always_zero(self) -> bool:
+        """Whether the op costs 0 whatever its arguments."""
+        return self.read is costs_nothing
 
     def count(self, call: OpCall, preset: str, strict: bool = False) -> int:
         """MACs of ``call`` under ``preset``. A call the rule cannot read is recorded and counted
@@ -47,6 +52,12 @@ class OpRule:
 
 
 OP_TABLE: Dict[str, OpRule] = {}
+
+
+def costs_nothing(call: OpCall) -> Cost:
+    """The reader of ops that cost 0 whatever their arguments (data movement, comparisons);
+    adapters may skip reading such a call at all (:attr:`OpRule.always_zero`)."""
+    return Cost()
 
 
 def report_name(kind: str) -> str:
@@ -206,7 +217,7 @@ def _reduction(call: OpCall) -> Cost:
 # is fvcore 0.1.5's _IGNORED_OPS (jit_analysis.py), listed here so every tool adapter treats
 # them alike; the second group is ops fvcore would report as unsupported although they compute
 # nothing the contract counts.
-ZERO_COST_OPS = _aten(
+FVCORE_IGNORED_OPS = _aten(
     "Int", "ScalarImplicit", "__and__", "arange", "bitwise_not", "cat", "chunk", "clamp",
     "clamp_", "constant_pad_nd", "contiguous", "copy_", "detach", "dropout", "empty", "eq",
     "expand", "flatten", "floor", "floor_divide", "full", "full_like", "gather", "ge", "gt",
@@ -214,7 +225,8 @@ ZERO_COST_OPS = _aten(
     "nonzero", "ones", "permute", "relu", "relu_", "remainder", "reshape", "roll", "select",
     "size", "slice", "split", "squeeze", "stack", "t", "to", "transpose", "type_as", "unbind",
     "unsqueeze", "unsqueeze_", "view", "zeros", "zeros_like",
-) + _aten(
+)
+ZERO_COST_OPS = FVCORE_IGNORED_OPS + _aten(
     "alias", "argmax", "argmin", "bitwise_and", "bitwise_or", "bitwise_xor", "channel_shuffle",
     "clamp_min", "clamp_max", "clone", "expand_as", "feature_dropout", "dropout_", "embedding",
     "fill_", "flip", "hardtanh", "hardtanh_", "index_select", "le", "lift_fresh", "logical_and",
@@ -226,9 +238,7 @@ ZERO_COST_OPS = _aten(
 )
 
 
-@counts(*ZERO_COST_OPS)
-def _zero(call: OpCall) -> Cost:
-    return Cost()
+counts(*ZERO_COST_OPS)(costs_nothing)
 
 
 # ---------------------------------------------------------------- attention
@@ -396,9 +406,7 @@ CROSS_MERGE_FUNCTIONS = ("CrossMerge", "CrossMerge_Ab_1direction", "CrossMerge_A
                          "CrossMergeTritonF", "CrossMergeTriton1b1F")
 
 
-@counts(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS))
-def _cross_scan(call: OpCall) -> Cost:
-    return Cost()
+counts(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS))(costs_nothing)
 
 
 @counts(*(f"prim::PythonOp.{name}" for name in CROSS_MERGE_FUNCTIONS))
