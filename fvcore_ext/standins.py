@@ -14,6 +14,10 @@ only to count.
   older versions return it)
 - ``selective_scan_cuda_oflex.fwd`` and ``selective_scan_cuda_core.fwd`` (MzeroMiko/VMamba)
 
+:func:`install_mmcv_ext_standin` is the same idea for ``mmcv._ext`` (mmcv-lite ships no compiled
+ops, yet mmsegmentation imports ``mmcv.ops`` unconditionally): it lets the import succeed and
+makes every compiled op raise an error naming it.
+
 Any other attribute of a stand-in (``bwd``, ``causal_conv1d_update``, ...) raises
 ``AttributeError`` naming the module and what it provides. A real extension that imports is
 never replaced.
@@ -21,6 +25,7 @@ never replaced.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import math
 import sys
 import types
@@ -30,8 +35,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
-__all__ = ["STANDIN_NAMES", "install_standin_kernels", "remove_standin_kernels",
-           "standin_kernels"]
+__all__ = ["STANDIN_NAMES", "install_mmcv_ext_standin", "install_standin_kernels",
+           "remove_standin_kernels", "standin_kernels"]
 
 _CHUNK = 2048   # the CUDA scan keeps its state every 2048 steps: x is (B, D, chunks, 2N)
 
@@ -140,6 +145,7 @@ def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
             continue
         if not _is_standin(sys.modules.get(name)):
             module = _StandinModule(name, f"fvcore_ext stand-in for {name} (counting only)")
+            module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
             for attr, fn in _ENTRY_POINTS[name].items():
                 setattr(module, attr, fn)
             sys.modules[name] = module
@@ -171,3 +177,39 @@ def standin_kernels(names: Optional[Sequence[str]] = None) -> Iterator[List[str]
         for name in active:
             if name not in before:
                 sys.modules.pop(name, None)
+
+
+class _MmcvExtStandin(types.ModuleType):
+    """``mmcv._ext`` without compiled ops: any op is a function that raises, so mmcv's
+    ``load_ext`` checks pass at import and a model that really calls a compiled op fails
+    naming it."""
+
+    __fvcore_ext_standin__ = True
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def compiled_op(*args, **kwargs):
+            raise NotImplementedError(
+                f"mmcv._ext.{name} is a compiled mmcv op, and this mmcv has none (mmcv-lite): "
+                f"fvcore_ext's stand-in lets mmcv import but cannot run {name}. Install an "
+                f"mmcv build with ops to count a model that uses it.")
+
+        compiled_op.__name__ = name
+        return compiled_op
+
+
+def install_mmcv_ext_standin() -> bool:
+    """Opt in to a stand-in ``mmcv._ext`` when the real one cannot be imported (mmcv-lite, or
+    mmcv built without ops), and warn that it is active. Returns whether it is active; never
+    replaces a real ``mmcv._ext``."""
+    if _real_extension_imports("mmcv._ext"):
+        return False
+    if not _is_standin(sys.modules.get("mmcv._ext")):
+        module = _MmcvExtStandin("mmcv._ext", "fvcore_ext stand-in for mmcv._ext")
+        module.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", loader=None)
+        sys.modules["mmcv._ext"] = module
+    warnings.warn("fvcore_ext stand-in for mmcv._ext is active: mmcv imports, and any compiled "
+                  "mmcv op raises NotImplementedError naming the op", UserWarning, stacklevel=2)
+    return True

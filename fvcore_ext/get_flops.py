@@ -1,0 +1,209 @@
+"""``python -m fvcore_ext.get_flops CONFIG``: mmsegmentation's ``tools/analysis_tools/get_flops.py``
+with the same arguments and defaults, counting with the pack's handles, on CPU.
+
+It builds the model the way mmseg's script does: config (its ``custom_imports`` honoured, which
+is how VMamba registers its backbones) and ``--cfg-options``, the registry,
+``auxiliary_head = None``, SyncBN reverted, the data preprocessor on a random image, and
+``mode='tensor'``. mmseg 0.x (``forward_dummy``) is used when it is what is installed. Then it
+prints mmseg's block with the unit named, and what was not counted.
+
+Differences from mmseg 1.2.2's script, and why:
+- it runs: the stock script passes ``input_shape`` and ``inputs`` to mmengine's
+  ``get_model_complexity_info``, which raises since mmengine 0.7.3;
+- SDPA, elementwise ops, every upsampling mode and Mamba kernels are counted (``--preset``);
+- it counts under ``torch.no_grad()``, which the fused-attention handles make safe (UperNet-Swin-T
+  at 512x2048 peaks at 5.5 GB with grad);
+- it runs on CPU without compiled mmcv ops: ``--mmcv-standin`` (on by default when
+  ``mmcv._ext`` is missing) lets mmseg import, and a model that calls a compiled op fails
+  naming it;
+- MaskFormer and Mask2Former heads are counted when their ops allow, instead of refused.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from .analysis import count_model
+from .report import human
+from .rules import PRESETS
+
+__all__ = ["build_segmentor", "main"]
+
+SPLIT_LINE = "=" * 30
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fvcore_ext.get_flops",
+                                description="Get the FLOPs of a segmentor (mmseg's get_flops, "
+                                            "counted with fvcore_ext).")
+    p.add_argument("config", help="train config file path")
+    p.add_argument("--shape", type=int, nargs="+", default=[2048, 1024],
+                   help="input image size: H W, or one value for a square (default 2048 1024)")
+    p.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="override settings in the config, as in mmseg's tools (key=value)")
+    p.add_argument("--preset", choices=PRESETS, default="paper",
+                   help="counting rules (default: paper, what papers report)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--no-mmcv-standin", action="store_true",
+                   help="do not stand in for a missing mmcv._ext")
+    return p
+
+
+def _input_shape(shape: Sequence[int]):
+    if len(shape) == 1:
+        return (3, shape[0], shape[0])
+    if len(shape) == 2:
+        return (3,) + tuple(shape)
+    raise ValueError(f"invalid input shape {list(shape)}: give H W, or one value")
+
+
+def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str]] = None,
+                    device: str = "cpu"):
+    """Build the segmentor of ``config`` and its input as mmseg's ``get_flops.py`` does.
+
+    Returns:
+        ``(model, inputs, pad_shape)``: the model in eval mode whose forward is the tensor-mode
+        forward, a 1-tuple with the preprocessed ``(1, 3, H, W)`` batch, and its padded size.
+
+    Raises:
+        FileNotFoundError: no such config. ImportError: mmseg/mmengine missing.
+    """
+    import mmseg
+    from mmengine import Config, DictAction
+    from mmengine.model import revert_sync_batchnorm
+
+    path = Path(config)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {config} does not exist")
+    cfg = Config.fromfile(str(path), import_custom_modules=False)
+    _import_custom_modules(cfg, path.name)
+    cfg.work_dir = tempfile.mkdtemp()
+    if cfg_options:
+        options = argparse.Namespace()
+        DictAction(option_strings=["--cfg-options"], dest="options")(
+            argparse.ArgumentParser(), options, list(cfg_options))
+        cfg.merge_from_dict(options.options)
+    if mmseg.__version__.startswith("0."):
+        return _build_mmseg0(cfg, input_shape, device)
+
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+
+    init_default_scope(cfg.get("scope", "mmseg"))
+    head = cfg.model.get("decode_head") or {}
+    if head.get("type") in ("MaskFormerHead", "Mask2FormerHead"):
+        # mmseg's script refuses these; they count here, but mmseg builds them from mmdet.
+        try:
+            import mmdet.models  # noqa: F401
+        except ImportError:
+            raise ImportError(f"{head['type']} is built from mmdet's heads: install mmdet "
+                              f"(mmdet>=3) to count this model") from None
+    model = MODELS.build(cfg.model)
+    _drop_auxiliary_head(model)
+    model = revert_sync_batchnorm(model).to(device)
+    meta = {"ori_shape": input_shape[-2:], "pad_shape": input_shape[-2:]}
+    data = model.data_preprocessor({"inputs": [torch.rand(input_shape, device=device)],
+                                    "data_samples": [SegDataSample(metainfo=meta)]})
+    model.eval()
+    inputs = data["inputs"]
+    return model, (inputs,), tuple(inputs.shape[-2:])
+
+
+def _import_custom_modules(cfg, config_name: str) -> None:
+    # What Config.fromfile does for custom_imports (how VMamba registers its backbones), with
+    # an error that says which module failed and why.
+    custom = cfg.get("custom_imports") or {}
+    modules = custom.get("imports", [])
+    for module in [modules] if isinstance(modules, str) else modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            if custom.get("allow_failed_imports", False):
+                continue
+            hint = (" (MaskFormer and Mask2Former heads come from mmdet: install mmdet)"
+                    if module.startswith("mmdet") else "")
+            raise ImportError(f"{config_name} imports {module}, which failed: {error}{hint}"
+                              ) from None
+
+
+def _drop_auxiliary_head(model) -> None:
+    # mmseg's script sets it to None. Deleting the submodule first leaves a plain None
+    # attribute: EncoderDecoder.with_auxiliary_head is False and no None child is left for
+    # mmengine's printers, which cannot handle one.
+    if getattr(model, "auxiliary_head", None) is not None:
+        del model.auxiliary_head
+        model.auxiliary_head = None
+
+
+def _build_mmseg0(cfg, input_shape, device):
+    # mmseg 0.x: build_segmentor, then count forward_dummy on a (1, C, H, W) tensor.
+    from mmcv.cnn.utils import revert_sync_batchnorm
+    from mmseg.models import build_segmentor as build
+
+    model = build(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
+    _drop_auxiliary_head(model)
+    model = revert_sync_batchnorm(model).to(device).eval()
+    if not hasattr(model, "forward_dummy"):
+        raise NotImplementedError(f"{type(model).__name__} has no forward_dummy to count")
+    model.forward = model.forward_dummy
+    return model, (torch.randn(1, *input_shape, device=device),), tuple(input_shape[-2:])
+
+
+def _size(count: int) -> str:
+    return human(count, "").strip()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; returns 0, or 2 with a one-line reason on bad input or a model that
+    cannot be built or counted."""
+    args = _parser().parse_args(argv)
+    try:
+        input_shape = _input_shape(args.shape)
+        # mmseg's deprecation notices and the tracer's warnings would bury the block; what the
+        # count left out is printed below it instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            standin = False
+            if not args.no_mmcv_standin:
+                from .standins import install_mmcv_ext_standin
+                standin = install_mmcv_ext_standin()
+            model, inputs, pad_shape = build_segmentor(args.config, input_shape,
+                                                       args.cfg_options, args.device)
+            report = count_model(model, inputs, preset=args.preset)
+    except Exception as error:  # a config or a model may raise anything
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"error: {type(error).__name__}: {text}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
+                              mmcv_standin=standin), indent=2))
+        return 0
+    ori_shape = tuple(input_shape[-2:])
+    if pad_shape != ori_shape:
+        print(f"{SPLIT_LINE}\nUse size divisor set input shape from {ori_shape} to {pad_shape}")
+    print(f"{SPLIT_LINE}\nCompute type: direct: randomly generate a picture\n"
+          f"Input shape: {pad_shape}\n"
+          f"Flops: {_size(report.total_macs)} MACs ({_size(report.total_flops)} FLOPs), "
+          f"preset {report.preset}\n"
+          f"Params: {_size(report.params)}\n{SPLIT_LINE}")
+    not_counted = [f"{op} x{n}" for op, n in report.unsupported_ops.items()]
+    not_counted += [f"{op.op} x{op.calls} ({op.reason})" for op in report.uncounted]
+    print("Not counted: " + (", ".join(not_counted) if not_counted else
+                             "nothing, every op in the trace has a rule"))
+    if standin:
+        print("mmcv._ext: stand-in (mmcv has no compiled ops); the model called none of them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The mmseg get_flops drop-in, with mmsegmentation 1.2.2 and mmcv-lite (no compiled ops)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmseg
+from fvcore_ext.get_flops import build_segmentor, main
+from fvcore_ext.mmengine_analysis import get_model_complexity_info, pack_handles_in_mmengine
+from fvcore_ext.standins import install_mmcv_ext_standin
+from tests.helpers import fvcore_count
+
+install_mmcv_ext_standin()
+
+TINY = "tests/mmseg_configs/tiny_segmentor.py"
+CONFIGS = Path(mmseg.__file__).parent / ".mim" / "configs"
+SEGFORMER_B0 = str(CONFIGS / "segformer" / "segformer_mit-b0_8xb2-160k_ade20k-512x512.py")
+
+# The tiny segmentor at 32x32: backbone conv 3->16 stride 2 (16x16) + BN + one-head SDPA over
+# its 256 tokens + bilinear x2, FCN head conv 16->8 k3 + BN, then conv_seg 8->4 (32x32).
+TINY_PAPER = {
+    "conv": (16 * 3 * 9) * 256 + (8 * 16 * 9) * 1024 + (4 * 8) * 1024,
+    "batch_norm": 2 * 16 * 256 + 2 * 8 * 1024,
+    "scaled_dot_product_attention": 256 * 256 * (16 + 16),
+    "upsample_bilinear2d": 4 * 16 * 32 * 32,
+}
+TINY_FULL = dict(TINY_PAPER, add=16 * 256)        # the attention residual
+TINY_FULL["scaled_dot_product_attention"] += 2 * 256 * 256     # scale + softmax
+TINY_PARAMS = (16 * 3 * 9 + 2 * 16) + (8 * 16 * 9 + 2 * 8) + (4 * 8 + 4)   # no auxiliary head
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("preset, expected", [("paper", TINY_PAPER), ("full", TINY_FULL)])
+def test_tiny_config_exact(capsys, preset, expected):
+    status, out, _ = run(capsys, TINY, "--shape", "32", "--preset", preset, "--format", "json")
+    report = json.loads(out)
+    assert status == 0
+    assert report["by_operator"] == expected
+    assert report["total_macs"] == sum(expected.values())
+    assert report["params"] == TINY_PARAMS            # auxiliary_head dropped
+    assert report["unsupported_ops"] == {}            # SyncBN reverted to BatchNorm
+    assert report["pad_shape"] == [32, 32]
+
+
+def test_block_format(capsys):
+    status, out, _ = run(capsys, TINY, "--shape", "32", "32")
+    total = sum(TINY_PAPER.values())
+    assert status == 0
+    assert out.splitlines()[:6] == [
+        "=" * 30,
+        "Compute type: direct: randomly generate a picture",
+        "Input shape: (32, 32)",
+        f"Flops: {total / 1e6:.3f} M MACs ({2 * total / 1e6:.3f} M FLOPs), preset paper",
+        f"Params: {TINY_PARAMS / 1e3:.3f} K",
+        "=" * 30]
+    assert "Not counted: nothing" in out
+
+
+def test_cfg_options(capsys):
+    status, out, _ = run(capsys, TINY, "--shape", "32", "--format", "json",
+                         "--cfg-options", "model.decode_head.num_classes=6")
+    report = json.loads(out)
+    assert report["by_operator"]["conv"] == TINY_PAPER["conv"] + (2 * 8) * 1024
+    assert report["params"] == TINY_PARAMS + 2 * 8 + 2
+
+
+def test_segformer_b0_published_number(capsys):
+    # 8,505,589,760 is what plain fvcore and mmengine count (with grad), and what the paper
+    # preset must keep; mmseg's model zoo lists 3.8M parameters for MiT-B0 + head.
+    status, out, _ = run(capsys, SEGFORMER_B0, "--shape", "512", "512", "--format", "json")
+    report = json.loads(out)
+    assert status == 0 and report["total_macs"] == 8_505_589_760
+    assert report["params"] == 3_753_718
+
+    status, out, _ = run(capsys, SEGFORMER_B0, "--shape", "512", "--preset", "full",
+                         "--format", "json")
+    full = json.loads(out)
+    # MiT-B0: 2 blocks per stage; tokens and channels per stage, keys after spatial reduction
+    stages = [(128 * 128, 32, 1), (64 * 64, 64, 2), (32 * 32, 160, 5), (16 * 16, 256, 8)]
+    extra = {"softmax": 0, "mul": 0, "gelu": 0, "add": 0}
+    for tokens, channels, heads in stages:
+        extra["softmax"] += 2 * heads * tokens * 256     # every stage reduces keys to 256
+        extra["mul"] += 2 * tokens * channels            # q * scale (need_weights path)
+        extra["gelu"] += 2 * tokens * 4 * channels       # Mix-FFN hidden
+        extra["add"] += 2 * 2 * tokens * channels        # two residuals per block
+    assert full["total_macs"] - report["total_macs"] == sum(extra.values())
+    assert {k: full["by_operator"][k] for k in extra} == extra
+
+
+def test_paper_preset_changes_nothing_plain_fvcore_counts_right():
+    model, inputs, _ = build_segmentor(SEGFORMER_B0, (3, 128, 128))
+    from fvcore.nn import FlopCountAnalysis
+    plain = FlopCountAnalysis(model, inputs)
+    plain.unsupported_ops_warnings(False)
+    plain.uncalled_modules_warnings(False)
+    assert fvcore_count(model, inputs, "paper", grad=True)[0] == plain.total()
+
+
+def test_mmengine_context_manager_restores_mmengine():
+    from mmengine.analysis import complexity_analysis
+    from mmengine.analysis import get_model_complexity_info as mmengine_info
+    original = complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS
+    snapshot = dict(original)
+    model, inputs, _ = build_segmentor(TINY, (3, 32, 32))
+    plain = mmengine_info(model, inputs=inputs, show_table=False, show_arch=False)["flops"]
+    with pack_handles_in_mmengine("full"):
+        inside = mmengine_info(model, inputs=inputs, show_table=False, show_arch=False)["flops"]
+    assert inside == sum(TINY_FULL.values()) != plain
+    assert complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS is original
+    assert original == snapshot
+    assert mmengine_info(model, inputs=inputs, show_table=False, show_arch=False)["flops"] == plain
+
+
+def test_get_model_complexity_info_takes_both_shape_and_inputs():
+    model, inputs, _ = build_segmentor(TINY, (3, 32, 32))
+    info = get_model_complexity_info(model, (3, 32, 32), inputs=inputs, preset="paper")
+    assert info["flops"] == sum(TINY_PAPER.values()) and info["params"] == TINY_PARAMS
+    assert info["flops_str"] == "3.51M" and info["out_table"] and info["out_arch"]
+    assert info["unsupported_ops"] == {}
+    with pytest.raises(ValueError, match="should be set"):
+        get_model_complexity_info(model)
+
+
+def test_compiled_mmcv_op_fails_naming_it():
+    from mmcv.ops import nms
+    with pytest.raises(NotImplementedError, match="mmcv._ext.nms is a compiled mmcv op"):
+        nms(torch.rand(4, 4), torch.rand(4), 0.5)
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["no/such/config.py"], "does not exist"),
+    ([str(CONFIGS / "mask2former" / "mask2former_r50_8xb2-160k_ade20k-512x512.py")],
+     "install mmdet"),
+    ([TINY, "--shape", "1", "2", "3"], "invalid input shape"),
+])
+def test_bad_input_one_line(capsys, argv, reason):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == "" and err.count("\n") == 1 and reason in err
