@@ -8,7 +8,7 @@ constructed, and mmengine's ``get_model_complexity_info`` accepts no handles at 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Sequence, Tuple, Union
 
 import torch
 from torch import nn
