@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Dict
 
 from fvcore_ext.op_table import OP_TABLE, OpRule, report_name
-from fvcore_ext.diagnostics import record_uncounted
+from fvcore_ext.diagnostics import record_uncounted, record_zero
 from fvcore_ext.rules import check_preset
 
 __all__ = ["make_handlers", "operator_name"]
@@ -21,6 +21,14 @@ _NOT_OUR_TRACE = "the node was not traced by torchprofile_ext (call torchprofile
 
 
 def _make_handler(rule: OpRule, preset: str, strict: bool) -> Handler:
+    if rule.always_zero:
+        def handler(node) -> int:
+            record_zero(rule.kind)
+            return 0
+
+        handler.__name__ = handler.__qualname__ = f"{rule.name}_handler"
+        return handler
+
     def handler(node) -> int:
         call = getattr(node, "call", None)
         if call is None:

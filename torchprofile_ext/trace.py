@@ -3,9 +3,10 @@
 It returns torchprofile's own ``Graph``/``Node``/``Variable`` objects, so every torchprofile
 handler still works, with three differences:
 
-- each node carries ``node.call``, the :class:`fvcore_ext.opcall.OpCall` that the pack's rules
-  read (arguments in call order, scalars, PythonOp arguments rebuilt from ``cconv``), the same
-  reader fvcore's handles use;
+- each node whose rule reads arguments carries ``node.call``, the
+  :class:`fvcore_ext.opcall.OpCall` that the pack's rules read (arguments in call order,
+  scalars, PythonOp arguments rebuilt from ``cconv``), the same reader fvcore's handles use;
+  other nodes carry ``None``;
 - a ``prim::PythonOp`` node keeps its class name (``prim::PythonOp.SelectiveScanFn``), where
   torchprofile reduces every autograd Function to ``prim::pythonop``;
 - a tensor whose dtype the trace does not know gets ``"undefined"`` instead of crashing
@@ -23,6 +24,7 @@ from typing import Any, Optional
 import torch
 
 from fvcore_ext.jit_reader import op_kind, read_node
+from fvcore_ext.op_table import OP_TABLE
 from fvcore_ext.tracing import TraceAdapter, unwrap_name
 
 from ._compat import Graph, Node, Variable, set_operator
@@ -74,9 +76,13 @@ def trace(model: torch.nn.Module, args: Any = (), kwargs: Optional[dict] = None)
             outputs=[variables[v] for v in jit_node.outputs()],
             scope=scope,
         )
+        kind = op_kind(jit_node)
         if jit_node.kind() == "prim::PythonOp":
-            set_operator(node, op_kind(jit_node))
-        node.call = dataclasses.replace(read_node(jit_node), scope=scope)
+            set_operator(node, kind)
+        rule = OP_TABLE.get(kind)
+        # Only a rule that reads arguments needs them; most nodes move data.
+        node.call = (dataclasses.replace(read_node(jit_node), scope=scope)
+                     if rule is not None and not rule.always_zero else None)
         nodes.append(node)
 
     return Graph(
