@@ -19,11 +19,11 @@ __all__ = ["native_mha_macs", "sdpa_macs", "transformer_encoder_layer_macs"]
 Shape = Sequence[int]
 
 
-def _query_batch(q: Shape, k: Shape) -> int:
-    # Leading dims broadcast; with GQA/MQA k has fewer heads than q and every query head is
-    # computed, so each dim counts at the larger of the two.
-    dims = itertools.zip_longest(reversed(q[:-2]), reversed(k[:-2]), fillvalue=1)
-    return numel([max(int(a), int(b)) for a, b in dims])
+def _batch(*shapes: Shape) -> int:
+    # Leading dims broadcast; with GQA/MQA k and v have fewer heads than q and every query head
+    # is computed, so each dim counts at the largest of the shapes.
+    dims = itertools.zip_longest(*(reversed(s[:-2]) for s in shapes), fillvalue=1)
+    return numel([max(int(d) for d in column) for column in dims])
 
 
 def sdpa_macs(q: Shape, k: Shape, v: Shape, mask: Optional[str] = None) -> Cost:
@@ -34,6 +34,8 @@ def sdpa_macs(q: Shape, k: Shape, v: Shape, mask: Optional[str] = None) -> Cost:
     ``B·Hq·L·S`` for the scale, ``B·Hq·L·S`` for the softmax and, when ``mask == "float"``,
     ``B·Hq·L·S`` for adding the mask. ``mask`` is ``None``, ``"bool"`` or ``"float"``; ``is_causal``
     is a boolean mask. Dropout costs 0. Source: ``../shared/CONVENTIONS.md`` (Attention).
+    Leading dims broadcast as in the explicit implementation: the scores take those of q and k,
+    ``attn @ v`` those of all three.
 
     Raises:
         ValueError: ``mask`` is not one of the three values, or q and k feature sizes differ.
@@ -42,9 +44,11 @@ def sdpa_macs(q: Shape, k: Shape, v: Shape, mask: Optional[str] = None) -> Cost:
         raise ValueError(f"mask must be None, 'bool' or 'float', not {mask!r}")
     if q[-1] != k[-1]:
         raise ValueError(f"query features {q[-1]} != key features {k[-1]}")
-    scores = _query_batch(q, k) * int(q[-2]) * int(k[-2])
+    length, source = int(q[-2]), int(k[-2])
+    scores = _batch(q, k) * length * source
     elementwise = 2 * scores + (scores if mask == "float" else 0)
-    return Cost(core=scores * (int(q[-1]) + int(v[-1])), elementwise=elementwise)
+    attend = _batch(q, k, v) * length * source * int(v[-1])
+    return Cost(core=scores * int(q[-1]) + attend, elementwise=elementwise)
 
 
 def native_mha_macs(query: Shape, key: Shape, num_heads: int, need_weights: bool,

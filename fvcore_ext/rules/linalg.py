@@ -47,7 +47,7 @@ def matmul_macs(a: Shape, b: Shape) -> Cost:
     Raises:
         ValueError: inner dimensions differ or batch dimensions do not broadcast.
     """
-    a, b = tuple(a), tuple(b)
+    a, b = tuple(int(d) for d in a), tuple(int(d) for d in b)
     if len(a) == 0 or len(b) == 0:
         raise ValueError("matmul needs operands of at least one dimension")
     a2 = (1,) + a if len(a) == 1 else a
