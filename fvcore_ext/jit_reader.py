@@ -9,7 +9,7 @@ so ``None`` and scalar arguments keep their positions; debug names are never rea
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -81,20 +81,51 @@ def _read_output(value: "torch._C.Value") -> Any:
     return out
 
 
-def read_node(node: "torch._C.Node") -> OpCall:
-    """Read a whole node: its op name, arguments in call order, outputs and scope."""
+class _LazyValues(Sequence):
+    """Arguments or outputs read from the graph only when a rule asks for them: most rules
+    read two or three of an op's arguments, and reading constants and lists is most of the
+    cost of a handle."""
+
+    def __init__(self, items: Sequence[Any], read: Callable[[Any], Any]):
+        self._items, self._read, self._done = list(items), read, {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if index not in self._done:
+            self._done[index] = self._read(self._items[index])
+        return self._done[index]
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def _read_argument(item: Any) -> Any:
+    return read_value(item) if isinstance(item, torch._C.Value) else item
+
+
+def read_node(node: "torch._C.Node", lazy: bool = True) -> OpCall:
+    """Read a whole node: its op name, arguments in call order, outputs and scope. With
+    ``lazy`` (for a rule run while the graph is alive, as fvcore's handles are) arguments and
+    outputs are read from the graph on first access; without, all are read now."""
     kind = op_kind(node)
     inputs = list(node.inputs())
     if node.kind() == "prim::PythonOp":
         scalars = iter(node.scalar_args())
         tensors = iter(inputs)
-        args = []
-        for code in node.cconv():
-            args.append(read_value(next(tensors)) if code == "d" else next(scalars))
+        items = [next(tensors) if code == "d" else next(scalars) for code in node.cconv()]
     else:
-        args = [read_value(v) for v in inputs]
-    outputs = tuple(_read_output(v) for v in node.outputs())
-    return OpCall(kind, tuple(args), outputs, node.scopeName())
+        items = inputs
+    args = _LazyValues(items, _read_argument)
+    outputs = _LazyValues(list(node.outputs()), _read_output)
+    if not lazy:
+        args, outputs = tuple(args), tuple(outputs)
+    return OpCall(kind, args, outputs, node.scopeName())
 
 
 def read_call(inputs: Sequence["torch._C.Value"], outputs: Sequence["torch._C.Value"]) -> OpCall:

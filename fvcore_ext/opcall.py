@@ -60,8 +60,8 @@ class OpCall:
     :data:`UNKNOWN`), its outputs and the module scope it ran in."""
 
     kind: str
-    args: Tuple[Any, ...]
-    outputs: Tuple[Any, ...]
+    args: Sequence[Any]
+    outputs: Sequence[Any]
     scope: str = ""
     _names: Dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 

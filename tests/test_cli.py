@@ -125,3 +125,13 @@ def test_compare_json(capsys):
         sum(EXPECTED["cnn"]["paper"].values())
     assert tools["fvcore+pack"]["by_operator"] == tools["torchprofile+pack"]["by_operator"]
     assert tools["torchprofile"]["total"] != tools["torchprofile+pack"]["total"]
+
+
+def test_strict_flag_fails_on_an_uncountable_op(capsys):
+    argv = ["tests.test_uncountable:OddScan", "--input-shape", "1", "8", "5"]
+    status, out, _ = run(capsys, *argv)
+    assert status == 0 and "uncounted, prim::PythonOp.SelectiveScanFn x1" in out
+    status, out, err = run(capsys, *argv, "--strict")
+    assert status == 2 and out == ""
+    assert err.startswith("error: strict mode: prim::PythonOp.SelectiveScanFn")
+    assert "unknown argument layout" in err and err.count("\n") == 1

@@ -81,7 +81,8 @@ def trace(model: torch.nn.Module, args: Any = (), kwargs: Optional[dict] = None)
             set_operator(node, kind)
         rule = OP_TABLE.get(kind)
         # Only a rule that reads arguments needs them; most nodes move data.
-        node.call = (dataclasses.replace(read_node(jit_node), scope=scope)
+        # Read now: the JIT graph does not outlive this function.
+        node.call = (dataclasses.replace(read_node(jit_node, lazy=False), scope=scope)
                      if rule is not None and not rule.always_zero else None)
         nodes.append(node)
 
