@@ -239,7 +239,7 @@ def mamba_section(lengths, repeats):
 # ---------------------------------------------------------------- report
 
 def g(macs):
-    return "-" if macs is None else f"{macs / 1e9:.3f}"
+    return "-" if macs is None else f"{macs / 1e9:.4g}"
 
 
 def write_results(out: Path, quick: bool, sections: dict) -> None:
@@ -291,8 +291,8 @@ def write_results(out: Path, quick: bool, sections: dict) -> None:
               "Analysis time (fvcore + pack) of the reference ViT against its depth; target: "
               "linear.", "", "| blocks | seconds |", "|---:|---:|"]
     lines += [f"| {d} | {s:.3f} |" for d, s in depth_rows]
-    lines += ["", f"Least-squares line: {slope * 1e3:.2f} ms per block + {intercept * 1e3:.1f} "
-                  f"ms, r² = {r2:.4f}.", "",
+    lines += ["", f"Least-squares line: {slope * 1e3:.2f} ms per block, intercept "
+                  f"{intercept * 1e3:+.1f} ms, r² = {r2:.4f}.", "",
               "UperNet-Swin-T (transformers) against input size:", "",
               "| input | count (s) | forward (s) |", "|---:|---:|---:|"]
     lines += [f"| {s}×{s} | {c:.2f} | {f:.2f} |" for s, c, f in size_rows]

@@ -75,9 +75,6 @@ class OpCall:
         return OpCall(self.kind, self.args, self.outputs, self.scope,
                       {name: i for i, name in enumerate(names)})
 
-    def _index(self, key) -> int:
-        return self._names[key] if isinstance(key, str) else key
-
     def arg(self, key, default: Any = None) -> Any:
         """Argument ``key`` (position or, after :meth:`with_signature`, name), ``default`` if the
         call does not pass it."""
@@ -97,10 +94,6 @@ class OpCall:
         if value.shape is None:
             raise CannotCount(f"no shape recorded for argument {key!r} (incomplete tensor type)")
         return value.shape
-
-    def optional_shape(self, key) -> Optional[Tuple[int, ...]]:
-        """Shape of argument ``key`` if it is a tensor, ``None`` if it is absent or ``None``."""
-        return self.shape(key) if self.has_tensor(key) else None
 
     def scalar(self, key, default: Any = None) -> Any:
         """Non-tensor argument ``key``; ``CannotCount`` if the trace did not record its value."""

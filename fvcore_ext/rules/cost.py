@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 __all__ = ["Cost", "PRESETS", "numel", "check_preset"]
 
@@ -50,14 +50,3 @@ class Cost:
         """MACs under ``preset`` (``"full"`` or ``"paper"``); ``ValueError`` on another name."""
         check_preset(preset)
         return self.core + self.elementwise if preset == "full" else self.core
-
-    @staticmethod
-    def sum(costs: Iterable["Cost"]) -> "Cost":
-        """Sum of several costs (``Cost()`` for none)."""
-        total = Cost()
-        for cost in costs:
-            total = total + cost
-        return total
-
-
-
