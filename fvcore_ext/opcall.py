@@ -50,6 +50,7 @@ class TensorArg:
 
     @property
     def is_complex(self) -> bool:
+        """Whether the dtype is complex (``ComplexFloat``, ...)."""
         return bool(self.dtype) and self.dtype.startswith("Complex")
 
 

@@ -52,6 +52,9 @@ class WindowAttention(nn.Module):
 
 
 class SwinBlock(nn.Module):
+    """Swin block on ``(B, L, C)`` tokens of a square map: window attention (shifted by
+    ``shift`` with ``torch.roll`` and a -100 mask across shifted regions), then a GELU MLP."""
+
     def __init__(self, dim: int, resolution: int, ws: int, num_heads: int, shift: int):
         super().__init__()
         self.resolution, self.ws, self.shift = resolution, ws, shift
@@ -87,6 +90,8 @@ class SwinBlock(nn.Module):
 
 
 class PatchMerging(nn.Module):
+    """``(B, H·W, C)`` → ``(B, H·W/4, 2C)``: 2x2 neighbours concatenated, LayerNorm, linear."""
+
     def __init__(self, dim: int, resolution: int):
         super().__init__()
         self.resolution = resolution
