@@ -36,7 +36,7 @@ class ToolCount:
     error: Optional[str] = None
 
 
-def _plain_fvcore(adapter, inputs, preset) -> ToolCount:
+def _plain_fvcore(adapter, inputs) -> ToolCount:
     analysis = FlopCountAnalysis(adapter, inputs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
@@ -79,7 +79,7 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
     model = unwrap_model(model)
     adapter = TraceAdapter(model, input_names)
     runs: List[Callable[[], ToolCount]] = [
-        lambda: _plain_fvcore(adapter, inputs, preset),
+        lambda: _plain_fvcore(adapter, inputs),
         lambda: _pack_fvcore(model, inputs, input_names, preset),
         lambda: _torchprofile(adapter, inputs, preset, with_pack=False),
         lambda: _torchprofile(adapter, inputs, preset, with_pack=True),
