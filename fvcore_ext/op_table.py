@@ -157,6 +157,17 @@ counts("aten::group_norm", "aten::layer_norm")(_norm_reader(2))
 counts("aten::instance_norm")(_norm_reader(1))
 
 
+@counts("aten::rms_norm")
+def _rms_norm(call: OpCall) -> Cost:
+    # Not in fvcore (nn.RMSNorm, F.rms_norm): costed as its composite kernel's ops.
+    normalized_shape = call.scalar(1)
+    if not isinstance(normalized_shape, list) or not all(isinstance(d, int)
+                                                         for d in normalized_shape):
+        raise CannotCount(f"normalized_shape is {normalized_shape!r}, not a list of ints")
+    return rules.rms_norm_macs(call.shape(0), rules.numel(normalized_shape),
+                               has_weight=call.has_tensor(2))
+
+
 @counts("aten::adaptive_avg_pool2d")
 def _adaptive_avg_pool2d(call: OpCall) -> Cost:
     # fvcore counts it (1 x input numel) and so under both presets, unlike the new pools.
@@ -197,8 +208,8 @@ def _is_shape_arithmetic(call: OpCall) -> bool:
     return isinstance(out, TensorArg) and out.from_sizes
 
 
-@counts(*_with_inplace("add", "sub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "log",
-                       "reciprocal", "gelu", "silu", "sigmoid", "tanh", "hardswish",
+@counts(*_with_inplace("add", "sub", "mul", "div", "neg", "pow", "square", "sqrt", "rsqrt", "exp",
+                       "log", "reciprocal", "gelu", "silu", "sigmoid", "tanh", "hardswish",
                        "hardsigmoid", "leaky_relu", "elu", "mish"),
         *_aten("rsub", "softplus", "softmax", "log_softmax"))
 def _elementwise(call: OpCall) -> Cost:
@@ -207,7 +218,7 @@ def _elementwise(call: OpCall) -> Cost:
     return rules.elementwise_macs(call.output_shape())
 
 
-@counts(*_aten("mean", "sum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+@counts(*_aten("mean", "sum", "cumsum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
                "adaptive_avg_pool3d"))
 def _reduction(call: OpCall) -> Cost:
     return rules.reduction_macs(call.shape(0))
@@ -244,15 +255,15 @@ counts(*ZERO_COST_OPS)(costs_nothing)
 # ---------------------------------------------------------------- attention
 
 
-def _bool_scalar(call: OpCall, index: int, default: bool) -> bool:
+def _bool_scalar(call: OpCall, index, default: bool) -> bool:
     value = call.scalar(index, default)
     if not isinstance(value, bool):
         raise CannotCount(f"argument {index} is {value!r}, expected a bool")
     return value
 
 
-def _int_scalar(call: OpCall, index: int) -> int:
-    value = call.scalar(index)
+def _int_scalar(call: OpCall, index, default: Optional[int] = None) -> int:
+    value = call.scalar(index, default)
     if not isinstance(value, int) or isinstance(value, bool):
         raise CannotCount(f"argument {index} is {value!r}, expected an int")
     return value
@@ -412,3 +423,100 @@ counts(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS))(costs_nothi
 @counts(*(f"prim::PythonOp.{name}" for name in CROSS_MERGE_FUNCTIONS))
 def _cross_merge(call: OpCall) -> Cost:
     return rules.sum_of_terms_macs(call.shape(0), call.output_shape())
+
+
+# ---------------------------------------------------------------- Mamba-2 (prim::PythonOp)
+
+# state-spaces/mamba mamba_ssm/ops/triton/ssd_combined.py; releases before 2.2.3 lack
+# cu_seqlens and return_varlen_states.
+MAMBA_CHUNK_SCAN_SIGNATURES = {
+    16: ("x", "dt", "A", "B", "C", "chunk_size", "D", "z", "dt_bias", "initial_states",
+         "seq_idx", "cu_seqlens", "dt_softplus", "dt_limit", "return_final_states",
+         "return_varlen_states"),
+    14: ("x", "dt", "A", "B", "C", "chunk_size", "D", "z", "dt_bias", "initial_states",
+         "seq_idx", "dt_softplus", "dt_limit", "return_final_states"),
+}
+MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE = (
+    "zxbcdt", "conv1d_weight", "conv1d_bias", "dt_bias", "A", "D", "chunk_size",
+    "initial_states", "seq_idx", "dt_limit", "return_final_states", "activation",
+    "rmsnorm_weight", "rmsnorm_eps", "outproj_weight", "outproj_bias", "headdim", "ngroups",
+    "norm_before_gate")
+
+
+@counts("prim::PythonOp.MambaChunkScanCombinedFn")
+def _mamba_chunk_scan_combined(call: OpCall) -> Cost:
+    signature = MAMBA_CHUNK_SCAN_SIGNATURES.get(len(call.args))
+    if signature is None:
+        raise CannotCount(f"unknown argument layout: {len(call.args)} arguments, known layouts "
+                          f"have {' or '.join(map(str, MAMBA_CHUNK_SCAN_SIGNATURES))}")
+    call = call.with_signature(signature)
+    if call.scalar("return_varlen_states", False):
+        raise CannotCount("return_varlen_states=True: the extra varlen chunk states "
+                          "(chunk_state_varlen) have no rule")
+    return rules.ssd_chunk_scan_macs(
+        call.shape("x"), call.shape("B"), _int_scalar(call, "chunk_size"),
+        has_D=call.has_tensor("D"), has_z=call.has_tensor("z"),
+        has_dt_bias=call.has_tensor("dt_bias"),
+        dt_softplus=_bool_scalar(call, "dt_softplus", False))
+
+
+@counts("prim::PythonOp.MambaSplitConv1dScanCombinedFn")
+def _mamba_split_conv1d_scan_combined(call: OpCall) -> Cost:
+    call = call.with_signature(MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE)
+    D = call.shape("D")
+    if len(D) == 2:
+        nheads, headdim = D
+    elif len(D) == 1:
+        nheads, headdim = D[0], _int_scalar(call, "headdim")
+    else:
+        raise CannotCount(f"D has shape {D}, expected (nheads,) or (nheads, headdim)")
+    activation = call.scalar("activation", "silu")
+    if activation not in (None, "silu", "swish"):
+        raise CannotCount(f"activation {activation!r} is not one mamba-ssm supports")
+    outproj = call.shape("outproj_weight") if call.has_tensor("outproj_weight") else None
+    return rules.mamba_split_conv1d_scan_macs(
+        call.shape("zxbcdt"), call.shape("conv1d_weight"), nheads, headdim,
+        ngroups=_int_scalar(call, "ngroups", 1), chunk_size=_int_scalar(call, "chunk_size"),
+        silu=activation is not None, rmsnorm=call.has_tensor("rmsnorm_weight"),
+        outproj_weight=outproj)
+
+
+# Two mamba-ssm Functions share the name LayerNormFn; the argument layout tells them apart.
+GATED_NORM_SIGNATURE = (
+    # mamba_ssm/ops/triton/layernorm_gated.py: Mamba-2's RMSNormGated
+    "x", "weight", "bias", "z", "eps", "group_size", "norm_before_gate", "is_rms_norm")
+ADD_NORM_SIGNATURES = {
+    # mamba_ssm/ops/triton/layer_norm.py: the fused residual add + norm of mamba-ssm 2.x blocks
+    14: ("x", "weight", "bias", "residual", "x1", "weight1", "bias1", "eps", "dropout_p",
+         "rowscale", "prenorm", "residual_in_fp32", "is_rms_norm", "return_dropout_mask"),
+    # mamba-ssm 1.x (and hustvl/Vim's mamba-1p1p1)
+    8: ("x", "weight", "bias", "residual", "eps", "prenorm", "residual_in_fp32", "is_rms_norm"),
+}
+
+
+@counts("prim::PythonOp.LayerNormFn")
+def _mamba_layer_norm(call: OpCall) -> Cost:
+    n = len(call.args)
+    if n == 8 and not isinstance(call.scalar(5), bool):   # group_size, not prenorm
+        call = call.with_signature(GATED_NORM_SIGNATURE)
+        group_size = call.scalar("group_size")
+        if group_size is not None and not isinstance(group_size, int):
+            raise CannotCount(f"group_size is {group_size!r}, not an int")
+        return rules.gated_norm_macs(
+            call.shape("x"), group_size, is_rms_norm=_bool_scalar(call, "is_rms_norm", False),
+            has_bias=call.has_tensor("bias"), gated=call.has_tensor("z"))
+    if n not in ADD_NORM_SIGNATURES:
+        raise CannotCount(f"unknown argument layout: {n} arguments; known LayerNormFn layouts "
+                          f"have 8 (layernorm_gated, or mamba-ssm 1.x layer_norm) or 14")
+    call = call.with_signature(ADD_NORM_SIGNATURES[n])
+    for name in ("x1", "weight1", "rowscale"):
+        if call.has_tensor(name):
+            raise CannotCount(f"{name} is given: the parallel norm and rowscale are not counted")
+    x = call.shape("x")
+    if _bool_scalar(call, "is_rms_norm", False):
+        norm = rules.rms_norm_macs(x, None, has_weight=call.has_tensor("weight"),
+                                   has_bias=call.has_tensor("bias"))
+    else:
+        norm = rules.norm_macs(x, affine=call.has_tensor("weight"))
+    residual = rules.elementwise_macs(x) if call.has_tensor("residual") else Cost()
+    return norm + residual

@@ -14,29 +14,40 @@ only to count.
   older versions return it)
 - ``selective_scan_cuda_oflex.fwd`` and ``selective_scan_cuda_core.fwd`` (MzeroMiko/VMamba)
 
+mamba-ssm's Mamba-2 kernels and fused norms are Triton, which imports without a GPU but cannot
+launch a kernel. On a machine without CUDA, the stand-in ``mamba_ssm.ops.triton`` replaces the
+host functions that launch them, in the modules whose Functions call them:
+
+- ``ssd_combined._mamba_chunk_scan_combined_fwd`` (``MambaChunkScanCombinedFn``,
+  ``MambaSplitConv1dScanCombinedFn``), ``ssd_combined._swiglu_fwd``;
+- ``layernorm_gated._layer_norm_fwd`` (also bound in ``ssd_combined``): the gated RMSNorm;
+- ``layer_norm._layer_norm_fwd``: the fused residual add + norm of ``MambaLMHeadModel`` blocks.
+
 :func:`install_mmcv_ext_standin` is the same idea for ``mmcv._ext`` (mmcv-lite ships no compiled
 ops, yet mmsegmentation imports ``mmcv.ops`` unconditionally): it lets the import succeed and
 makes every compiled op raise an error naming it.
 
 Any other attribute of a stand-in (``bwd``, ``causal_conv1d_update``, ...) raises
 ``AttributeError`` naming the module and what it provides. A real extension that imports is
-never replaced.
+never replaced, nor are the Triton functions where a CUDA device is present.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import importlib.util
+import inspect
 import math
 import sys
 import types
 import warnings
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["STANDIN_NAMES", "install_mmcv_ext_standin", "install_standin_kernels",
-           "remove_standin_kernels", "standin_kernels"]
+__all__ = ["EXTENSION_NAMES", "STANDIN_NAMES", "TRITON_FUNCTIONS", "install_mmcv_ext_standin",
+           "install_standin_kernels", "remove_standin_kernels", "standin_kernels"]
 
 _CHUNK = 2048   # the CUDA scan keeps its state every 2048 steps: x is (B, D, chunks, 2N)
 
@@ -92,7 +103,129 @@ _ENTRY_POINTS: Dict[str, Dict[str, Callable]] = {
     "selective_scan_cuda_oflex": {"fwd": _oflex_fwd},
     "selective_scan_cuda_core": {"fwd": _core_fwd},
 }
-STANDIN_NAMES = tuple(_ENTRY_POINTS)
+EXTENSION_NAMES = tuple(_ENTRY_POINTS)
+
+
+# ---------------------------------------------------------------- mamba-ssm's Triton functions
+# Each stand-in receives the real function's arguments bound by name (defaults applied) and
+# allocates what the real one returns, as the real one allocates it.
+
+def _chunk_scan_combined_fwd(a: Dict[str, Any]) -> tuple:
+    """``ssd_combined._mamba_chunk_scan_combined_fwd``: ``(out, out_x, dt, dA_cumsum, states,
+    final_states)``, plus ``varlen_states`` when ``cu_seqlens`` is given."""
+    x, B, C = a["x"], a["B"], a["C"]
+    batch, seqlen, nheads, headdim = x.shape
+    dstate, chunk_size = B.shape[-1], a["chunk_size"]
+    chunks = math.ceil(seqlen / chunk_size)
+    dt = torch.zeros(batch, nheads, chunks, chunk_size, dtype=torch.float32, device=x.device)
+    result = (torch.zeros_like(x), torch.zeros_like(x) if a["z"] is not None else None, dt,
+              torch.zeros_like(dt),
+              torch.zeros(batch, chunks, nheads, headdim, dstate, dtype=C.dtype, device=x.device),
+              torch.zeros(batch, nheads, headdim, dstate, dtype=torch.float32, device=x.device))
+    if a.get("cu_seqlens") is not None:
+        result += (torch.zeros(a["cu_seqlens"].shape[0] - 1, nheads, headdim, dstate,
+                               dtype=C.dtype, device=x.device),)
+    return result
+
+
+def _gated_norm_fwd(a: Dict[str, Any]) -> tuple:
+    """``layernorm_gated._layer_norm_fwd`` on x ``(M, N)``: ``(out, mean, rstd)``, ``out``
+    written in place when given, ``mean`` ``None`` for an RMSNorm."""
+    x = a["x"]
+    groups = x.shape[1] // (a["group_size"] or x.shape[1])
+    out = a["out"].zero_() if a["out"] is not None else torch.zeros_like(x)
+    stats = torch.zeros(groups * x.shape[0], dtype=torch.float32, device=x.device)
+    return out, None if a["is_rms_norm"] else stats, stats.clone()
+
+
+def _add_norm_fwd(a: Dict[str, Any]) -> tuple:
+    """``layer_norm._layer_norm_fwd`` on x ``(M, N)``. mamba-ssm 2.x: ``(y, y1, mean, rstd,
+    residual_out, seeds, dropout_mask, dropout_mask1)``; 1.x (no ``x1``): ``(y, mean, rstd,
+    residual_out)``. ``residual_out`` is x itself when no residual is formed, as upstream."""
+    x = a["x"]
+    y = torch.zeros_like(x, dtype=a.get("out_dtype") or x.dtype)
+    mean = None if a["is_rms_norm"] else torch.zeros(x.shape[0], dtype=torch.float32,
+                                                     device=x.device)
+    rstd = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device)
+    residual_dtype = a["residual"].dtype if a["residual"] is not None else a["residual_dtype"]
+    if (a["residual"] is not None or (residual_dtype is not None and residual_dtype != x.dtype)
+            or a.get("dropout_p", 0.0) > 0.0 or a.get("rowscale") is not None
+            or a.get("x1") is not None):
+        residual_out = torch.zeros_like(x, dtype=residual_dtype or x.dtype)
+    else:
+        residual_out = x
+    if "x1" not in a:
+        return y, mean, rstd, residual_out
+    y1 = torch.zeros_like(y) if a["weight1"] is not None else None
+    return y, y1, mean, rstd, residual_out, None, None, None
+
+
+def _swiglu_fwd(a: Dict[str, Any]) -> torch.Tensor:
+    """``k_activations._swiglu_fwd``: ``silu(x)·y`` of the two halves of ``xy``'s last
+    dimension, written into ``out`` when given."""
+    xy, out = a["xy"], a["out"]
+    if out is not None:
+        return out.zero_()
+    return torch.zeros(*xy.shape[:-1], xy.shape[-1] // 2, dtype=xy.dtype, device=xy.device)
+
+
+TRITON_FUNCTIONS = "mamba_ssm.ops.triton"
+_TRITON_PATCHES: Dict[str, Dict[str, Callable]] = {
+    "mamba_ssm.ops.triton.ssd_combined": {"_mamba_chunk_scan_combined_fwd":
+                                          _chunk_scan_combined_fwd,
+                                          "_layer_norm_fwd": _gated_norm_fwd,
+                                          "_swiglu_fwd": _swiglu_fwd},
+    "mamba_ssm.ops.triton.layernorm_gated": {"_layer_norm_fwd": _gated_norm_fwd},
+    "mamba_ssm.ops.triton.layer_norm": {"_layer_norm_fwd": _add_norm_fwd},
+}
+STANDIN_NAMES = EXTENSION_NAMES + (TRITON_FUNCTIONS,)
+_patched: Dict[Tuple[str, str], Callable] = {}     # (module, attribute) -> the real function
+
+
+def _triton_standin(module: str, attr: str, real: Callable, fake: Callable) -> Callable:
+    signature = inspect.signature(real)
+
+    def standin(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return fake(dict(bound.arguments))
+
+    standin.__name__ = attr
+    standin.__qualname__ = f"{module}.{attr}"
+    standin.__doc__ = f"fvcore_ext stand-in for {module}.{attr}: zeros of the right shapes."
+    standin.__wrapped__ = real
+    standin.__fvcore_ext_standin__ = True
+    return standin
+
+
+def _patch_triton_functions() -> bool:
+    """Replace the Triton host functions when mamba-ssm is installed and no CUDA device is
+    present; ``True`` if they are (now) replaced."""
+    if torch.cuda.is_available() or importlib.util.find_spec("mamba_ssm") is None:
+        return False
+    for module_name, functions in _TRITON_PATCHES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ImportError(f"cannot install the stand-in {TRITON_FUNCTIONS}: importing "
+                              f"{module_name} failed ({error}); install the extension "
+                              f"stand-ins first (install_standin_kernels())") from error
+        for attr, fake in functions.items():
+            real = getattr(module, attr)
+            if _is_standin(real):
+                continue
+            _patched[(module_name, attr)] = real
+            setattr(module, attr, _triton_standin(module_name, attr, real, fake))
+    return True
+
+
+def _unpatch_triton_functions() -> bool:
+    """Put the real Triton host functions back; ``True`` if any was replaced."""
+    restored = bool(_patched)
+    for (module_name, attr), real in list(_patched.items()):
+        setattr(sys.modules[module_name], attr, real)
+        del _patched[(module_name, attr)]
+    return restored
 
 
 class _StandinModule(types.ModuleType):
@@ -127,20 +260,26 @@ def _real_extension_imports(name: str) -> bool:
 def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
     """Put a stand-in in ``sys.modules`` for each extension in ``names`` (default: all of
     ``STANDIN_NAMES``) that cannot be imported, and warn once which ones are active. Call it
-    before importing mamba_ssm, causal_conv1d or VMamba.
+    before importing mamba_ssm, causal_conv1d or VMamba. The name ``TRITON_FUNCTIONS``
+    (``"mamba_ssm.ops.triton"``) replaces mamba-ssm's Triton host functions (module docstring)
+    when mamba-ssm is installed and no CUDA device is present; it imports mamba_ssm, after the
+    extension stand-ins.
 
     Returns:
         The names now served by stand-ins (empty when every real extension imports).
 
     Raises:
         KeyError: a name without a stand-in.
+        ImportError: mamba-ssm is installed but its Triton modules do not import.
     """
     chosen = list(STANDIN_NAMES if names is None else names)
-    unknown = [n for n in chosen if n not in _ENTRY_POINTS]
+    unknown = [n for n in chosen if n not in STANDIN_NAMES]
     if unknown:
         raise KeyError(f"no stand-in for {unknown}; known: {', '.join(STANDIN_NAMES)}")
     active = []
     for name in chosen:
+        if name == TRITON_FUNCTIONS:
+            continue
         if _real_extension_imports(name):
             continue
         if not _is_standin(sys.modules.get(name)):
@@ -150,6 +289,8 @@ def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
                 setattr(module, attr, fn)
             sys.modules[name] = module
         active.append(name)
+    if TRITON_FUNCTIONS in chosen and _patch_triton_functions():
+        active.append(TRITON_FUNCTIONS)
     if active:
         warnings.warn(f"fvcore_ext stand-in kernels active for {', '.join(active)}: they return "
                       f"zeros of the right shapes, for counting only", UserWarning, stacklevel=2)
@@ -157,11 +298,14 @@ def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
 
 
 def remove_standin_kernels() -> List[str]:
-    """Remove every stand-in from ``sys.modules``; returns their names. Modules imported while
-    they were installed keep their reference to them."""
+    """Remove every stand-in from ``sys.modules`` and put the real Triton functions back;
+    returns their names. Modules imported while they were installed keep their reference to
+    the extension stand-ins."""
     removed = [n for n, m in list(sys.modules.items()) if _is_standin(m)]
     for name in removed:
         del sys.modules[name]
+    if _unpatch_triton_functions():
+        removed.append(TRITON_FUNCTIONS)
     return removed
 
 
@@ -170,12 +314,16 @@ def standin_kernels(names: Optional[Sequence[str]] = None) -> Iterator[List[str]
     """:func:`install_standin_kernels` for the ``with`` block (yielding the active names), then
     remove the stand-ins it installed."""
     before = {n for n, m in sys.modules.items() if _is_standin(m)}
+    triton_before = bool(_patched)
     active = install_standin_kernels(names)
     try:
         yield active
     finally:
         for name in active:
-            if name not in before:
+            if name == TRITON_FUNCTIONS:
+                if not triton_before:
+                    _unpatch_triton_functions()
+            elif name not in before:
                 sys.modules.pop(name, None)
 
 
