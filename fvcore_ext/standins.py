@@ -297,14 +297,16 @@ def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
     return active
 
 
-def remove_standin_kernels() -> List[str]:
-    """Remove every stand-in from ``sys.modules`` and put the real Triton functions back;
-    returns their names. Modules imported while they were installed keep their reference to
-    the extension stand-ins."""
-    removed = [n for n, m in list(sys.modules.items()) if _is_standin(m)]
+def remove_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
+    """Remove the stand-ins in ``names`` (default: every stand-in, ``mmcv._ext``'s included)
+    from ``sys.modules``, and put the real Triton functions back if ``TRITON_FUNCTIONS`` is
+    among them; returns the names removed. Modules imported while an extension stand-in was
+    installed keep their reference to it."""
+    removed = [n for n, m in list(sys.modules.items())
+               if _is_standin(m) and (names is None or n in names)]
     for name in removed:
         del sys.modules[name]
-    if _unpatch_triton_functions():
+    if (names is None or TRITON_FUNCTIONS in names) and _unpatch_triton_functions():
         removed.append(TRITON_FUNCTIONS)
     return removed
 

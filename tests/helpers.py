@@ -23,3 +23,18 @@ def fvcore_count(model, inputs, preset="full", grad=False):
     unsupported = dict(analysis.unsupported_ops())
     assert not unsupported, f"unsupported ops: {unsupported}"
     return total, dict(analysis.by_operator())
+
+
+def count_in_both_tools(model, inputs, preset):
+    """The :class:`fvcore_ext.CountReport` of ``model`` under ``preset``, after checking that
+    nothing was unsupported or uncounted and that torchprofile (``torchprofile_ext``) gives the
+    same total."""
+    import torchprofile_ext
+    from fvcore_ext import count_model
+
+    report = count_model(model, inputs, preset=preset)
+    with torch.no_grad():
+        torchprofile_total = torchprofile_ext.profile_macs(model.eval(), tuple(inputs), preset)
+    assert report.unsupported_ops == {} and report.uncounted == []
+    assert torchprofile_total == report.total_macs
+    return report

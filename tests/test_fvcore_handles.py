@@ -128,3 +128,23 @@ def test_vmamba_tiny_reproduces_the_published_numbers():
     total, _ = fvcore_count(model, inputs, "paper")
     assert round(total / 1e9, 1) == 4.9
     assert round(sum(p.numel() for p in model.parameters()) / 1e6) == 30
+
+
+# ---------------------------------------------------------------- RMSNorm and its kin
+
+class RMSNormAndKin(nn.Module):
+    def __init__(self, elementwise_affine):
+        super().__init__()
+        self.norm = nn.RMSNorm((4, 6), elementwise_affine=elementwise_affine)
+
+    def forward(self, x):
+        return self.norm(x), x.square(), torch.cumsum(x, dim=1)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_rms_norm_square_and_cumsum(affine):
+    x = torch.randn(3, 4, 6)                       # 72 elements; RMSNorm over (4, 6): 3 groups
+    total, ops = fvcore_count(RMSNormAndKin(affine), x, "full")
+    # pow, mean, normalising mul (+ weight mul) per element; add eps and rsqrt per group
+    assert ops == {"rms_norm": (4 if affine else 3) * 72 + 2 * 3, "square": 72, "cumsum": 72}
+    assert fvcore_count(RMSNormAndKin(affine), x, "paper") == (0, {})

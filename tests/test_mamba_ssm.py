@@ -14,8 +14,7 @@ from mamba_ssm.models.config_mamba import MambaConfig  # noqa: E402
 from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel  # noqa: E402
 from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: E402
 
-import torchprofile_ext  # noqa: E402
-from fvcore_ext import count_model  # noqa: E402
+from tests.helpers import count_in_both_tools as both_tools  # noqa: E402
 
 assert mamba_ssm.__version__ == "2.3.2.post1"
 
@@ -26,15 +25,6 @@ TERMS = dict(
     x_proj=B * L * D * (R + 2 * N), dt_proj=B * L * D * R,
     scan=9 * B * L * D * N + B * D * L + B * D * L,      # with D and z
     out_proj=B * L * D * DM, A=D * N)                     # A = -exp(A_log): exp and neg
-
-
-def both_tools(model, inputs, preset):
-    report = count_model(model, inputs, preset=preset)
-    with torch.no_grad():
-        torchprofile_total = torchprofile_ext.profile_macs(model.eval(), tuple(inputs), preset)
-    assert report.unsupported_ops == {} and report.uncounted == []
-    assert torchprofile_total == report.total_macs
-    return report
 
 
 def mamba(**kwargs):

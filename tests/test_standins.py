@@ -10,9 +10,11 @@ from fvcore_ext import standins
 
 @pytest.fixture
 def no_standins():
-    saved = {n: sys.modules.pop(n) for n in standins.STANDIN_NAMES if n in sys.modules}
+    """No extension stand-in in sys.modules during the test (the Triton functions may stay
+    replaced: other test modules installed them at import and still need them)."""
+    saved = {n: sys.modules.pop(n) for n in standins.EXTENSION_NAMES if n in sys.modules}
     yield
-    standins.remove_standin_kernels()
+    standins.remove_standin_kernels(standins.EXTENSION_NAMES)
     sys.modules.update(saved)
 
 
@@ -36,7 +38,7 @@ def test_shapes_of_every_entry_point(no_standins):
         assert torch.count_nonzero(conv_out) == 0
         assert causal_conv1d_cuda.causal_conv1d_fwd(x16, w, None, None, None, None, True).shape \
             == x16.shape
-    assert not any(n in sys.modules for n in standins.STANDIN_NAMES)
+    assert not any(n in sys.modules for n in standins.EXTENSION_NAMES)
 
 
 def test_announced_and_loud_on_unknown_calls(no_standins):
@@ -54,5 +56,60 @@ def test_never_replaces_a_real_extension(no_standins):
     sys.modules["selective_scan_cuda"] = real
     assert standins.install_standin_kernels(["selective_scan_cuda"]) == []
     assert sys.modules["selective_scan_cuda"] is real
-    assert standins.remove_standin_kernels() == []
+    assert standins.remove_standin_kernels(["selective_scan_cuda"]) == []
     del sys.modules["selective_scan_cuda"]
+
+
+@pytest.fixture
+def triton_standins(no_standins):
+    """The mamba-ssm Triton stand-ins, installed for the test; left as they were found."""
+    with pytest.warns(UserWarning), standins.standin_kernels() as active:
+        assert standins.TRITON_FUNCTIONS in active
+        yield
+
+
+def test_triton_functions_return_what_the_real_ones_allocate(triton_standins):
+    from mamba_ssm.ops.triton import layer_norm, layernorm_gated, ssd_combined
+
+    x, z = torch.randn(2, 20, 4, 8), torch.randn(2, 20, 4, 8)
+    B = torch.randn(2, 20, 2, 16, dtype=torch.float16)
+    out, out_x, dt, dA_cumsum, states, final = ssd_combined._mamba_chunk_scan_combined_fwd(
+        x, torch.rand(2, 20, 4), -torch.rand(4), B, B, chunk_size=8, z=z)
+    assert out.shape == out_x.shape == x.shape
+    assert dt.shape == dA_cumsum.shape == (2, 4, 3, 8) and dt.dtype == torch.float32
+    assert states.shape == (2, 3, 4, 8, 16) and states.dtype == torch.float16
+    assert final.shape == (2, 4, 8, 16) and final.dtype == torch.float32
+    assert ssd_combined._mamba_chunk_scan_combined_fwd(x, torch.rand(2, 20, 4), -torch.rand(4),
+                                                       B, B, 8)[1] is None
+
+    rows, w = torch.randn(6, 64), torch.ones(64)
+    given = torch.full((6, 64), 3.0)
+    y, mean, rstd = layernorm_gated._layer_norm_fwd(rows, w, None, 1e-5, z=rows, out=given,
+                                                    group_size=16, is_rms_norm=True)
+    assert y is given and not given.any() and mean is None and rstd.shape == (24,)
+    assert ssd_combined._layer_norm_fwd.__wrapped__ is layernorm_gated._layer_norm_fwd.__wrapped__
+
+    y, y1, mean, rstd, residual_out, *_ = layer_norm._layer_norm_fwd(
+        rows, w, None, 1e-5, residual=rows.double(), is_rms_norm=False)
+    assert y.shape == rows.shape and y1 is None and mean.shape == rstd.shape == (6,)
+    assert residual_out.dtype == torch.float64
+    assert layer_norm._layer_norm_fwd(rows, w, None, 1e-5)[4] is rows
+
+    assert ssd_combined._swiglu_fwd(torch.randn(2, 5, 12)).shape == (2, 5, 6)
+
+
+def test_triton_functions_are_never_replaced_where_cuda_is(monkeypatch, no_standins):
+    from mamba_ssm.ops.triton import ssd_combined
+
+    was_replaced = standins.TRITON_FUNCTIONS in standins.remove_standin_kernels(
+        [standins.TRITON_FUNCTIONS])
+    real = ssd_combined._mamba_chunk_scan_combined_fwd
+    try:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert standins.install_standin_kernels([standins.TRITON_FUNCTIONS]) == []
+        assert ssd_combined._mamba_chunk_scan_combined_fwd is real
+    finally:
+        monkeypatch.undo()
+        if was_replaced:
+            with pytest.warns(UserWarning):
+                standins.install_standin_kernels([standins.TRITON_FUNCTIONS])
