@@ -177,6 +177,7 @@ _TRITON_PATCHES: Dict[str, Dict[str, Callable]] = {
                                           "_swiglu_fwd": _swiglu_fwd},
     "mamba_ssm.ops.triton.layernorm_gated": {"_layer_norm_fwd": _gated_norm_fwd},
     "mamba_ssm.ops.triton.layer_norm": {"_layer_norm_fwd": _add_norm_fwd},
+    "mamba_ssm.ops.triton.layernorm": {"_layer_norm_fwd": _add_norm_fwd},   # mamba-ssm 1.x
 }
 STANDIN_NAMES = EXTENSION_NAMES + (TRITON_FUNCTIONS,)
 _patched: Dict[Tuple[str, str], Callable] = {}     # (module, attribute) -> the real function
@@ -199,14 +200,17 @@ def _triton_standin(module: str, attr: str, real: Callable, fake: Callable) -> C
 
 
 def _patch_triton_functions() -> bool:
-    """Replace the Triton host functions when mamba-ssm is installed and no CUDA device is
-    present; ``True`` if they are (now) replaced."""
+    """Replace the Triton host functions of the installed mamba-ssm release (modules it does
+    not have are skipped) when no CUDA device is present; ``True`` if any is (now) replaced."""
     if torch.cuda.is_available() or importlib.util.find_spec("mamba_ssm") is None:
         return False
     for module_name, functions in _TRITON_PATCHES.items():
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
+            if isinstance(error, ModuleNotFoundError) and error.name and \
+                    module_name.startswith(error.name):
+                continue                       # not in this mamba-ssm release
             raise ImportError(f"cannot install the stand-in {TRITON_FUNCTIONS}: importing "
                               f"{module_name} failed ({error}); install the extension "
                               f"stand-ins first (install_standin_kernels())") from error
@@ -216,7 +220,7 @@ def _patch_triton_functions() -> bool:
                 continue
             _patched[(module_name, attr)] = real
             setattr(module, attr, _triton_standin(module_name, attr, real, fake))
-    return True
+    return bool(_patched)
 
 
 def _unpatch_triton_functions() -> bool:
