@@ -243,3 +243,34 @@ def test_varlen_states_are_reported_uncounted_not_guessed():
         [("prim::PythonOp.MambaChunkScanCombinedFn", True)]
     with pytest.raises(UncountableOpError, match="MambaChunkScanCombinedFn"):
         count_model(VarlenScan(), args, strict=True)
+
+
+class LayerNormFn(torch.autograd.Function):
+    """mamba-ssm 1.x's (and Vim's vendored mamba-1p1p1's) fused residual add + norm: the same
+    name and argument layout as upstream ``mamba_ssm/ops/triton/layernorm.py``, a torch body."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, residual=None, eps=1e-6, prenorm=False,
+                residual_in_fp32=False, is_rms_norm=False):
+        residual = x if residual is None else x + residual
+        return F.rms_norm(residual, (x.shape[-1],), weight, eps), residual
+
+
+class AddNorm(nn.Module):
+    def __init__(self, layout):
+        super().__init__()
+        self.weight, self.layout = nn.Parameter(torch.ones(32)), layout
+
+    def forward(self, x, residual):
+        if self.layout == "1.x":
+            return LayerNormFn.apply(x, self.weight, None, residual, 1e-5, True, False, True)[0]
+        from mamba_ssm.ops.triton.layer_norm import rms_norm_fn
+        return rms_norm_fn(x, self.weight, None, residual=residual, prenorm=True)[0]
+
+
+@pytest.mark.parametrize("layout", ["1.x", "2.x"])
+def test_fused_add_rms_norm_both_upstream_layouts(layout):
+    x, residual = torch.randn(2, 5, 32), torch.randn(2, 5, 32)
+    report = both_tools(AddNorm(layout), [x, residual], "full")
+    # RMSNorm with weight: 4 per element + 2 per row (10 rows); the residual add: 1 per element
+    assert report.by_operator == {"PythonOp.LayerNormFn": 4 * 320 + 2 * 10 + 320}
