@@ -233,7 +233,8 @@ def mamba_section(lengths, repeats):
     out = subprocess.run([sys.executable, str(HERE / "mamba_standins.py"), "--lengths",
                           *map(str, lengths), "--repeats", str(repeats)],
                          capture_output=True, text=True, check=True)
-    return [line for line in out.stdout.splitlines() if line.startswith(("|", "Mamba"))]
+    return [line for line in out.stdout.splitlines()
+            if line.startswith(("|", "Mamba")) or not line.strip()]
 
 
 # ---------------------------------------------------------------- report
