@@ -150,9 +150,9 @@ def gated_norm_macs(x: Shape, group_size: Optional[int], is_rms_norm: bool, has_
     Raises:
         ValueError: ``group_size`` does not divide N.
     """
+    group_size = check_group(x, group_size)
     if is_rms_norm:
         cost = rms_norm_macs(x, group_size, has_weight=True, has_bias=has_bias)
     else:
-        check_group(x, group_size)
         cost = norm_macs(x, affine=True)
     return cost + Cost(elementwise=2 * numel(x) if gated else 0)
