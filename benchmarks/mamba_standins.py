@@ -57,6 +57,24 @@ def chunk_scan_ref(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_
                                        dt_softplus=dt_softplus)
 
 
+def print_rows(standin, reference, lengths, d_model, repeats, module, replacements):
+    """One table row per length: the count of ``standin`` against that of ``reference``, timed
+    while ``module`` has its attributes set to ``replacements`` (name -> value)."""
+    for length in lengths:
+        x = torch.randn(1, length, d_model)
+        fast_time, fast_macs = time_count(standin, x, repeats)
+        original = {name: getattr(module, name) for name in replacements}
+        for name, value in replacements.items():
+            setattr(module, name, value)
+        try:
+            ref_time, _ = time_count(reference, x, repeats)
+        finally:
+            for name, value in original.items():
+                setattr(module, name, value)
+        print(f"| {length} | {fast_time:.3f} | {ref_time:.3f} | {ref_time / fast_time:.1f}x "
+              f"| {fast_macs:,} |", flush=True)
+
+
 def mamba2_rows(lengths, d_model, repeats):
     """Mamba-2: the fused layer with stand-ins against the unfused layer through the torch
     reference of the SSD scan (lengths must be multiples of the chunk size, 256)."""
@@ -68,17 +86,8 @@ def mamba2_rows(lengths, d_model, repeats):
     print("| length | stand-ins (s) | ssd_chunk_scan_combined_ref (s) | speed-up | "
           "MACs (stand-ins) |")
     print("|---:|---:|---:|---:|---:|")
-    for length in lengths:
-        x = torch.randn(1, length, d_model)
-        fast_time, fast_macs = time_count(standin, x, repeats)
-        original = mamba2.mamba_chunk_scan_combined, mamba2.causal_conv1d_fn
-        mamba2.mamba_chunk_scan_combined, mamba2.causal_conv1d_fn = chunk_scan_ref, None
-        try:
-            ref_time, _ = time_count(reference, x, repeats)
-        finally:
-            mamba2.mamba_chunk_scan_combined, mamba2.causal_conv1d_fn = original
-        print(f"| {length} | {fast_time:.3f} | {ref_time:.3f} | {ref_time / fast_time:.1f}x "
-              f"| {fast_macs:,} |", flush=True)
+    print_rows(standin, reference, lengths, d_model, repeats, mamba2,
+               {"mamba_chunk_scan_combined": chunk_scan_ref, "causal_conv1d_fn": None})
 
 
 def main(argv=None):
@@ -96,18 +105,8 @@ def main(argv=None):
           f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print("| length | stand-ins (s) | selective_scan_ref (s) | speed-up | MACs (stand-ins) |")
     print("|---:|---:|---:|---:|---:|")
-    for length in args.lengths:
-        x = torch.randn(1, length, args.d_model)
-        fast_time, fast_macs = time_count(standin, x, args.repeats)
-        original = mamba_simple.selective_scan_fn, mamba_simple.causal_conv1d_fn
-        mamba_simple.selective_scan_fn = selective_scan_ref
-        mamba_simple.causal_conv1d_fn = causal_conv1d_ref
-        try:
-            ref_time, _ = time_count(reference, x, args.repeats)
-        finally:
-            mamba_simple.selective_scan_fn, mamba_simple.causal_conv1d_fn = original
-        print(f"| {length} | {fast_time:.3f} | {ref_time:.3f} | {ref_time / fast_time:.1f}x "
-              f"| {fast_macs:,} |", flush=True)
+    print_rows(standin, reference, args.lengths, args.d_model, args.repeats, mamba_simple,
+               {"selective_scan_fn": selective_scan_ref, "causal_conv1d_fn": causal_conv1d_ref})
     mamba2_rows([length for length in args.lengths if length % 256 == 0], args.d_model,
                 args.repeats)
 

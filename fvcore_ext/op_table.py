@@ -135,7 +135,8 @@ def _einsum(call: OpCall) -> Cost:
 def _convolution(call: OpCall) -> Cost:
     transposed = call.scalar(6)
     if not isinstance(transposed, bool):
-        raise CannotCount("argument 6 (transposed) is not a bool: unknown aten::_convolution layout")
+        raise CannotCount("argument 6 (transposed) is not a bool: "
+                          "unknown aten::_convolution layout")
     return rules.conv_macs(call.shape(0), call.shape(1), call.output_shape(), transposed)
 
 
@@ -218,8 +219,8 @@ def _elementwise(call: OpCall) -> Cost:
     return rules.elementwise_macs(call.output_shape())
 
 
-@counts(*_aten("mean", "sum", "cumsum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
-               "adaptive_avg_pool3d"))
+@counts(*_aten("mean", "sum", "cumsum", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+               "adaptive_avg_pool1d", "adaptive_avg_pool3d"))
 def _reduction(call: OpCall) -> Cost:
     return rules.reduction_macs(call.shape(0))
 

@@ -60,8 +60,9 @@ def test_mem_eff_path_is_one_fused_op():
     fused = h["conv"] + h["ssd"] + h["out_proj"]
     fused_elementwise = h["conv_silu"] + h["ssd_discretisation"] + h["gated_norm"]
     full = both_tools(mamba2(use_mem_eff_path=True), inputs(), "full")
-    assert full.by_operator == {"PythonOp.MambaSplitConv1dScanCombinedFn": fused + fused_elementwise,
-                                "linear": h["in_proj"], "exp": h["A"], "neg": h["A"]}
+    assert full.by_operator == {
+        "PythonOp.MambaSplitConv1dScanCombinedFn": fused + fused_elementwise,
+        "linear": h["in_proj"], "exp": h["A"], "neg": h["A"]}
     paper = both_tools(mamba2(use_mem_eff_path=True), inputs(), "paper")
     assert paper.by_operator == {"PythonOp.MambaSplitConv1dScanCombinedFn": fused,
                                  "linear": h["in_proj"]}

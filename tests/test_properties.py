@@ -256,21 +256,19 @@ BATCH_NORM = RuleSpec(
     huge=2 ** 16,
 )
 
-ELEMENTWISE = RuleSpec(
-    sizes=DIMS4, flags={"rank": (0, 1, 2, 3, 4)},
-    call=lambda p: rules.elementwise_macs(_dims(p)),
-    expected=lambda p: (0, prod(_dims(p))),
-    monotone_flags={"rank": (0, 1, 2, 3, 4)},
-    huge=2 ** 16, elementwise_only=True,
-)
+def _one_per_element(rule) -> RuleSpec:
+    """A rule costing 1 elementwise MAC per element of its one shape, of rank 0 to 4."""
+    return RuleSpec(
+        sizes=DIMS4, flags={"rank": (0, 1, 2, 3, 4)},
+        call=lambda p: rule(_dims(p)),
+        expected=lambda p: (0, prod(_dims(p))),
+        monotone_flags={"rank": (0, 1, 2, 3, 4)},
+        huge=2 ** 16, elementwise_only=True,
+    )
 
-REDUCTION = RuleSpec(
-    sizes=DIMS4, flags={"rank": (0, 1, 2, 3, 4)},
-    call=lambda p: rules.reduction_macs(_dims(p)),
-    expected=lambda p: (0, prod(_dims(p))),
-    monotone_flags={"rank": (0, 1, 2, 3, 4)},
-    huge=2 ** 16, elementwise_only=True,
-)
+
+ELEMENTWISE = _one_per_element(rules.elementwise_macs)
+REDUCTION = _one_per_element(rules.reduction_macs)
 
 SUM_OF_TERMS = RuleSpec(
     # VMamba's CrossMerge: K maps (B, K, D, H, W) summed into (B, D, H*W).

@@ -37,7 +37,8 @@ def selective_scan_macs(u: Shape, A: Shape, has_D: bool, has_z: bool,
         ValueError: u is not 3-D or A is not 2-D.
     """
     if len(u) != 3 or len(A) != 2:
-        raise ValueError(f"selective scan expects u (B, D, L) and A (D, N), got {tuple(u)}, {tuple(A)}")
+        raise ValueError(f"selective scan expects u (B, D, L) and A (D, N), "
+                         f"got {tuple(u)}, {tuple(A)}")
     b, d, l = (int(x) for x in u)
     n = int(A[1]) * (2 if complex_A else 1)
     return Cost(core=9 * b * l * d * n + (b * d * l if has_D else 0) + (b * d * l if has_z else 0))
@@ -47,7 +48,8 @@ def causal_conv1d_macs(x: Shape, weight: Shape, silu: bool) -> Cost:
     """``CausalConv1dFn``: x ``(B, D, L)``, depthwise weight ``(D, W)``: ``B·D·L·W`` (core), plus
     ``B·D·L`` for a silu/swish activation (elementwise). ``ValueError`` on other ranks."""
     if len(x) != 3 or len(weight) != 2:
-        raise ValueError(f"causal conv1d expects x (B, D, L) and weight (D, W), got {tuple(x)}, {tuple(weight)}")
+        raise ValueError(f"causal conv1d expects x (B, D, L) and weight (D, W), "
+                         f"got {tuple(x)}, {tuple(weight)}")
     b, d, l = (int(s) for s in x)
     return Cost(core=b * d * l * int(weight[1]), elementwise=b * d * l if silu else 0)
 

@@ -36,7 +36,8 @@ def check_group(x: Sequence[int], group_size: Optional[int]) -> int:
     last = int(x[-1])
     size = last if group_size is None else int(group_size)
     if size <= 0 or last % size:
-        raise ValueError(f"group size {group_size} does not divide the last dimension of {tuple(x)}")
+        raise ValueError(f"group size {group_size} does not divide the last dimension "
+                         f"of {tuple(x)}")
     return size
 
 
