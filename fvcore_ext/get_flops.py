@@ -4,8 +4,13 @@ with the same arguments and defaults, counting with the pack's handles, on CPU.
 It builds the model the way mmseg's script does: config (its ``custom_imports`` honoured, which
 is how VMamba registers its backbones) and ``--cfg-options``, the registry,
 ``auxiliary_head = None``, SyncBN reverted, the data preprocessor on a random image, and
-``mode='tensor'``. mmseg 0.x (``forward_dummy``) is used when it is what is installed. Then it
-prints mmseg's block with the unit named, and what was not counted.
+``mode='tensor'``. mmseg 0.x (``forward_dummy``) is used when it is what is installed.
+
+It prints exactly the lines mmseg 1.x's script prints (:func:`mmseg_lines`: ``Flops: 8.506G``
+in mmengine's ``_format_size``, then the caution line), and after them the pack's lines
+(:func:`pack_lines`): the unit (mmseg's "Flops" are MACs), the preset, the input counted, what
+was not counted and the mmcv stand-in. ``python -m fvcore_ext.run`` runs an unmodified
+``get_flops.py`` with the pack and prints the same.
 
 Differences from mmseg 1.2.2's script, and why:
 - it runs: the stock script passes ``input_shape`` and ``inputs`` to mmengine's
@@ -27,17 +32,27 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
 from .analysis import count_model
-from .report import human
+from .mmengine_analysis import ComplexityCall
 from .rules import PRESETS
 
-__all__ = ["build_segmentor", "main"]
+__all__ = ["CAUTION", "SPLIT_LINE", "build_segmentor", "format_size", "main", "mmseg_lines",
+           "pack_lines"]
 
+# mmseg 1.2.2 tools/analysis_tools/get_flops.py, byte for byte.
 SPLIT_LINE = "=" * 30
+COMPUTE_TYPE = "direct: randomly generate a picture"
+CAUTION = ("!!!Please be cautious if you use the results in papers. You may need to check if "
+           "all ops are supported and verify that the flops computation is correct.")
+PRESET_MEANING = {
+    "paper": "elementwise ops cost 0; matmuls, convolutions, scans, norms and resampling "
+             "count, as papers report",
+    "full": "every op counts, elementwise ops included",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,8 +174,72 @@ def _build_mmseg0(cfg, input_shape, device):
     return model, (torch.randn(1, *input_shape, device=device),), tuple(input_shape[-2:])
 
 
-def _size(count: int) -> str:
-    return human(count, "").strip()
+def format_size(count: int) -> str:
+    """``count`` as mmseg's script prints it: mmengine 0.10's
+    ``mmengine.analysis.print_helper._format_size`` with its defaults (3 decimals, trailing
+    zeros dropped, a suffix K/M/G/T/P above 1e2/1e5/1e8/1e11/1e14): ``8505589760`` →
+    ``"8.506G"``. Copied rather than imported so mmseg 0.x installs without mmengine print
+    the same; ``tests/test_get_flops.py`` checks it against mmengine's."""
+    def fixed(x: float) -> str:
+        return f"{x:.3f}".rstrip("0").rstrip(".")
+
+    for limit, scale, suffix in ((1e14, 1e15, "P"), (1e11, 1e12, "T"), (1e8, 1e9, "G"),
+                                 (1e5, 1e6, "M"), (1e2, 1e3, "K")):
+        if abs(count) > limit:
+            return fixed(count / scale) + suffix
+    return str(count)
+
+
+def mmseg_lines(input_shape: Sequence[int], macs: int, params: int) -> List[str]:
+    """The lines mmseg 1.x's ``tools/analysis_tools/get_flops.py`` prints, in its order.
+
+    Args:
+        input_shape: ``(3, H, W)`` as the script builds it from ``--shape``.
+        macs: total MACs (mmengine's and mmseg's "flops").
+        params: number of parameters.
+
+    Returns:
+        The split line, ``Compute type: ...``, ``Input shape: (H, W)``, ``Flops: 8.506G``,
+        ``Params: 3.754M``, the split line and the caution line.
+
+    mmseg 1.2.2 prints ``input_shape[-2:]`` as the input shape even when the data preprocessor
+    pads the image (the padded tensor is what it counts), and never its "Use size divisor"
+    line: it sets ``pad_shape`` to ``ori_shape``. :func:`pack_lines` names the shape counted.
+    """
+    return [SPLIT_LINE, f"Compute type: {COMPUTE_TYPE}",
+            f"Input shape: {tuple(input_shape[-2:])}",
+            f"Flops: {format_size(macs)}", f"Params: {format_size(params)}", SPLIT_LINE,
+            CAUTION]
+
+
+def pack_lines(call: ComplexityCall, mmcv_standin: bool = False) -> List[str]:
+    """The pack's lines printed after mmseg's, for one count.
+
+    Returns lines saying: the unit (mmseg's "Flops" are MACs; FLOPs = 2 x MACs), exactly; the
+    preset; the shape of each input counted (and ``input_shape`` when it differs, as when a
+    data preprocessor pads); what was not counted (ops with no rule, ops whose rule could not
+    read them), each counted as 0; and, if ``mmcv_standin``, that the mmcv._ext stand-in was
+    active (a model that called a compiled op would have failed naming it).
+    """
+    shapes = ", ".join(str(s) if s is not None else "(not a tensor)"
+                       for s in call.counted_shapes)
+    expected = (1,) + tuple(call.input_shape) if call.input_shape is not None else None
+    if expected is not None and [expected] != call.counted_shapes:
+        shapes += f" (the inputs given; input_shape was {tuple(call.input_shape)})"
+    not_counted = [f"{op} x{n} (no rule)" for op, n in call.unsupported_ops.items()]
+    not_counted += [f"{op.op} x{op.calls} ({op.reason})" for op in call.uncounted]
+    lines = [
+        f'Unit: "Flops" above are MACs (multiply-accumulates): {call.macs:,} MACs = '
+        f"{2 * call.macs:,} FLOPs",
+        f"Preset: {call.preset} ({PRESET_MEANING[call.preset]})",
+        f"Counted on: {shapes}",
+        "Not counted: " + (", ".join(not_counted) + ", each counted as 0" if not_counted else
+                           "nothing, every op in the trace has a rule"),
+    ]
+    if mmcv_standin:
+        lines.append("mmcv._ext: stand-in (mmcv has no compiled ops); the model called none "
+                     "of them")
+    return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -188,20 +267,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
                               mmcv_standin=standin), indent=2))
         return 0
-    ori_shape = tuple(input_shape[-2:])
-    if pad_shape != ori_shape:
-        print(f"{SPLIT_LINE}\nUse size divisor set input shape from {ori_shape} to {pad_shape}")
-    print(f"{SPLIT_LINE}\nCompute type: direct: randomly generate a picture\n"
-          f"Input shape: {pad_shape}\n"
-          f"Flops: {_size(report.total_macs)} MACs ({_size(report.total_flops)} FLOPs), "
-          f"preset {report.preset}\n"
-          f"Params: {_size(report.params)}\n{SPLIT_LINE}")
-    not_counted = [f"{op} x{n}" for op, n in report.unsupported_ops.items()]
-    not_counted += [f"{op.op} x{op.calls} ({op.reason})" for op in report.uncounted]
-    print("Not counted: " + (", ".join(not_counted) if not_counted else
-                             "nothing, every op in the trace has a rule"))
-    if standin:
-        print("mmcv._ext: stand-in (mmcv has no compiled ops); the model called none of them")
+    call = ComplexityCall(preset=report.preset, input_shape=input_shape,
+                          counted_shapes=[shape for _, shape in report.inputs],
+                          macs=report.total_macs, params=report.params,
+                          unsupported_ops=report.unsupported_ops, uncounted=report.uncounted)
+    print("\n".join(mmseg_lines(input_shape, report.total_macs, report.params)
+                    + pack_lines(call, standin)))
     return 0
 
 
