@@ -3,7 +3,9 @@
 One entry per op name, registered with :func:`counts`; a second registration of a name is an
 error. Each reader takes an :class:`OpCall`, reads shapes and flags, and calls a pure rule from
 :mod:`fvcore_ext.rules`. Both tool adapters (fvcore handles, torchprofile handlers) are built
-from :data:`OP_TABLE`, so a rule lives in exactly one place.
+from :data:`OP_TABLE`, so a rule lives in exactly one place. Every rule belongs to a family
+(:data:`FAMILIES`), which the op census (:mod:`fvcore_ext.census`) reports; users add rules of
+their own with :func:`fvcore_ext.register_rule`.
 """
 from __future__ import annotations
 
@@ -15,19 +17,27 @@ from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost
 
-__all__ = ["FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "report_name"]
+__all__ = ["FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "add_rule",
+           "remove_rule", "report_name", "table_version"]
 
 Reader = Callable[[OpCall], Cost]
+
+# What a rule counts, as the census reports it. "zero-cost" ops compute nothing the contract
+# counts (data movement, comparisons, routing); "custom" is the default of user rules.
+FAMILIES = ("matmul", "convolution", "normalization", "resampling", "attention",
+            "state-space scan", "elementwise", "reduction", "zero-cost", "custom")
 
 
 @dataclass(frozen=True)
 class OpRule:
     """How one op name is counted: ``read`` turns a call into a :class:`Cost`; ``name`` is the
-    key in per-operator tables (fvcore's simplified name unless fvcore uses another one)."""
+    key in per-operator tables (fvcore's simplified name unless fvcore uses another one);
+    ``family`` is one of :data:`FAMILIES`."""
 
     kind: str
     read: Reader
     name: str
+    family: str
 
     @property
     def always_zero(self) -> bool:
@@ -52,6 +62,13 @@ class OpRule:
 
 
 OP_TABLE: Dict[str, OpRule] = {}
+_version = 0
+
+
+def table_version() -> int:
+    """A number that changes whenever a rule is added or removed, so an adapter that built its
+    table earlier (a registered torchprofile) knows to rebuild it."""
+    return _version
 
 
 def costs_nothing(call: OpCall) -> Cost:
@@ -66,14 +83,39 @@ def report_name(kind: str) -> str:
     return kind.split("::", 1)[-1]
 
 
-def counts(*kinds: str, name: Optional[str] = None) -> Callable[[Reader], Reader]:
-    """Register ``read`` for each op name in ``kinds``; ``ValueError`` on a duplicate name."""
+def add_rule(kind: str, read: Reader, family: str, name: Optional[str] = None,
+             replace: bool = False) -> OpRule:
+    """Put ``read`` in the table under op name ``kind`` and return the new :class:`OpRule`.
+
+    Raises:
+        ValueError: ``kind`` already has a rule and ``replace`` is false, or ``family`` is not
+            one of :data:`FAMILIES`.
+    """
+    global _version
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    if kind in OP_TABLE and not replace:
+        raise ValueError(f"{kind} is registered twice")
+    OP_TABLE[kind] = rule = OpRule(kind, read, name or report_name(kind), family)
+    _version += 1
+    return rule
+
+
+def remove_rule(kind: str) -> OpRule:
+    """Take ``kind``'s rule out of the table and return it; ``KeyError`` if it has none."""
+    global _version
+    rule = OP_TABLE.pop(kind)
+    _version += 1
+    return rule
+
+
+def counts(*kinds: str, family: str, name: Optional[str] = None) -> Callable[[Reader], Reader]:
+    """Register ``read`` for each op name in ``kinds`` in ``family``; ``ValueError`` on a
+    duplicate name."""
 
     def register(read: Reader) -> Reader:
         for kind in kinds:
-            if kind in OP_TABLE:
-                raise ValueError(f"{kind} is registered twice")
-            OP_TABLE[kind] = OpRule(kind, read, name or report_name(kind))
+            add_rule(kind, read, family, name)
         return read
 
     return register
@@ -90,22 +132,22 @@ def _with_inplace(*names: str) -> tuple:
 # ---------------------------------------------------------------- fvcore 0.1.5's own ops
 
 
-@counts("aten::matmul", "aten::mm")
+@counts("aten::matmul", "aten::mm", family="matmul")
 def _matmul(call: OpCall) -> Cost:
     return rules.matmul_macs(call.shape(0), call.shape(1))
 
 
-@counts("aten::addmm")
+@counts("aten::addmm", family="matmul")
 def _addmm(call: OpCall) -> Cost:
     return rules.addmm_macs(call.shape(1), call.shape(2))
 
 
-@counts("aten::bmm")
+@counts("aten::bmm", family="matmul")
 def _bmm(call: OpCall) -> Cost:
     return rules.bmm_macs(call.shape(0), call.shape(1))
 
 
-@counts("aten::baddbmm")
+@counts("aten::baddbmm", family="matmul")
 def _baddbmm(call: OpCall) -> Cost:
     # Not in fvcore. nn.MultiheadAttention's need_weights path adds its float mask this way
     # (torch.baddbmm(attn_mask, q, kᵀ)): the bmm is core, the add one MAC per output element.
@@ -113,12 +155,12 @@ def _baddbmm(call: OpCall) -> Cost:
             + rules.elementwise_macs(call.output_shape()))
 
 
-@counts("aten::linear")
+@counts("aten::linear", family="matmul")
 def _linear(call: OpCall) -> Cost:
     return rules.linear_macs(call.shape(0), call.shape(1))
 
 
-@counts("aten::einsum")
+@counts("aten::einsum", family="matmul")
 def _einsum(call: OpCall) -> Cost:
     equation, operands = call.scalar(0), call.scalar(1)
     if not isinstance(operands, list):
@@ -131,7 +173,21 @@ def _einsum(call: OpCall) -> Cost:
     return rules.einsum_macs(equation, shapes)
 
 
-@counts("aten::_convolution", name="conv")
+@counts("aten::_grouped_mm", family="matmul")
+def _grouped_mm(call: OpCall) -> Cost:
+    # The MoE expert matmuls (torch.nn.functional.grouped_mm). Offsets are data: the rule
+    # reads shapes only, so it holds for any routing (CONVENTIONS.md "Grouped matmul").
+    return rules.grouped_mm_macs(call.shape(0), call.shape(1))
+
+
+@counts("aten::_scaled_grouped_mm", family="matmul")
+def _scaled_grouped_mm(call: OpCall) -> Cost:
+    # The FP8 form: (mat_a, mat_b, scale_a, scale_b, offs, ...); the scales are applied in the
+    # kernel's epilogue, the matmul is the cost.
+    return rules.grouped_mm_macs(call.shape(0), call.shape(1))
+
+
+@counts("aten::_convolution", family="convolution", name="conv")
 def _convolution(call: OpCall) -> Cost:
     transposed = call.scalar(6)
     if not isinstance(transposed, bool):
@@ -140,7 +196,7 @@ def _convolution(call: OpCall) -> Cost:
     return rules.conv_macs(call.shape(0), call.shape(1), call.output_shape(), transposed)
 
 
-@counts("aten::batch_norm")
+@counts("aten::batch_norm", family="normalization")
 def _batch_norm(call: OpCall) -> Cost:
     training = call.scalar(5)
     if not isinstance(training, bool):
@@ -154,11 +210,11 @@ def _norm_reader(affine_index: int) -> Reader:
     return read
 
 
-counts("aten::group_norm", "aten::layer_norm")(_norm_reader(2))
-counts("aten::instance_norm")(_norm_reader(1))
+counts("aten::group_norm", "aten::layer_norm", family="normalization")(_norm_reader(2))
+counts("aten::instance_norm", family="normalization")(_norm_reader(1))
 
 
-@counts("aten::rms_norm")
+@counts("aten::rms_norm", family="normalization")
 def _rms_norm(call: OpCall) -> Cost:
     # Not in fvcore (nn.RMSNorm, F.rms_norm): costed as its composite kernel's ops.
     normalized_shape = call.scalar(1)
@@ -169,13 +225,13 @@ def _rms_norm(call: OpCall) -> Cost:
                                has_weight=call.has_tensor(2))
 
 
-@counts("aten::adaptive_avg_pool2d")
+@counts("aten::adaptive_avg_pool2d", family="resampling")
 def _adaptive_avg_pool2d(call: OpCall) -> Cost:
     # fvcore counts it (1 x input numel) and so under both presets, unlike the new pools.
     return Cost(core=rules.numel(call.shape(0)))
 
 
-@counts("aten::grid_sampler")
+@counts("aten::grid_sampler", family="resampling")
 def _grid_sampler(call: OpCall) -> Cost:
     return rules.grid_sample_macs(call.output_shape())
 
@@ -192,11 +248,11 @@ def _upsample_reader(mode: str) -> Reader:
 for _mode, _dims in (("nearest", "123"), ("linear", "1"), ("bilinear", "2"), ("bicubic", "2"),
                      ("trilinear", "3")):
     for _d in _dims:
-        counts(f"aten::upsample_{_mode}{_d}d")(_upsample_reader(_mode))
+        counts(f"aten::upsample_{_mode}{_d}d", family="resampling")(_upsample_reader(_mode))
 for _d in "123":
-    counts(f"aten::_upsample_nearest_exact{_d}d")(_upsample_reader("nearest_exact"))
-counts("aten::_upsample_bilinear2d_aa")(_upsample_reader("bilinear"))
-counts("aten::_upsample_bicubic2d_aa")(_upsample_reader("bicubic"))
+    counts(f"aten::_upsample_nearest_exact{_d}d", family="resampling")(_upsample_reader("nearest_exact"))
+counts("aten::_upsample_bilinear2d_aa", family="resampling")(_upsample_reader("bilinear"))
+counts("aten::_upsample_bicubic2d_aa", family="resampling")(_upsample_reader("bicubic"))
 
 
 # ---------------------------------------------------------------- elementwise
@@ -209,26 +265,58 @@ def _is_shape_arithmetic(call: OpCall) -> bool:
     return isinstance(out, TensorArg) and out.from_sizes
 
 
-@counts(*_with_inplace("add", "sub", "mul", "div", "neg", "pow", "square", "sqrt", "rsqrt", "exp",
-                       "log", "reciprocal", "gelu", "silu", "sigmoid", "tanh", "hardswish",
-                       "hardsigmoid", "leaky_relu", "elu", "mish"),
-        *_aten("rsub", "softplus", "softmax", "log_softmax"))
+# CONVENTIONS.md "Elementwise ops" and "Every other op a real model runs": 1 x output numel
+# (the broadcast shape), full preset only. glu, lerp, addcmul and addcdiv do two or three
+# operations per output element; the contract counts each op once, as it counts gelu.
+ELEMENTWISE_OPS = _with_inplace(
+    "add", "sub", "mul", "div", "neg", "pow", "square", "sqrt", "rsqrt", "exp", "log",
+    "reciprocal", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu",
+    "elu", "mish",
+    "sin", "cos", "tan", "atan", "atan2", "sinh", "cosh", "asin", "acos", "asinh", "acosh",
+    "atanh", "erf", "erfc", "erfinv", "abs", "sign", "sgn", "ceil", "floor", "round", "trunc",
+    "frac", "log1p", "log2", "log10", "expm1", "exp2", "logit", "lerp", "addcmul", "addcdiv",
+    "relu6", "selu", "celu", "true_divide", "xlogy", "hypot",
+) + _aten("rsub", "softplus", "softmax", "log_softmax", "diff", "glu", "logaddexp")
+
+
+@counts(*ELEMENTWISE_OPS, family="elementwise")
 def _elementwise(call: OpCall) -> Cost:
     if _is_shape_arithmetic(call):
         return Cost()
     return rules.elementwise_macs(call.output_shape())
 
 
-@counts(*_aten("mean", "sum", "cumsum", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-               "adaptive_avg_pool1d", "adaptive_avg_pool3d"))
+@counts(*_with_inplace("index_add", "scatter_add"), family="elementwise")
+def _add_into(call: OpCall) -> Cost:
+    # self.index_add_(dim, index, source) / self.scatter_add_(dim, index, src): one add per
+    # source element (CONVENTIONS.md lists index_add_; scatter_add_ is the same operation
+    # addressed per element, so it gets the same rule).
+    return rules.elementwise_macs(call.shape(3))
+
+
+@counts("prim::PythonOp.GeLUFunction", family="elementwise")
+def _bloom_gelu(call: OpCall) -> Cost:
+    # transformers' BLOOM (models/bloom/modeling_bloom.py): GeLUFunction.apply(x) computes the
+    # tanh approximation of gelu in a custom autograd Function; it is counted as aten::gelu.
+    return rules.elementwise_macs(call.output_shape())
+
+
+# Reductions and averages: 1 x input numel, full preset only.
+REDUCTION_OPS = _aten(
+    "mean", "sum", "cumsum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool3d", "linalg_vector_norm", "norm", "frobenius_norm", "var", "std",
+    "var_mean", "std_mean", "prod", "logsumexp", "cumprod", "nansum", "nanmean", "cumsum_")
+
+
+@counts(*REDUCTION_OPS, family="reduction")
 def _reduction(call: OpCall) -> Cost:
     return rules.reduction_macs(call.shape(0))
 
 
-# Data movement, comparisons, ReLU/clamp and constructors: 0 in both presets. The first group
-# is fvcore 0.1.5's _IGNORED_OPS (jit_analysis.py), listed here so every tool adapter treats
-# them alike; the second group is ops fvcore would report as unsupported although they compute
-# nothing the contract counts.
+# Data movement, comparisons, ReLU/clamp, routing and constructors: 0 in both presets.
+# FVCORE_IGNORED_OPS is fvcore 0.1.5's _IGNORED_OPS (jit_analysis.py), which fvcore skips
+# unless a handle is registered: every one of them costs 0 here too, except aten::floor, which
+# the contract counts as an elementwise op (a handle takes precedence over fvcore's list).
 FVCORE_IGNORED_OPS = _aten(
     "Int", "ScalarImplicit", "__and__", "arange", "bitwise_not", "cat", "chunk", "clamp",
     "clamp_", "constant_pad_nd", "contiguous", "copy_", "detach", "dropout", "empty", "eq",
@@ -238,19 +326,26 @@ FVCORE_IGNORED_OPS = _aten(
     "size", "slice", "split", "squeeze", "stack", "t", "to", "transpose", "type_as", "unbind",
     "unsqueeze", "unsqueeze_", "view", "zeros", "zeros_like",
 )
-ZERO_COST_OPS = FVCORE_IGNORED_OPS + _aten(
+ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_OPS) + _aten(
     "alias", "argmax", "argmin", "bitwise_and", "bitwise_or", "bitwise_xor", "channel_shuffle",
     "clamp_min", "clamp_max", "clone", "expand_as", "feature_dropout", "dropout_", "embedding",
     "fill_", "flip", "hardtanh", "hardtanh_", "index_select", "le", "lift_fresh", "logical_and",
     "logical_not", "logical_or", "lt", "masked_fill_", "max_pool1d", "max_pool2d", "max_pool3d",
     "min", "movedim", "ne", "new_ones", "ones_like", "pad", "pixel_shuffle", "pixel_unshuffle",
-    "relu6", "repeat", "repeat_interleave", "scalar_tensor", "scatter", "sort", "tensor_split",
+    "repeat", "repeat_interleave", "scalar_tensor", "scatter", "sort", "tensor_split",
     "topk", "tril", "triu", "unflatten", "unfold", "view_as", "where", "zero_", "linspace",
     "empty_like", "split_with_sizes", "rand", "rand_like", "randn", "randn_like", "bernoulli_",
+    # comparisons and logic: amax/amin/max/min/argmax pick, they do not accumulate
+    "amax", "amin", "__or__", "__xor__", "__iand__", "__ior__", "__ixor__", "bitwise_and_",
+    "bitwise_or_", "bitwise_xor_", "logical_xor", "any", "all", "isnan", "isinf", "isfinite",
+    "isin", "eq_", "ne_", "ge_", "gt_", "le_", "lt_",
+    # MoE routing and data movement (CONVENTIONS.md "Routing and data movement")
+    "histc", "bincount", "one_hot", "scatter_", "argsort", "numpy_T", "as_strided",
+    "reshape_as", "unique", "_unique2", "unique_dim", "unique_consecutive", "searchsorted",
 )
 
 
-counts(*ZERO_COST_OPS)(costs_nothing)
+counts(*ZERO_COST_OPS, family="zero-cost")(costs_nothing)
 
 
 # ---------------------------------------------------------------- attention
@@ -275,7 +370,7 @@ def _output_used(call: OpCall, index: int) -> bool:
     return isinstance(out, TensorArg) and out.used
 
 
-@counts("aten::scaled_dot_product_attention")
+@counts("aten::scaled_dot_product_attention", family="attention")
 def _sdpa(call: OpCall) -> Cost:
     mask = call.arg(3)
     if isinstance(mask, TensorArg):
@@ -285,7 +380,7 @@ def _sdpa(call: OpCall) -> Cost:
     return rules.sdpa_macs(call.shape(0), call.shape(1), call.shape(2), mask_kind)
 
 
-@counts("aten::_native_multi_head_attention")
+@counts("aten::_native_multi_head_attention", family="attention")
 def _native_mha(call: OpCall) -> Cost:
     return rules.native_mha_macs(
         call.shape(0), call.shape(1), num_heads=_int_scalar(call, 4),
@@ -296,7 +391,7 @@ def _native_mha(call: OpCall) -> Cost:
         has_mask=call.has_tensor(9))
 
 
-@counts("aten::_transformer_encoder_layer_fwd")
+@counts("aten::_transformer_encoder_layer_fwd", family="attention")
 def _transformer_encoder_layer(call: OpCall) -> Cost:
     return rules.transformer_encoder_layer_macs(
         call.shape(0), num_heads=_int_scalar(call, 2), ffn_dim=call.shape(14)[0],
@@ -339,14 +434,14 @@ def _selective_scan_reader(signature: tuple) -> Reader:
 
 
 for _name, _signature in SELECTIVE_SCAN_SIGNATURES.items():
-    counts(f"prim::PythonOp.{_name}")(_selective_scan_reader(_signature))
+    counts(f"prim::PythonOp.{_name}", family="state-space scan")(_selective_scan_reader(_signature))
 
 # Dao-AILab/causal-conv1d causal_conv1d/causal_conv1d_interface.py
 CAUSAL_CONV1D_SIGNATURE = ("x", "weight", "bias", "seq_idx", "initial_states",
                            "return_final_states", "final_states_out", "activation")
 
 
-@counts("prim::PythonOp.CausalConv1dFn")
+@counts("prim::PythonOp.CausalConv1dFn", family="state-space scan")
 def _causal_conv1d(call: OpCall) -> Cost:
     call = call.with_signature(CAUSAL_CONV1D_SIGNATURE)
     activation = call.scalar("activation")
@@ -387,20 +482,20 @@ def _inner_common(call: OpCall) -> dict:
                 complex_A=isinstance(A, TensorArg) and A.is_complex)
 
 
-@counts("prim::PythonOp.MambaInnerFn")
+@counts("prim::PythonOp.MambaInnerFn", family="state-space scan")
 def _mamba_inner(call: OpCall) -> Cost:
     call = call.with_signature(MAMBA_INNER_SIGNATURE)
     return rules.mamba_inner_macs(out_proj_weight=call.shape("out_proj_weight"),
                                   **_inner_common(call))
 
 
-@counts("prim::PythonOp.MambaInnerFnNoOutProj")
+@counts("prim::PythonOp.MambaInnerFnNoOutProj", family="state-space scan")
 def _mamba_inner_no_out_proj(call: OpCall) -> Cost:
     call = call.with_signature(MAMBA_INNER_NO_OUT_PROJ_SIGNATURE)
     return rules.mamba_inner_macs(out_proj_weight=None, **_inner_common(call))
 
 
-@counts("prim::PythonOp.BiMambaInnerFn")
+@counts("prim::PythonOp.BiMambaInnerFn", family="state-space scan")
 def _bimamba_inner(call: OpCall) -> Cost:
     call = call.with_signature(BIMAMBA_INNER_SIGNATURE)
     return rules.bimamba_inner_macs(out_proj_weight=call.shape("out_proj_weight"),
@@ -418,10 +513,11 @@ CROSS_MERGE_FUNCTIONS = ("CrossMerge", "CrossMerge_Ab_1direction", "CrossMerge_A
                          "CrossMergeTritonF", "CrossMergeTriton1b1F")
 
 
-counts(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS))(costs_nothing)
+counts(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS),
+       family="zero-cost")(costs_nothing)
 
 
-@counts(*(f"prim::PythonOp.{name}" for name in CROSS_MERGE_FUNCTIONS))
+@counts(*(f"prim::PythonOp.{name}" for name in CROSS_MERGE_FUNCTIONS), family="elementwise")
 def _cross_merge(call: OpCall) -> Cost:
     return rules.sum_of_terms_macs(call.shape(0), call.output_shape())
 
@@ -444,7 +540,7 @@ MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE = (
     "norm_before_gate")
 
 
-@counts("prim::PythonOp.MambaChunkScanCombinedFn")
+@counts("prim::PythonOp.MambaChunkScanCombinedFn", family="state-space scan")
 def _mamba_chunk_scan_combined(call: OpCall) -> Cost:
     signature = MAMBA_CHUNK_SCAN_SIGNATURES.get(len(call.args))
     if signature is None:
@@ -461,7 +557,7 @@ def _mamba_chunk_scan_combined(call: OpCall) -> Cost:
         dt_softplus=_bool_scalar(call, "dt_softplus", False))
 
 
-@counts("prim::PythonOp.MambaSplitConv1dScanCombinedFn")
+@counts("prim::PythonOp.MambaSplitConv1dScanCombinedFn", family="state-space scan")
 def _mamba_split_conv1d_scan_combined(call: OpCall) -> Cost:
     call = call.with_signature(MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE)
     D = call.shape("D")
@@ -495,7 +591,7 @@ ADD_NORM_SIGNATURES = {
 }
 
 
-@counts("prim::PythonOp.LayerNormFn")
+@counts("prim::PythonOp.LayerNormFn", family="normalization")
 def _mamba_layer_norm(call: OpCall) -> Cost:
     n = len(call.args)
     if n == 8 and not isinstance(call.scalar(5), bool):   # group_size, not prenorm

@@ -5,9 +5,10 @@ attaches ``node.call``) and returns MACs, as torchprofile's own handlers do.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict
 
-from fvcore_ext.op_table import OP_TABLE, OpRule, report_name
+from fvcore_ext.op_table import OP_TABLE, OpRule, report_name, table_version
 from fvcore_ext.diagnostics import record_uncounted, record_zero
 from fvcore_ext.rules import check_preset
 
@@ -65,11 +66,14 @@ def _torchprofile_name(kind: str) -> str:
     return kind if kind.startswith(PYTHON_OP) else kind.lower()
 
 
-_RULE_BY_TORCHPROFILE_NAME = {_torchprofile_name(kind): rule for kind, rule in OP_TABLE.items()}
-
-
 def operator_name(operator: str) -> str:
     """The per-operator name fvcore uses for a node's ``operator`` (``aten::_convolution`` →
     ``conv``, ``aten::mul`` → ``mul``), so both tools' tables share keys."""
-    rule = _RULE_BY_TORCHPROFILE_NAME.get(operator)
+    rule = _rules_by_torchprofile_name(table_version()).get(operator)
     return rule.name if rule else report_name(operator)
+
+
+@functools.lru_cache(maxsize=1)
+def _rules_by_torchprofile_name(version: int) -> Dict[str, OpRule]:
+    # Rebuilt when a rule is added (fvcore_ext.register_rule changes the table version).
+    return {_torchprofile_name(kind): rule for kind, rule in OP_TABLE.items()}

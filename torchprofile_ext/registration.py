@@ -13,6 +13,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Tuple
 
+from fvcore_ext.op_table import table_version
+
 from ._compat import HANDLERS_ATTR, merge_handlers, profile_module
 from .handlers import make_handlers
 from .trace import trace
@@ -20,7 +22,9 @@ from .trace import trace
 __all__ = ["is_registered", "register", "registered", "unregister"]
 
 _original: Optional[Tuple[Any, Any]] = None   # torchprofile's own (trace, handler table)
-_registered_as: Optional[Tuple[str, bool]] = None   # (preset, strict) now bound
+# (preset, strict, op table version) now bound; a rule added with fvcore_ext.register_rule
+# changes the version, so registering again rebinds
+_registered_as: Optional[Tuple[str, bool, int]] = None
 
 
 def _bound() -> Tuple[Any, Any]:
@@ -39,18 +43,20 @@ def is_registered() -> bool:
 
 def register(preset: str = "full", strict: bool = False) -> None:
     """Make ``torchprofile.profile_macs`` count with the pack's rules under ``preset`` ("full"
-    or "paper"). Registering again with the same arguments changes nothing; with others it
-    replaces the preset (it never stacks). ``strict=True`` raises
+    or "paper"). Registering again with the same arguments changes nothing unless a rule was
+    added since (:func:`fvcore_ext.register_rule`); with others it replaces the preset (it
+    never stacks). ``strict=True`` raises
     :class:`fvcore_ext.UncountableOpError` where an op cannot be counted. ``ValueError`` on an
     unknown preset."""
     global _original, _registered_as
-    if _registered_as == (preset, strict):
+    state = (preset, strict, table_version())
+    if _registered_as == state:
         return
     handlers = make_handlers(preset, strict)
     if _original is None:
         _original = _bound()
     _bind((trace, merge_handlers(_original[1], handlers)))
-    _registered_as = (preset, strict)
+    _registered_as = state
 
 
 def unregister() -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "bmm_macs",
     "conv_macs",
     "einsum_macs",
+    "grouped_mm_macs",
     "linear_macs",
     "matmul_macs",
 ]
@@ -73,6 +74,41 @@ def bmm_macs(a: Shape, b: Shape) -> Cost:
         raise ValueError(f"bmm expects 3-D operands, got {tuple(a)} and {tuple(b)}")
     n, c, t = (int(d) for d in a)
     return Cost(core=n * c * t * int(b[-1]))
+
+
+def grouped_mm_macs(a: Shape, b: Shape) -> Cost:
+    """``aten::_grouped_mm(a, b, offs)`` (and ``_scaled_grouped_mm``), the MoE expert matmul of
+    ``torch.nn.functional.grouped_mm``, in MACs from shapes only (``../shared/CONVENTIONS.md``,
+    "Grouped matmul"):
+
+    - a ``(T, K)``, b ``(E, K, N)``: ``T·K·N``. ``offs`` splits the T token rows among the E
+      experts; every row meets the one expert it was routed to, so the sum over experts is
+      ``T·K·N`` whatever the offsets (rows past ``offs[-1]`` are the kernel's padding and
+      counted, as a dense count of the routed tokens).
+    - a ``(E, M, K)``, b ``(E, K, N)``: ``E·M·K·N`` (a batched matmul; no offsets).
+    - a ``(M, K)``, b ``(K, N)``, K split into groups by ``offs`` (the MoE weight gradient):
+      ``M·K·N``, the sum over groups of ``M·k_g·N``.
+    - a ``(G, M, K)``, b ``(K, N)``, N split into G groups by ``offs``: ``M·K·N``, the sum
+      over groups of ``M·K·n_g``.
+
+    The layouts and output shapes are those of torch's meta kernel
+    (``torch/_meta_registrations.py``, ``_create_grouped_mm_output_tensor``).
+
+    Raises:
+        ValueError: an operand is not 2-D or 3-D, the contraction sizes differ, or the group
+            counts of two 3-D operands differ.
+    """
+    a, b = tuple(int(d) for d in a), tuple(int(d) for d in b)
+    if len(a) not in (2, 3) or len(b) not in (2, 3):
+        raise ValueError(f"grouped_mm expects 2-D or 3-D operands, got {a} and {b}")
+    if a[-1] != b[-2]:
+        raise ValueError(f"grouped_mm contraction sizes differ: {a} @ {b}")
+    if len(a) == 3 and len(b) == 3:
+        if a[0] != b[0]:
+            raise ValueError(f"grouped_mm group counts differ: {a} @ {b}")
+        return Cost(core=a[0] * a[1] * a[2] * b[2])
+    rows = a[0] if len(a) == 2 else a[1]
+    return Cost(core=rows * a[-1] * b[-1])
 
 
 def linear_macs(x: Shape, weight: Shape) -> Cost:
