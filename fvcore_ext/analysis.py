@@ -16,6 +16,7 @@ from torch import nn
 
 from .diagnostics import UncountedOp, collect_ops
 from .handles import make_handles
+from .meta import copy_to_device, inputs_to_device, meta_tracing
 from .tracing import (TraceAdapter, eval_mode, parameter_consumers, unwrap_model,
                       unwrap_name)
 from .rules import check_preset
@@ -47,6 +48,8 @@ class CountReport:
         trace_warnings: the JIT tracer's warnings, once each. A trace records the path these
             inputs take: data-dependent control flow (``if x.sum() > 0``) is frozen, so the
             count holds for inputs that take the same path.
+        device: the device type the model was traced on (``"meta"``: shapes only, no
+            arithmetic; the counts are the CPU counts).
     """
 
     preset: str
@@ -63,6 +66,7 @@ class CountReport:
     was_training: bool = False
     train_mode_effects: List[str] = field(default_factory=list)
     trace_warnings: List[str] = field(default_factory=list)
+    device: str = "cpu"
 
     @property
     def total_flops(self) -> int:
@@ -79,7 +83,8 @@ class CountReport:
 
 def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
                 input_names: Optional[Sequence[Optional[str]]] = None, preset: str = "full",
-                strict: bool = False) -> CountReport:
+                strict: bool = False, device: Optional[Union[str, torch.device]] = None
+                ) -> CountReport:
     """Count ``model`` on ``inputs`` with fvcore and the pack's handles.
 
     Args:
@@ -89,16 +94,26 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         preset: "full" or "paper".
         strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` instead of warning
             when an op cannot be counted.
+        device: where to trace. ``None`` (the default): where the model and inputs are.
+            ``"meta"``: on a meta copy of the model and meta inputs (shapes only: no weights
+            allocated, no arithmetic, the same counts as on CPU); ``model`` itself is never
+            moved (:func:`fvcore_ext.meta.copy_to_device`). A model already on meta is
+            counted as it is either way.
 
     Returns:
         A :class:`CountReport` (MACs).
 
     Raises:
         ValueError: unknown preset, or the model returned no tensor.
+        fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data (``.item()``,
+            ``nonzero``) or runs an op without a meta kernel; one line, count on CPU instead.
         RuntimeError (and whatever the model raises): the model cannot be traced.
     """
     check_preset(preset)
     model = unwrap_model(model)
+    if device is not None:
+        model = copy_to_device(model, device)
+        inputs = inputs_to_device(inputs, device)
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     names = list(input_names or [None] * len(inputs))
     adapter = TraceAdapter(model, names)
@@ -107,7 +122,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("all")
-    with eval_mode(model) as was_training, torch.no_grad():
+    # meta_tracing: a meta model's convolutions trace as on CPU (fvcore_ext/meta.py says why)
+    with eval_mode(model) as was_training, torch.no_grad(), meta_tracing():
         with collect_ops() as log, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", torch.jit.TracerWarning)
             total = analysis.total()
@@ -132,7 +148,14 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         was_training=was_training,
         train_mode_effects=_train_mode_effects(model) if was_training else [],
         trace_warnings=_trace_warnings(caught),
+        device=_device_type(model, inputs),
     )
+
+
+def _device_type(model: nn.Module, inputs: Sequence[torch.Tensor]) -> str:
+    for tensor in list(inputs) + list(model.parameters()) + list(model.buffers()):
+        return tensor.device.type
+    return "cpu"
 
 
 def _trace_warnings(caught) -> List[str]:

@@ -6,10 +6,11 @@ Counts are MACs (torchprofile's unit); FLOPs = 2 x MACs.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 import torchprofile
+from fvcore_ext.meta import copy_to_device, inputs_to_device
 
 from .handlers import make_handlers, operator_name
 from .registration import is_registered, register, registered, unregister
@@ -20,17 +21,27 @@ __all__ = ["is_registered", "macs_by_operator", "make_handlers", "profile_macs",
 
 
 def profile_macs(model: torch.nn.Module, args: Any = (), preset: str = "full",
-                 reduction: Optional[Callable] = sum, strict: bool = False):
+                 reduction: Optional[Callable] = sum, strict: bool = False,
+                 device: Optional[Union[str, torch.device]] = None):
     """``torchprofile.profile_macs(model, args, reduction=reduction)`` with the pack's handlers
     registered under ``preset`` for this call only.
+
+    ``device="meta"`` counts a meta copy of ``model`` on meta ``args`` (shapes only, no weights
+    allocated; the same MACs as on CPU), leaving ``model`` untouched
+    (:func:`fvcore_ext.meta.copy_to_device`). A model already on meta needs no ``device``: the
+    pack's trace handles meta tensors (:func:`fvcore_ext.meta.meta_tracing`).
 
     Returns:
         Total MACs (an ``int``) with the default ``reduction``; with ``reduction=None`` a dict
         from each torchprofile ``Node`` to its MACs (see :func:`macs_by_operator`).
 
     Raises:
-        ValueError: unknown preset. Whatever the model raises while traced.
+        ValueError: unknown preset. fvcore_ext.meta.MetaDeviceError: on meta, the model reads
+        tensor data (one line; count on CPU instead). Whatever the model raises while traced.
     """
+    if device is not None:
+        model = copy_to_device(model, device)
+        args = inputs_to_device(args, device)
     with registered(preset, strict):
         return torchprofile.profile_macs(model, args, reduction=reduction)
 

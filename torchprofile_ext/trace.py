@@ -13,6 +13,10 @@ handler still works, with three differences:
   torchprofile (``'NoneType' object has no attribute 'lower'``, e.g. the attention weights
   output of ``aten::_native_multi_head_attention`` under ``torch.no_grad()``).
 
+It traces inside :func:`fvcore_ext.meta.meta_tracing`, so a model on the meta device traces as
+on CPU (convolutions included) and one that reads tensor data there raises a one-line
+:class:`fvcore_ext.meta.MetaDeviceError`.
+
 Outputs may be tensors, tuples, lists, dicts or dataclasses.
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Optional
 import torch
 
 from fvcore_ext.jit_reader import op_kind, read_node
+from fvcore_ext.meta import meta_tracing
 from fvcore_ext.op_table import OP_TABLE
 from fvcore_ext.tracing import TraceAdapter, unwrap_name
 
@@ -44,13 +49,14 @@ def trace(model: torch.nn.Module, args: Any = (), kwargs: Optional[dict] = None)
 
     Raises:
         ValueError: ``kwargs`` given (torchprofile does not support them either).
+        fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data.
     """
     if kwargs is not None:
         raise ValueError("Keyword arguments are not supported for now. "
                          "Please use positional arguments instead.")
     if isinstance(args, torch.Tensor):
         args = (args,)
-    with warnings.catch_warnings(record=True):
+    with warnings.catch_warnings(record=True), meta_tracing():
         jit_graph, _ = torch.jit._get_trace_graph(TraceAdapter(model, None), tuple(args))
 
     variables = {}
