@@ -229,7 +229,7 @@ def pack_lines(call: ComplexityCall, mmcv_standin: bool = False) -> List[str]:
     not_counted = [f"{op} x{n} (no rule)" for op, n in call.unsupported_ops.items()]
     not_counted += [f"{op.op} x{op.calls} ({op.reason})" for op in call.uncounted]
     lines = [
-        f'Unit: "Flops" above are MACs (multiply-accumulates): {call.macs:,} MACs = '
+        f'Unit: "Flops" (mmengine\'s and mmseg\'s) are MACs: {call.macs:,} MACs = '
         f"{2 * call.macs:,} FLOPs",
         f"Preset: {call.preset} ({PRESET_MEANING[call.preset]})",
         f"Counted on: {shapes}",

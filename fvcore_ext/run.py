@@ -149,9 +149,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:  # whatever the script raises
         return _report(error, args)
     sys.stdout.flush()
-    for call in calls:
-        print("\n".join(pack_lines(call, standin)))
-    if not calls:
+    for number, call in enumerate(calls, 1):
+        if len(calls) > 1:
+            print(f"Count {number} of {len(calls)} (get_model_complexity_info calls):")
+        print("\n".join(pack_lines(call, standin and number == len(calls))))
+    if not calls and status == 0:
         print(f"{PROG}: {args.script} never called get_model_complexity_info; any FlopAnalyzer "
               f"it built counted with the pack's handles (preset {args.preset})",
               file=sys.stderr)
