@@ -4,14 +4,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mmengine.analysis.print_helper import _format_size
 
 import mmseg
-from fvcore_ext.get_flops import build_segmentor, main
+from fvcore_ext.get_flops import build_segmentor, format_size, main
 from fvcore_ext.mmengine_analysis import get_model_complexity_info, pack_handles_in_mmengine
 from fvcore_ext.standins import install_mmcv_ext_standin
 from tests.helpers import fvcore_count
 
-install_mmcv_ext_standin()
+STANDIN = install_mmcv_ext_standin()
 
 TINY = "tests/mmseg_configs/tiny_segmentor.py"
 CONFIGS = Path(mmseg.__file__).parent / ".mim" / "configs"
@@ -48,18 +51,69 @@ def test_tiny_config_exact(capsys, preset, expected):
     assert report["pad_shape"] == [32, 32]
 
 
+# mmseg 1.2.2's tools/analysis_tools/get_flops.py prints these around its numbers.
+SPLIT = "=" * 30
+CAUTION = ("!!!Please be cautious if you use the results in papers. You may need to check if "
+           "all ops are supported and verify that the flops computation is correct.")
+STANDIN_LINE = "mmcv._ext: stand-in (mmcv has no compiled ops); the model called none of them"
+
+
 def test_block_format(capsys):
     status, out, _ = run(capsys, TINY, "--shape", "32", "32")
     total = sum(TINY_PAPER.values())
     assert status == 0
-    assert out.splitlines()[:6] == [
-        "=" * 30,
+    assert out.splitlines() == [
+        SPLIT,
         "Compute type: direct: randomly generate a picture",
         "Input shape: (32, 32)",
-        f"Flops: {total / 1e6:.3f} M MACs ({2 * total / 1e6:.3f} M FLOPs), preset paper",
-        f"Params: {TINY_PARAMS / 1e3:.3f} K",
-        "=" * 30]
-    assert "Not counted: nothing" in out
+        f"Flops: {_format_size(total)}",
+        f"Params: {_format_size(TINY_PARAMS)}",
+        SPLIT,
+        CAUTION,
+        f'Unit: "Flops" (mmengine\'s and mmseg\'s) are MACs: {total:,} MACs = '
+        f"{2 * total:,} FLOPs",
+        "Preset: paper (elementwise ops cost 0; matmuls, convolutions, scans, norms and "
+        "resampling count, as papers report)",
+        "Counted on: (1, 3, 32, 32)",
+        "Not counted: nothing, every op in the trace has a rule",
+    ] + [STANDIN_LINE] * STANDIN
+    assert out.splitlines()[3] == "Flops: 3.51M" and out.splitlines()[4] == "Params: 1.668K"
+
+
+def test_block_format_padded_input_and_full_preset(capsys):
+    # A data preprocessor with a test-time size divisor pads 40x40 to 64x64: mmseg 1.2.2 prints
+    # the requested shape as "Input shape" (its pad_shape is ori_shape) and counts the padded
+    # tensor; the pack's lines say which shape was counted.
+    status, out, _ = run(capsys, TINY, "--shape", "40", "--preset", "full", "--cfg-options",
+                         "model.data_preprocessor.test_cfg.size_divisor=32")
+    # At 64x64 every term of the 32x32 count grows 4x, except attention (scale and softmax
+    # included): it is quadratic in the tokens, 16x.
+    attention = TINY_FULL["scaled_dot_product_attention"]
+    total = 4 * (sum(TINY_FULL.values()) - attention) + 16 * attention
+    lines = out.splitlines()
+    assert status == 0
+    assert lines[2] == "Input shape: (40, 40)"
+    assert lines[3] == f"Flops: {_format_size(total)}"
+    assert lines[7] == (f'Unit: "Flops" (mmengine\'s and mmseg\'s) are MACs: {total:,} MACs = '
+                        f"{2 * total:,} FLOPs")
+    assert lines[8] == "Preset: full (every op counts, elementwise ops included)"
+    assert lines[9] == "Counted on: (1, 3, 64, 64) (the inputs given; input_shape was (3, 40, 40))"
+    assert not any("Use size divisor" in line for line in lines)
+
+
+@pytest.mark.parametrize("count", [
+    0, 1, 99, 100, 101, 999, 1000, 1001, 99_999, 100_000, 100_001, 999_499, 999_500,
+    100_000_000, 100_000_001, 8_505_589_760, 3_753_718, 945_664_200_960, 10 ** 11,
+    10 ** 11 + 1, 10 ** 14, 10 ** 14 + 1, 10 ** 18, 123_456_789_012_345_678_901, -1, -101,
+    -8_505_589_760])
+def test_format_size_is_mmengines(count):
+    assert format_size(count) == _format_size(count)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.integers(min_value=-10 ** 20, max_value=10 ** 20))
+def test_format_size_is_mmengines_everywhere(count):
+    assert format_size(count) == _format_size(count)
 
 
 def test_cfg_options(capsys):
