@@ -162,3 +162,23 @@ def test_bimamba_inner():
         core=B * D * L * W + B * L * D * (R + 2 * N) + B * L * D * R
         + 2 * (9 * B * L * D * N + 2 * B * D * L) + B * L * D * d_model,
         elementwise=B * D * L + B * D * L)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ((12, 16), (4, 16, 24), 12 * 16 * 24),          # tokens (T, K), experts (E, K, N): T·K·N
+    ((4, 3, 16), (4, 16, 24), 4 * 3 * 16 * 24),     # (E, M, K) @ (E, K, N): E·M·K·N
+    ((8, 16), (16, 24), 8 * 16 * 24),               # K split into groups by offs: M·K·N
+    ((4, 8, 16), (16, 24), 8 * 16 * 24),            # N split into groups by offs: M·K·N
+])
+def test_grouped_mm(a, b, expected):
+    assert rules.grouped_mm_macs(a, b) == Cost(core=expected)
+
+
+@pytest.mark.parametrize("a, b, match", [
+    ((12, 16), (4, 15, 24), "contraction"),
+    ((4, 3, 16), (5, 16, 24), "group counts"),
+    ((16,), (4, 16, 24), "2-D or 3-D"),
+])
+def test_grouped_mm_rejects_bad_shapes(a, b, match):
+    with pytest.raises(ValueError, match=match):
+        rules.grouped_mm_macs(a, b)
