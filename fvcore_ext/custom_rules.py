@@ -26,7 +26,7 @@ import numbers
 from typing import Callable, Dict, Optional, Union
 
 from . import handles
-from .op_table import OP_TABLE, OpRule, add_rule, remove_rule
+from .op_table import FAMILIES, OP_TABLE, OpRule, add_rule, remove_rule
 from .opcall import CannotCount, OpCall
 from .rules import Cost
 
@@ -86,6 +86,8 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
     """
     if not op_names:
         raise ValueError("register_rule needs at least one op name")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     for op in op_names:
         if not isinstance(op, str) or "::" not in op:
             raise ValueError(f"{op!r} is not an op name: expected 'namespace::name', e.g. "
