@@ -212,6 +212,13 @@ def mmseg_lines(input_shape: Sequence[int], macs: int, params: int) -> List[str]
             CAUTION]
 
 
+def _batched(input_shape) -> List[tuple]:
+    # The shapes mmengine makes from input_shape: (C, H, W), or a tuple of such shapes.
+    if all(isinstance(d, int) for d in input_shape):
+        return [(1, *input_shape)]
+    return [(1, *shape) for shape in input_shape]
+
+
 def pack_lines(call: ComplexityCall, mmcv_standin: bool = False) -> List[str]:
     """The pack's lines printed after mmseg's, for one count.
 
@@ -223,8 +230,7 @@ def pack_lines(call: ComplexityCall, mmcv_standin: bool = False) -> List[str]:
     """
     shapes = ", ".join(str(s) if s is not None else "(not a tensor)"
                        for s in call.counted_shapes)
-    expected = (1,) + tuple(call.input_shape) if call.input_shape is not None else None
-    if expected is not None and [expected] != call.counted_shapes:
+    if call.input_shape is not None and _batched(call.input_shape) != call.counted_shapes:
         shapes += f" (the inputs given; input_shape was {tuple(call.input_shape)})"
     not_counted = [f"{op} x{n} (no rule)" for op, n in call.unsupported_ops.items()]
     not_counted += [f"{op.op} x{op.calls} ({op.reason})" for op in call.uncounted]

@@ -148,7 +148,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                             not args.no_mmcv_standin)
     except Exception as error:  # whatever the script raises
         return _report(error, args)
-    sys.stdout.flush()
     for number, call in enumerate(calls, 1):
         if len(calls) > 1:
             print(f"Count {number} of {len(calls)} (get_model_complexity_info calls):")
@@ -165,8 +164,8 @@ def _report(error: BaseException, args) -> int:
         traceback.print_exception(type(error), error, error.__traceback__)
         return 1
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    print(f"{PROG}: {args.script} raised {type(error).__name__}{_where(error, args.script)}: "
-          f"{text}", file=sys.stderr)
+    print(f"{PROG}: {args.script} raised {type(error).__name__}{_where(error, args.script)}"
+          + (f": {text}" if text else ""), file=sys.stderr)
     return 1
 
 

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 from mmengine.analysis.print_helper import _format_size
 
 import mmseg
-from fvcore_ext.get_flops import build_segmentor, format_size, main
-from fvcore_ext.mmengine_analysis import get_model_complexity_info, pack_handles_in_mmengine
+from fvcore_ext.diagnostics import UncountedOp
+from fvcore_ext.get_flops import build_segmentor, format_size, main, pack_lines
+from fvcore_ext.mmengine_analysis import (ComplexityCall, get_model_complexity_info,
+                                          pack_handles_in_mmengine)
 from fvcore_ext.standins import install_mmcv_ext_standin
 from tests.helpers import fvcore_count
 
@@ -101,6 +103,24 @@ def test_block_format_padded_input_and_full_preset(capsys):
     assert not any("Use size divisor" in line for line in lines)
 
 
+def test_pack_lines_name_what_was_not_counted():
+    call = ComplexityCall("full", ((3, 8, 8), (5,)), [(1, 3, 8, 8), (1, 5)], 1_234_567, 89,
+                          unsupported_ops={"aten::im2col": 3, "prim::PythonOp.FusedGLU": 1},
+                          uncounted=[UncountedOp("aten::foo", "head", "no shape", 2)])
+    assert pack_lines(call) == [
+        'Unit: "Flops" (mmengine\'s and mmseg\'s) are MACs: 1,234,567 MACs = 2,469,134 FLOPs',
+        "Preset: full (every op counts, elementwise ops included)",
+        "Counted on: (1, 3, 8, 8), (1, 5)",
+        "Not counted: aten::im2col x3 (no rule), prim::PythonOp.FusedGLU x1 (no rule), "
+        "aten::foo x2 (no shape), each counted as 0"]
+    call = ComplexityCall("paper", (3, 8, 8), [(1, 3, 16, 16), None], 0, 0)
+    assert pack_lines(call, mmcv_standin=True)[2:] == [
+        "Counted on: (1, 3, 16, 16), (not a tensor) (the inputs given; input_shape was "
+        "(3, 8, 8))",
+        "Not counted: nothing, every op in the trace has a rule",
+        STANDIN_LINE]
+
+
 @pytest.mark.parametrize("count", [
     0, 1, 99, 100, 101, 999, 1000, 1001, 99_999, 100_000, 100_001, 999_499, 999_500,
     100_000_000, 100_000_001, 8_505_589_760, 3_753_718, 945_664_200_960, 10 ** 11,
@@ -176,7 +196,7 @@ def test_get_model_complexity_info_takes_both_shape_and_inputs():
     info = get_model_complexity_info(model, (3, 32, 32), inputs=inputs, preset="paper")
     assert info["flops"] == sum(TINY_PAPER.values()) and info["params"] == TINY_PARAMS
     assert info["flops_str"] == "3.51M" and info["out_table"] and info["out_arch"]
-    assert info["unsupported_ops"] == {}
+    assert info["unsupported_ops"] == {} and info["uncounted"] == []
     with pytest.raises(ValueError, match="should be set"):
         get_model_complexity_info(model)
 

@@ -164,6 +164,9 @@ def test_pack_in_mmengine_records_calls_and_restores_on_error():
     ([EXITS, "raise", "ValueError", "bad thing"], 1,
      f"python -m fvcore_ext.run: {EXITS} raised ValueError (exits.py, line "
      f"{line_of(EXITS, 'raise {')}): bad thing\n"),
+    ([EXITS, "raise", "RuntimeError", ""], 1,
+     f"python -m fvcore_ext.run: {EXITS} raised RuntimeError (exits.py, line "
+     f"{line_of(EXITS, 'raise {')})\n"),
     ([MMSEG_SCRIPT, TINY, "--shape", "1", "2", "3"], 1,
      f"python -m fvcore_ext.run: {MMSEG_SCRIPT} raised ValueError (get_flops.py, line "
      f"{line_of(MMSEG_SCRIPT, 'invalid input shape')}): invalid input shape\n"),
