@@ -18,9 +18,9 @@ Differences from mmseg 1.2.2's script, and why:
 - SDPA, elementwise ops, every upsampling mode and Mamba kernels are counted (``--preset``);
 - it counts under ``torch.no_grad()``, which the fused-attention handles make safe (UperNet-Swin-T
   at 512x2048 peaks at 5.5 GB with grad);
-- it runs on CPU without compiled mmcv ops: ``--mmcv-standin`` (on by default when
-  ``mmcv._ext`` is missing) lets mmseg import, and a model that calls a compiled op fails
-  naming it;
+- it runs on CPU without compiled mmcv ops: when ``mmcv._ext`` is missing, a stand-in lets
+  mmseg import, and a model that calls a compiled op fails naming it (``--no-mmcv-standin``
+  turns it off);
 - MaskFormer and Mask2Former heads are counted when their ops allow, instead of refused.
 """
 from __future__ import annotations
