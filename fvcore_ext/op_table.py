@@ -225,6 +225,12 @@ def _rms_norm(call: OpCall) -> Cost:
                                has_weight=call.has_tensor(2))
 
 
+@counts("aten::_weight_norm", family="normalization")
+def _weight_norm(call: OpCall) -> Cost:
+    # Not in fvcore: wav2vec2, HuBERT and other speech models' weight-normed positional conv.
+    return rules.weight_norm_macs(call.shape(0), call.shape(1))
+
+
 @counts("aten::adaptive_avg_pool2d", family="resampling")
 def _adaptive_avg_pool2d(call: OpCall) -> Cost:
     # fvcore counts it (1 x input numel) and so under both presets, unlike the new pools.
@@ -342,6 +348,8 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     # MoE routing and data movement (CONVENTIONS.md "Routing and data movement")
     "histc", "bincount", "one_hot", "scatter_", "argsort", "numpy_T", "as_strided",
     "reshape_as", "unique", "_unique2", "unique_dim", "unique_consecutive", "searchsorted",
+    # F.unfold (Swin's patch merging in mmseg): copies patches into columns
+    "im2col",
 )
 
 

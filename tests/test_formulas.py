@@ -182,3 +182,8 @@ def test_grouped_mm(a, b, expected):
 def test_grouped_mm_rejects_bad_shapes(a, b, match):
     with pytest.raises(ValueError, match=match):
         rules.grouped_mm_macs(a, b)
+
+
+def test_weight_norm():
+    # w = v · (g / ‖v‖): the norm reads v, the quotient is per g, the product per v
+    assert rules.weight_norm_macs((32, 4, 16), (1, 1, 16)) == Cost(elementwise=2 * 2048 + 16)

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from .cost import Cost, numel
 
-__all__ = ["batch_norm_macs", "check_group", "norm_macs", "rms_norm_macs"]
+__all__ = ["batch_norm_macs", "check_group", "norm_macs", "rms_norm_macs", "weight_norm_macs"]
 
 
 def norm_macs(x: Sequence[int], affine: bool) -> Cost:
@@ -59,3 +59,14 @@ def rms_norm_macs(x: Sequence[int], group_numel: Optional[int], has_weight: bool
         raise ValueError(f"RMSNorm groups of {group_numel} do not tile {tuple(x)}")
     per_element = 3 + int(has_weight) + int(has_bias)
     return Cost(elementwise=per_element * total + 2 * (total // size))
+
+
+def weight_norm_macs(v: Sequence[int], g: Sequence[int]) -> Cost:
+    """``aten::_weight_norm(v, g, dim)``, the weight reparametrisation of
+    ``nn.utils.weight_norm`` / ``parametrizations.weight_norm`` (wav2vec2's positional
+    convolution): ``w = v · (g / ‖v‖)``, the norm over every dim but ``dim``. Costed as that
+    decomposition (``torch._weight_norm``'s composite path, ``norm_except_dim``): the norm reads
+    every element of v (``numel(v)``, a reduction), the quotient ``numel(g)``, the product
+    ``numel(v)``. All of it is elementwise work on weights: full preset only, as plain fvcore
+    does not count it."""
+    return Cost(elementwise=2 * numel(v) + numel(g))
