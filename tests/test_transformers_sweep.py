@@ -83,3 +83,26 @@ def test_architecture(name):
         with torch.no_grad():
             seen -= einsums_without_a_sum(model, inputs, names)
     assert counter.get_total_flops() == 2 * seen
+
+
+# Hand-derived paper counts: 12 tokens (the decoder of T5: 6), width 32, 4 heads of 8, 2 layers.
+ATTENTION = 12 * 32 * (32 + 16 + 16 + 32)             # q, o full width; k, v at 2 KV heads
+SDPA = 4 * 12 * 12 * (8 + 8)
+LLAMA_MLP = 3 * 12 * 32 * 48                          # gate, up, down
+MIXTRAL_ROUTER, MIXTRAL_EXPERTS = 12 * 32 * 4, (12 * 2) * (32 * 2 * 48 + 48 * 32)
+T5_LINEAR = (4 * 12 * 32 * 32 + 2 * 12 * 32 * 48      # encoder: q, k, v, o; feed-forward
+             + 4 * 6 * 32 * 32                         # decoder self-attention
+             + 2 * 6 * 32 * 32 + 2 * 12 * 32 * 32      # cross-attention: q, o; k, v of 12
+             + 2 * 6 * 32 * 48)                        # decoder feed-forward
+T5_SDPA = 4 * 12 * 12 * 16 + 4 * 6 * 6 * 16 + 4 * 6 * 12 * 16
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("llama", {"linear": 2 * (ATTENTION + LLAMA_MLP), "scaled_dot_product_attention": 2 * SDPA}),
+    ("mixtral", {"linear": 2 * (ATTENTION + MIXTRAL_ROUTER), "_grouped_mm": 2 * MIXTRAL_EXPERTS,
+                 "scaled_dot_product_attention": 2 * SDPA}),
+    ("t5", {"linear": 2 * T5_LINEAR, "scaled_dot_product_attention": 2 * T5_SDPA}),
+])
+def test_hand_derived_paper_counts(name, expected):
+    model, inputs, names = ZOO[name].build()
+    assert count_model(model, inputs, names, "paper").by_operator == expected
