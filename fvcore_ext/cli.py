@@ -8,7 +8,7 @@ import importlib
 import re
 import sys
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -16,6 +16,7 @@ from torch import nn
 from .analysis import count_model
 from .compare import compare_tools, format_comparison
 from .diagnostics import UncountableOpError
+from .meta import MetaDeviceError, build_on_meta
 from .reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
 from .rules import PRESETS
@@ -25,6 +26,7 @@ __all__ = ["main"]
 DEFAULT_MODEL = "vit"
 DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "long": torch.long, "int64": torch.long}
+DEVICES = ("cpu", "meta")
 
 
 class UsageError(Exception):
@@ -40,11 +42,27 @@ def parse_shape(text: Sequence[str]) -> Tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def load_model(spec: str) -> nn.Module:
+def load_model(spec: str, device: str = "cpu") -> nn.Module:
     """A reference model name, or ``package.module:callable`` returning an ``nn.Module`` (an
-    ``nn.Module`` instance at that path is used as is). ``UsageError`` otherwise."""
+    ``nn.Module`` instance at that path is used as is). ``UsageError`` otherwise.
+
+    With ``device="meta"`` the model is built under ``with torch.device("meta"):``, so its
+    weights are never allocated; a builder that needs tensor data there is built on CPU and
+    moved (:func:`fvcore_ext.meta.build_on_meta`). An instance is returned as it is."""
+    builder = _builder(spec)
+    try:
+        model = build_on_meta(builder) if device == "meta" else builder()
+    except Exception as error:  # a user's builder may raise anything
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UsageError(f"{spec!r} raised {type(error).__name__}: {message}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _builder(spec: str) -> Callable[[], object]:
     if spec in REFERENCE_MODELS:
-        return build(spec)[0]
+        return lambda: build(spec)[0]
     if ":" not in spec:
         raise UsageError(f"unknown model {spec!r}: not a reference model "
                          f"({', '.join(REFERENCE_MODELS)}) and not package.module:callable")
@@ -55,20 +73,14 @@ def load_model(spec: str) -> nn.Module:
             target = getattr(target, part)
     except (ImportError, AttributeError, ValueError) as error:
         raise UsageError(f"cannot load {spec!r}: {type(error).__name__}: {error}") from None
-    model = target if isinstance(target, nn.Module) else None
-    if model is None:
-        if not callable(target):
-            raise UsageError(f"{spec!r} is neither an nn.Module nor callable")
-        try:
-            model = target()
-        except Exception as error:  # a user's builder may raise anything
-            raise UsageError(f"{spec!r} raised {type(error).__name__}: {error}") from None
-    if not isinstance(model, nn.Module):
-        raise UsageError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
-    return model
+    if isinstance(target, nn.Module):
+        return lambda: target
+    if not callable(target):
+        raise UsageError(f"{spec!r} is neither an nn.Module nor callable")
+    return target
 
 
-def _inputs(args, model_name: str) -> List[torch.Tensor]:
+def _inputs(args, model_name: str, device: str = "cpu") -> List[torch.Tensor]:
     shapes = [parse_shape(s) for s in args.input_shape or []]
     if not shapes:
         if model_name not in REFERENCE_MODELS:
@@ -83,7 +95,9 @@ def _inputs(args, model_name: str) -> List[torch.Tensor]:
     for shape, dtype in zip(shapes, dtypes * len(shapes) if len(dtypes) == 1 else dtypes):
         if dtype not in DTYPES:
             raise UsageError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-        if DTYPES[dtype] == torch.long:
+        if device == "meta":    # shape and dtype only
+            tensors.append(torch.empty(shape, dtype=DTYPES[dtype], device="meta"))
+        elif DTYPES[dtype] == torch.long:
             tensors.append(torch.randint(0, 2, shape))
         else:
             tensors.append(torch.randn(shape, dtype=DTYPES[dtype]))
@@ -117,6 +131,9 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=2, help="per-module table depth (default 2)")
     p.add_argument("--strict", action="store_true",
                    help="fail instead of counting 0 when an op cannot be counted")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="cpu (default) or meta: build and count the model on the meta device, "
+                        "shapes only, no weights allocated, the same counts")
     return p
 
 
@@ -127,18 +144,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
     try:
-        model = load_model(args.model)
-        inputs = _inputs(args, args.model)
+        model = load_model(args.model, args.device)
+        inputs = _inputs(args, args.model, args.device)
         if compare:
-            counts = compare_tools(model, inputs, args.input_name, args.preset)
+            counts = compare_tools(model, inputs, args.input_name, args.preset, args.device)
             print(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             try:
-                report = count_model(model, inputs, args.input_name, args.preset, args.strict)
+                report = count_model(model, inputs, args.input_name, args.preset, args.strict,
+                                     device=args.device)
             except UncountableOpError as error:
                 raise UsageError(f"strict mode: {error}") from None
+            except MetaDeviceError as error:
+                raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything while traced
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 raise UsageError(f"cannot trace {args.model!r} on inputs "

@@ -16,6 +16,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from .analysis import count_model
+from .meta import copy_to_device, inputs_to_device, meta_tracing
 from .op_table import report_name
 from .tracing import TraceAdapter, eval_mode, unwrap_model
 
@@ -46,7 +47,7 @@ def _plain_fvcore(adapter, inputs) -> ToolCount:
 
 
 def _pack_fvcore(model, inputs, names, preset) -> ToolCount:
-    report = count_model(model, inputs, names, preset)
+    report = count_model(model, inputs, names, preset)   # traces inside meta_tracing itself
     return ToolCount("fvcore+pack", report.total_macs, report.by_operator,
                      sorted({report_name(op) for op in report.unsupported_ops}))
 
@@ -70,13 +71,21 @@ def _torchprofile(adapter, inputs, preset, with_pack: bool) -> ToolCount:
 
 def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
                   input_names: Optional[Sequence[Optional[str]]] = None,
-                  preset: str = "full") -> List[ToolCount]:
+                  preset: str = "full", device: Optional[str] = None) -> List[ToolCount]:
     """Count ``model`` with plain fvcore, fvcore + the pack (``preset``), plain torchprofile and
     torchprofile + the pack. A tool that fails gets ``error`` set instead of raising (plain
     torchprofile, for one, crashes on PyTorch's fused attention under ``torch.no_grad()``).
-    Counts are MACs."""
-    inputs = tuple(inputs)
+    Counts are MACs.
+
+    ``device="meta"`` counts a meta copy of the model on meta inputs (``model`` is untouched).
+    Every tool traces inside :func:`fvcore_ext.meta.meta_tracing`, so plain fvcore and plain
+    torchprofile count a meta model's convolutions too: the fix is the tracer's, not the
+    pack's rules."""
     model = unwrap_model(model)
+    if device is not None:
+        model = copy_to_device(model, device)
+        inputs = inputs_to_device(inputs, device)
+    inputs = tuple(inputs)
     adapter = TraceAdapter(model, input_names)
     runs: List[Callable[[], ToolCount]] = [
         lambda: _plain_fvcore(adapter, inputs),
@@ -85,7 +94,7 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
         lambda: _torchprofile(adapter, inputs, preset, with_pack=True),
     ]
     counts = []
-    with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
+    with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), meta_tracing():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         for tool, run in zip(TOOLS, runs):
             try:

@@ -23,7 +23,12 @@ with the same four context flags (cuDNN benchmark, deterministic, enabled, allow
 tracer records that node exactly as on CPU, turns tracing off, and torch's own Meta kernel of
 ``_convolution`` computes the shape from plain ints. On exit the registration is destroyed and
 the dispatcher serves torch's own ``meta_conv`` again (tested). Outside a trace the temporary
-kernel returns what torch's does. :func:`fvcore_ext.count_model`,
+kernel returns what torch's does.
+
+The same block replaces one more Meta kernel that stands between a meta model and its CPU
+count: ``aten::_grouped_mm`` (MoE experts), whose torch Meta kernel enforces the CUDA kernel's
+bf16-only inputs while the CPU kernel takes float32; the replacement computes the same output
+shape for any dtype. :func:`fvcore_ext.count_model`,
 :func:`fvcore_ext.compare.compare_tools` and ``torchprofile_ext`` (its ``trace``, so also
 ``torchprofile.profile_macs`` while the pack is registered) trace inside it; plain fvcore users
 wrap their analysis::
@@ -89,6 +94,25 @@ def _meta_convolution(input, weight, bias, stride, padding, dilation, transposed
         C._get_cudnn_enabled(), C._get_cudnn_allow_tf32())
 
 
+def _meta_grouped_mm(mat_a, mat_b, offs=None, bias=None, out_dtype=None):
+    # torch's meta_grouped_mm enforces the CUDA kernel's bf16-only inputs (meta tensors carry
+    # no device, so torch/_meta_registrations.py checks as for CUDA); the CPU kernel also takes
+    # float32 and float16, so a float32 MoE (transformers' grouped_mm experts) counts on CPU
+    # but not on meta. The output shape, as in torch's _create_grouped_mm_output_tensor:
+    if mat_a.dim() == 2 and mat_b.dim() == 2:
+        shape = [offs.size(0), mat_a.size(0), mat_b.size(1)]
+    elif mat_a.dim() == 2:
+        shape = [mat_a.size(0), mat_b.size(-1)]
+    elif mat_b.dim() == 2:
+        shape = [mat_a.size(1), mat_b.size(1)]
+    else:
+        shape = [mat_a.size(0), mat_a.size(1), mat_b.size(-1)]
+    return mat_a.new_empty(shape, dtype=out_dtype or mat_a.dtype)
+
+
+# Meta kernels replaced inside meta_tracing: op name → kernel.
+_META_KERNELS = {"convolution": _meta_convolution, "_grouped_mm": _meta_grouped_mm}
+
 _lock = threading.Lock()
 _depth = 0
 _library: Optional[torch.library.Library] = None
@@ -99,7 +123,8 @@ def _enter() -> None:
     with _lock:
         if _depth == 0:
             library = torch.library.Library("aten", "IMPL", "Meta")
-            library.impl("convolution", _meta_convolution)
+            for op, kernel in _META_KERNELS.items():
+                library.impl(op, kernel)
             _library = library
         _depth += 1
 
@@ -110,7 +135,7 @@ def _exit() -> None:
         _depth -= 1
         if _depth == 0 and _library is not None:
             # The dispatcher keeps every registration of a kernel; destroying ours makes
-            # torch's own meta_conv (torch/_meta_registrations.py) the Meta kernel again.
+            # torch's own (torch/_meta_registrations.py) the Meta kernels again.
             _library._destroy()
             _library = None
 
@@ -127,12 +152,13 @@ def meta_tracing() -> Iterator[None]:
     Inside the block ``torch.jit._get_trace_graph`` (so fvcore's ``FlopCountAnalysis``,
     mmengine's ``FlopAnalyzer`` and torchprofile) traces a meta model's convolutions as
     ``aten::_convolution`` nodes, as on CPU (the module docstring says why they fail without
-    it). A data-dependent error raised on meta inside the block becomes a one-line
-    :class:`MetaDeviceError`.
+    it), and a float32 ``aten::_grouped_mm`` runs on meta as on CPU. A data-dependent error
+    raised on meta inside the block becomes a one-line :class:`MetaDeviceError`.
 
-    On exit the temporary Meta kernel is unregistered and torch's own is back. Blocks nest and
-    may run in several threads; the kernel goes when the last one exits. Harmless for CPU or
-    CUDA models: it only changes the Meta dispatch key of ``aten::convolution``.
+    On exit the temporary Meta kernels are unregistered and torch's own are back. Blocks nest and
+    may run in several threads; the kernels go when the last one exits. Harmless for CPU or
+    CUDA models: it only changes the Meta dispatch key of ``aten::convolution`` and
+    ``aten::_grouped_mm``.
 
     Raises:
         MetaDeviceError: the model read tensor data, or ran an op without a meta kernel.
