@@ -87,7 +87,8 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     lines += ["", f"{head}Not counted" if md else "Not counted:"]
     if report.unsupported_ops:
         lines.append("- unknown, no rule (may be large): " + ", ".join(
-            f"{op} x{n}" for op, n in report.unsupported_ops.items()))
+            f"{op} x{n}" for op, n in report.unsupported_ops.items())
+            + " (add a rule for both tools with fvcore_ext.register_rule)")
     for op in report.uncounted:
         lines.append(f"- uncounted, {op.op} x{op.calls} (in {op.scope or '<top>'}): {op.reason}")
     if not report.unsupported_ops and not report.uncounted:
