@@ -173,17 +173,12 @@ def _einsum(call: OpCall) -> Cost:
     return rules.einsum_macs(equation, shapes)
 
 
-@counts("aten::_grouped_mm", family="matmul")
+@counts("aten::_grouped_mm", "aten::_scaled_grouped_mm", family="matmul")
 def _grouped_mm(call: OpCall) -> Cost:
-    # The MoE expert matmuls (torch.nn.functional.grouped_mm). Offsets are data: the rule
-    # reads shapes only, so it holds for any routing (CONVENTIONS.md "Grouped matmul").
-    return rules.grouped_mm_macs(call.shape(0), call.shape(1))
-
-
-@counts("aten::_scaled_grouped_mm", family="matmul")
-def _scaled_grouped_mm(call: OpCall) -> Cost:
-    # The FP8 form: (mat_a, mat_b, scale_a, scale_b, offs, ...); the scales are applied in the
-    # kernel's epilogue, the matmul is the cost.
+    # The MoE expert matmuls (torch.nn.functional.grouped_mm), and their FP8 form
+    # (mat_a, mat_b, scale_a, scale_b, offs, ...) whose scales are applied in the kernel's
+    # epilogue. Offsets are data: the rule reads shapes only, so it holds for any routing
+    # (CONVENTIONS.md "Grouped matmul").
     return rules.grouped_mm_macs(call.shape(0), call.shape(1))
 
 
