@@ -24,8 +24,8 @@ Reader = Callable[[OpCall], Cost]
 
 # What a rule counts, as the census reports it. "zero-cost" ops compute nothing the contract
 # counts (data movement, comparisons, routing); "custom" is the default of user rules.
-FAMILIES = ("matmul", "convolution", "normalization", "resampling", "attention",
-            "state-space scan", "elementwise", "reduction", "zero-cost", "custom")
+FAMILIES = ("matmul", "convolution", "recurrent", "fft", "normalization", "resampling",
+            "attention", "state-space scan", "elementwise", "reduction", "zero-cost", "custom")
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,25 @@ def _with_inplace(*names: str) -> tuple:
     return _aten(*names) + _aten(*(n + "_" for n in names))
 
 
+def _bool_scalar(call: OpCall, index, default: bool) -> bool:
+    value = call.scalar(index, default)
+    if not isinstance(value, bool):
+        raise CannotCount(f"argument {index} is {value!r}, expected a bool")
+    return value
+
+
+def _int_scalar(call: OpCall, index, default: Optional[int] = None) -> int:
+    value = call.scalar(index, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CannotCount(f"argument {index} is {value!r}, expected an int")
+    return value
+
+
+def _output_used(call: OpCall, index: int) -> bool:
+    out = call.outputs[index] if index < len(call.outputs) else None
+    return isinstance(out, TensorArg) and out.used
+
+
 # ---------------------------------------------------------------- fvcore 0.1.5's own ops
 
 
@@ -189,6 +208,73 @@ def _convolution(call: OpCall) -> Cost:
         raise CannotCount("argument 6 (transposed) is not a bool: "
                           "unknown aten::_convolution layout")
     return rules.conv_macs(call.shape(0), call.shape(1), call.output_shape(), transposed)
+
+
+@counts("aten::_convolution_mode", family="convolution", name="conv")
+def _convolution_mode(call: OpCall) -> Cost:
+    # conv with padding="same"/"valid" (SigLIP's patch embedding): a plain convolution.
+    return rules.conv_macs(call.shape(0), call.shape(1), call.output_shape(), transposed=False)
+
+
+@counts("aten::conv_tbc", family="convolution")
+def _conv_tbc(call: OpCall) -> Cost:
+    # Time-batch-channel convolution (fairseq's ConvTBC): x (T, B, C_in), weight
+    # (K, C_in, C_out), out (T', B, C_out): every output element reads K·C_in inputs.
+    kernel, in_channels, _ = call.shape(1)
+    return Cost(core=rules.numel(call.output_shape()) * kernel * in_channels)
+
+
+@counts(*_aten("lstm", "gru", "rnn_tanh", "rnn_relu"), family="recurrent")
+def _recurrent(call: OpCall) -> Cost:
+    # lstm.input(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+    # batch_first) or, for packed sequences, lstm.data(data, batch_sizes, hx, params,
+    # has_biases, num_layers, dropout, train, bidirectional); gru and rnn_* alike. params holds,
+    # per layer and direction, w_ih, w_hh, [b_ih, b_hh], [w_hr].
+    first = 2 if isinstance(call.arg(3), bool) else 3      # params, then has_biases
+    params = call.scalar(first)
+    if not isinstance(params, list) or not all(isinstance(p, TensorArg) and p.shape
+                                               for p in params):
+        raise CannotCount("the weights (params) are not a traced list of tensors")
+    mode = call.kind.split("::")[1]
+    groups = _int_scalar(call, first + 2) * (2 if _bool_scalar(call, first + 5, False) else 1)
+    if len(params) % groups:
+        raise CannotCount(f"{len(params)} weights do not split into {groups} layers and "
+                          f"directions")
+    per_group = len(params) // groups
+    return rules.rnn_macs(mode, rules.numel(call.shape(0)[:-1]),
+                          [p.shape for p in params if len(p.shape) == 2],
+                          [params[g * per_group].shape for g in range(groups)])
+
+
+@counts("aten::linalg_solve_triangular", family="matmul")
+def _solve_triangular(call: OpCall) -> Cost:
+    return rules.triangular_solve_macs(call.shape(0), call.output_shape(),
+                                       _bool_scalar(call, 4, False))
+
+
+def _fft_reader(dims_default, real_output: bool) -> Reader:
+    # fft_fft(self, n, dim, norm), fft_fft2(self, s, dim, norm), fft_fftn(self, s, dim, norm)
+    # and their i/r/ir forms. The transform length along a dim is the input's size there, or
+    # n/s when given; a real-output (c2r) transform's lengths are its output's sizes.
+    def read(call: OpCall) -> Cost:
+        x = list(call.shape(0))
+        lengths, dims = call.scalar(1), call.scalar(2, dims_default)
+        if isinstance(dims, int):
+            dims, lengths = [dims], None if lengths is None else [lengths]
+        if dims is None:
+            dims = list(range(len(x)))[-len(lengths):] if lengths else list(range(len(x)))
+        if real_output:
+            lengths = [call.output_shape()[d] for d in dims]
+        for d, n in zip(dims, lengths or []):
+            x[d] = n
+        return rules.fft_macs(x, dims)
+    return read
+
+
+for _prefix in ("", "i", "r", "ir"):
+    for _suffix, _default in (("", -1), ("2", [-2, -1]), ("n", None)):
+        counts(f"aten::fft_{_prefix}fft{_suffix}", family="fft")(
+            _fft_reader(_default, real_output=_prefix == "ir"))
 
 
 @counts("aten::batch_norm", family="normalization")
@@ -277,7 +363,8 @@ ELEMENTWISE_OPS = _with_inplace(
     "atanh", "erf", "erfc", "erfinv", "abs", "sign", "sgn", "ceil", "floor", "round", "trunc",
     "frac", "log1p", "log2", "log10", "expm1", "exp2", "logit", "lerp", "addcmul", "addcdiv",
     "relu6", "selu", "celu", "true_divide", "xlogy", "hypot",
-) + _aten("rsub", "softplus", "softmax", "log_softmax", "diff", "glu", "logaddexp")
+) + _aten("rsub", "softplus", "softmax", "log_softmax", "diff", "glu", "logaddexp", "log_sigmoid",
+          "polar")
 
 
 @counts(*ELEMENTWISE_OPS, family="elementwise")
@@ -295,18 +382,48 @@ def _add_into(call: OpCall) -> Cost:
     return rules.elementwise_macs(call.shape(3))
 
 
-@counts("prim::PythonOp.GeLUFunction", family="elementwise")
-def _bloom_gelu(call: OpCall) -> Cost:
+@counts("aten::scatter_reduce", family="reduction")
+def _scatter_reduce(call: OpCall) -> Cost:
+    # self.scatter_reduce(dim, index, src, reduce): each source element is accumulated once
+    # (TAPAS's segment means); "amax"/"amin" pick instead, which costs 0 like amax.
+    reduce = call.scalar(4)
+    if reduce in ("amax", "amin"):
+        return Cost()
+    if reduce not in ("sum", "prod", "mean"):
+        raise CannotCount(f"reduce {reduce!r} is not one scatter_reduce supports")
+    return rules.reduction_macs(call.shape(3))
+
+
+# Known autograd Functions of popular libraries, counted as what they compute.
+@counts("prim::PythonOp.GeLUFunction", "prim::PythonOp.XSoftmax", family="elementwise")
+def _python_elementwise(call: OpCall) -> Cost:
     # transformers' BLOOM (models/bloom/modeling_bloom.py): GeLUFunction.apply(x) computes the
     # tanh approximation of gelu in a custom autograd Function; it is counted as aten::gelu.
+    # SEW-D's XSoftmax.apply(x, mask, dim) is a softmax between two masked_fills (0): as
+    # aten::softmax.
     return rules.elementwise_macs(call.output_shape())
+
+
+@counts("prim::PythonOp.YosoCumulation", family="attention")
+def _yoso_cumulation(call: OpCall) -> Cost:
+    # transformers' YOSO (models/yoso/modeling_yoso.py), forward(query_mask, key_mask, query,
+    # key, value, config): ((1 - acos(q kᵀ) / π) ** h) · masks, then @ v. The two matmuls are
+    # core; acos, the divide, the subtraction, the power and the two mask products are six
+    # elementwise ops per score.
+    query, key, value = call.shape(2), call.shape(3), call.shape(4)
+    scores = rules.matmul_macs(query, tuple(key[:-2]) + (key[-1], key[-2]))
+    return (scores + rules.matmul_macs(tuple(query[:-1]) + (key[-2],), value)
+            + Cost(elementwise=6 * scores.core // query[-1]))
 
 
 # Reductions and averages: 1 x input numel, full preset only.
 REDUCTION_OPS = _aten(
     "mean", "sum", "cumsum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
     "adaptive_avg_pool3d", "linalg_vector_norm", "norm", "frobenius_norm", "var", "std",
-    "var_mean", "std_mean", "prod", "logsumexp", "cumprod", "nansum", "nanmean", "cumsum_")
+    "var_mean", "std_mean", "prod", "logsumexp", "cumprod", "nansum", "nanmean", "cumsum_",
+    "linalg_norm",
+    # F.fold (MobileViTv2): sums the overlapping patches of its input
+    "col2im")
 
 
 @counts(*REDUCTION_OPS, family="reduction")
@@ -345,32 +462,19 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     "reshape_as", "unique", "_unique2", "unique_dim", "unique_consecutive", "searchsorted",
     # F.unfold (Swin's patch merging in mmseg): copies patches into columns
     "im2col",
+    # views, constants, copies and picks found by the census of the transformers zoo
+    "tile", "meshgrid", "eye", "view_as_complex", "view_as_real", "real", "imag", "conj",
+    "resolve_conj", "resolve_neg", "bucketize", "masked_scatter", "masked_select",
+    "nan_to_num", "maximum", "minimum", "multinomial",
 )
 
 
 counts(*ZERO_COST_OPS, family="zero-cost")(costs_nothing)
+# SEW-D's StableDropout in train mode (transformers models/sew_d): a dropout, 0 like aten::dropout
+counts("prim::PythonOp.XDropout", family="zero-cost")(costs_nothing)
 
 
 # ---------------------------------------------------------------- attention
-
-
-def _bool_scalar(call: OpCall, index, default: bool) -> bool:
-    value = call.scalar(index, default)
-    if not isinstance(value, bool):
-        raise CannotCount(f"argument {index} is {value!r}, expected a bool")
-    return value
-
-
-def _int_scalar(call: OpCall, index, default: Optional[int] = None) -> int:
-    value = call.scalar(index, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise CannotCount(f"argument {index} is {value!r}, expected an int")
-    return value
-
-
-def _output_used(call: OpCall, index: int) -> bool:
-    out = call.outputs[index] if index < len(call.outputs) else None
-    return isinstance(out, TensorArg) and out.used
 
 
 @counts("aten::scaled_dot_product_attention", family="attention")

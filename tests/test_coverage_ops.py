@@ -83,3 +83,72 @@ def test_census_knows_every_real_world_op():
     for routing in ("aten::histc", "aten::one_hot", "aten::numpy_T", "aten::as_strided",
                     "aten::reshape_as", "aten::__or__"):
         assert families[routing] == "zero-cost", routing
+
+
+class RecurrentSpectralAndSolves(nn.Module):
+    """Recurrent layers, a conv with padding="same", FFTs, a triangular solve and the
+    reductions the zoo census found; input x (2, 5, 8)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = nn.GRU(8, 12)                          # (T=2, B=5)
+        self.rnn = nn.RNN(8, 6, nonlinearity="relu", bias=False)
+        self.conv = nn.Conv1d(8, 8, 3, padding="same")
+
+    def forward(self, x):
+        spectrum = torch.fft.rfft(x, dim=-1)                          # (2, 5, 5)
+        lower = torch.tril(torch.ones(5, 5)) + torch.eye(5)
+        return (self.lstm(x)[0], self.gru(x)[0], self.rnn(x)[0], self.conv(x.transpose(1, 2)),
+                torch.fft.fftn(x, dim=(1, 2)).real, torch.fft.irfft(spectrum, n=8, dim=-1),
+                torch.linalg.solve_triangular(lower, x, upper=False),
+                torch.zeros(2, 3, 8).scatter_reduce(1, torch.zeros(2, 5, 8, dtype=torch.long),
+                                                     x, "sum"),
+                F.fold(x.reshape(1, 8, 10)[:, :, :9].repeat(1, 4, 1), (4, 4), kernel_size=2),
+                F.logsigmoid(x), torch.linalg.norm(x, dim=-1), torch.polar(x.exp(), x))
+
+
+LSTM_WEIGHTS = 2 * (64 * 8 + 64 * 16) + 2 * (64 * 32 + 64 * 16)  # 2 layers x 2 directions
+RECURRENT_PAPER = {
+    "lstm": 10 * LSTM_WEIGHTS,                        # 10 tokens meet every weight matrix
+    "gru": 10 * (36 * 8 + 36 * 12),
+    "rnn_relu": 10 * (6 * 8 + 6 * 6),
+    "conv": 2 * (8 * 8 * 3) * 5,
+    "fft_fftn": 80 * (3 + 3),                        # ⌈log2 5⌉ + ⌈log2 8⌉ stages
+    "fft_rfft": 80 * 3, "fft_irfft": 80 * 3,        # length 8 along the last dim
+    "linalg_solve_triangular": 16 * (5 * 4 // 2) + 80,    # 16 columns; divides
+}
+RECURRENT_FULL = dict(
+    RECURRENT_PAPER,
+    lstm=RECURRENT_PAPER["lstm"] + 13 * 10 * (4 * 16),
+    gru=RECURRENT_PAPER["gru"] + 11 * 10 * 12,
+    rnn_relu=RECURRENT_PAPER["rnn_relu"] + 1 * 10 * 6,
+    scatter_reduce=80, col2im=1 * 32 * 9, log_sigmoid=80, linalg_norm=80, polar=80, exp=80,
+    add=25)                                          # tril + eye
+
+
+@pytest.mark.parametrize("preset, expected", [("full", RECURRENT_FULL),
+                                              ("paper", RECURRENT_PAPER)])
+def test_recurrent_spectral_and_solves_in_both_tools(preset, expected):
+    model, x = RecurrentSpectralAndSolves(), torch.randn(2, 5, 8)
+    assert fvcore_count(model, (x,), preset) == (sum(expected.values()), expected)
+    with torch.no_grad():
+        results = torchprofile_ext.profile_macs(model, (x,), preset, reduction=None)
+    assert torchprofile_ext.macs_by_operator(results) == expected
+
+
+def test_packed_sequences_count_their_tokens():
+    # aten::lstm.data(data, batch_sizes, hx, params, ...): 12 packed tokens, not 6 x 3
+    packed = nn.utils.rnn.pack_padded_sequence(torch.randn(6, 3, 8), [6, 4, 2])
+
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(8, 16)
+
+        def forward(self, data):
+            return self.lstm(nn.utils.rnn.PackedSequence(data, packed.batch_sizes))[0].data
+
+    report = count_model(Packed(), [packed.data])
+    assert report.uncounted == [] and report.unsupported_ops == {}
+    assert report.by_operator["lstm"] == 12 * (64 * 8 + 64 * 16) + 13 * 12 * 16

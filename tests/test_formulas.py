@@ -187,3 +187,30 @@ def test_grouped_mm_rejects_bad_shapes(a, b, match):
 def test_weight_norm():
     # w = v · (g / ‖v‖): the norm reads v, the quotient is per g, the product per v
     assert rules.weight_norm_macs((32, 4, 16), (1, 1, 16)) == Cost(elementwise=2 * 2048 + 16)
+
+
+def test_rnn():
+    # one LSTM layer, input 8, hidden 16, 10 tokens: weights (64, 8) and (64, 16)
+    assert rules.rnn_macs("lstm", 10, [(64, 8), (64, 16)], [(64, 8)]) == Cost(
+        core=10 * (512 + 1024), elementwise=13 * 10 * 16)
+    assert rules.rnn_macs("gru", 4, [(36, 8), (36, 12)], [(36, 8)]).elementwise == 11 * 4 * 12
+    with pytest.raises(ValueError, match="unknown recurrent mode"):
+        rules.rnn_macs("lstm2", 1, [], [])
+
+
+@pytest.mark.parametrize("signal, dims, expected", [
+    ((2, 5, 8), (1, 2), 80 * (3 + 3)),
+    ((4, 1024), (-1,), 4096 * 10),
+    ((3, 1), (1,), 0),                                # a length-1 transform is the identity
+])
+def test_fft(signal, dims, expected):
+    assert rules.fft_macs(signal, dims) == Cost(core=expected)
+
+
+def test_triangular_solve():
+    assert rules.triangular_solve_macs((5, 5), (2, 5, 8), unitriangular=True) == Cost(
+        core=16 * 10)
+    assert rules.triangular_solve_macs((5, 5), (2, 5, 8), unitriangular=False) == Cost(
+        core=16 * 10 + 80)
+    with pytest.raises(ValueError, match="square"):
+        rules.triangular_solve_macs((5, 4), (5, 8), unitriangular=True)

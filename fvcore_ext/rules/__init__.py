@@ -7,9 +7,11 @@ from .attention import native_mha_macs, sdpa_macs, transformer_encoder_layer_mac
 from .cost import PRESETS, Cost, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
 from .linalg import (addmm_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
-                     grouped_mm_macs, linear_macs, matmul_macs)
+                     grouped_mm_macs, linear_macs, matmul_macs, triangular_solve_macs)
 from .mamba import bimamba_inner_macs, causal_conv1d_macs, mamba_inner_macs, selective_scan_macs
 from .normalization import batch_norm_macs, norm_macs, rms_norm_macs, weight_norm_macs
+from .recurrent import rnn_macs
+from .spectral import fft_macs
 from .ssd import (gated_norm_macs, mamba_split_conv1d_scan_macs, ssd_chunk_scan_macs,
                   ssd_layout)
 from .upsample import MACS_PER_OUTPUT, grid_sample_macs, upsample_macs
@@ -17,7 +19,7 @@ from .upsample import MACS_PER_OUTPUT, grid_sample_macs, upsample_macs
 __all__ = [
     "Cost", "PRESETS", "check_preset", "numel",
     "addmm_macs", "bmm_macs", "broadcast_shapes", "conv_macs", "einsum_macs", "grouped_mm_macs",
-    "linear_macs", "matmul_macs",
+    "linear_macs", "matmul_macs", "triangular_solve_macs", "rnn_macs", "fft_macs",
     "batch_norm_macs", "norm_macs", "rms_norm_macs", "weight_norm_macs",
     "elementwise_macs", "reduction_macs", "sum_of_terms_macs",
     "native_mha_macs", "sdpa_macs", "transformer_encoder_layer_macs",

@@ -21,6 +21,7 @@ __all__ = [
     "grouped_mm_macs",
     "linear_macs",
     "matmul_macs",
+    "triangular_solve_macs",
 ]
 
 Shape = Sequence[int]
@@ -145,3 +146,18 @@ def conv_macs(x: Shape, weight: Shape, out: Shape, transposed: bool) -> Cost:
     ``out (B, C_out, *S_out)``."""
     spatial = (x if transposed else out)[2:]
     return Cost(core=int(x[0]) * numel(weight) * numel(spatial))
+
+
+def triangular_solve_macs(a: Shape, out: Shape, unitriangular: bool) -> Cost:
+    """``aten::linalg_solve_triangular(A, B, upper, left, unitriangular)``, A ``(..., n, n)``,
+    solution ``out`` (``(..., n, k)`` for ``left``, ``(..., k, n)`` otherwise): substitution
+    solves each of the ``numel(out) / n`` vectors with ``n·(n - 1)/2`` MACs, and divides by the
+    diagonal (``numel(out)`` more) unless it is ``unitriangular`` (LAPACK ``trsm``'s count;
+    the chunked gated-delta-rule layers of Qwen3.5 and OLMo hybrids). Core.
+    ``ValueError`` if A is not square."""
+    if len(a) < 2 or a[-1] != a[-2]:
+        raise ValueError(f"solve_triangular needs a square A, got {tuple(a)}")
+    n = int(a[-1])
+    solutions = numel(out)
+    macs = (solutions // n) * (n * (n - 1) // 2) + (0 if unitriangular else solutions)
+    return Cost(core=macs)
