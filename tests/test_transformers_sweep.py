@@ -27,7 +27,15 @@ from tests.transformers_zoo import ZOO
 # aten::_grouped_mm, so MoE experts run as grouped matmuls are left out of this comparison;
 # tests/test_moe.py checks them against an explicit per-expert loop instead.
 SEEN_BY_FLOP_COUNTER = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "einsum", "conv",
-                        "scaled_dot_product_attention"}
+                        "scaled_dot_product_attention",
+                        # its forward runs two matmuls, which are all its paper count
+                        "PythonOp.YosoCumulation"}
+
+# Work a model does and then drops: FlopCounterMode counts what runs, the trace (and so both
+# tools) leaves out what nothing reads, like torch's dead-code elimination. Qwen3.5's gated
+# delta rule updates its recurrent state after the last chunk and, without a cache, drops it:
+# one (32 heads, 128, 64) @ (64, 128) matmul in its one linear-attention layer.
+DROPPED_BY_THE_MODEL = {"qwen3_5": 32 * 128 * 64 * 128}
 
 
 def einsums_without_a_sum(model, inputs, names) -> int:
@@ -75,14 +83,15 @@ def test_architecture(name):
         assert fvcore_count(adapter, tuple(inputs), preset, grad=True)[0] == report.total_macs
         paper = report
 
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), \
-            FlopCounterMode(display=False) as counter:
+    # With grad: FlopCounterMode's module tracker fails on DBRX's experts under no_grad ("Expected
+    # gradient function to be set"); a forward counts the same either way.
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(**dict(zip(names, inputs)))
     seen = sum(macs for op, macs in paper.by_operator.items() if op in SEEN_BY_FLOP_COUNTER)
     if "einsum" in paper.by_operator:
         with torch.no_grad():
             seen -= einsums_without_a_sum(model, inputs, names)
-    assert counter.get_total_flops() == 2 * seen
+    assert counter.get_total_flops() == 2 * (seen + DROPPED_BY_THE_MODEL.get(name, 0))
 
 
 # Hand-derived paper counts: 12 tokens (the decoder of T5: 6), width 32, 4 heads of 8, 2 layers.

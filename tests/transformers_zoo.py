@@ -86,6 +86,11 @@ ZOO: Dict[str, Arch] = {
     "starcoder2": Arch("Starcoder2Model", "Starcoder2Config", "decoder", DECODER),
     "olmo2": Arch("Olmo2Model", "Olmo2Config", "decoder", DECODER),
     "cohere": Arch("CohereModel", "CohereConfig", "decoder", DECODER),
+    "qwen3_5": Arch("Qwen3_5Model", "Qwen3_5Config", "decoder",    # gated delta rule
+                    dict(text_config=dict(DECODER, head_dim=8, model_type="qwen3_5_text",
+                                          layer_types=["linear_attention", "full_attention"]),
+                         vision_config=dict(depth=1, hidden_size=32, intermediate_size=48,
+                                            num_heads=4, model_type="qwen3_5_vision"))),
     # ---- decoder LLMs, mixture of experts
     "mixtral": Arch("MixtralModel", "MixtralConfig", "moe", dict(MOE, num_local_experts=4)),
     "qwen2_moe": Arch("Qwen2MoeModel", "Qwen2MoeConfig", "moe",
@@ -103,6 +108,15 @@ ZOO: Dict[str, Arch] = {
                              qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8)),
     "gpt_oss": Arch("GptOssModel", "GptOssConfig", "moe",
                     dict(MOE, num_local_experts=4, head_dim=8, sliding_window=8)),
+    "deepseek_v2": Arch("DeepseekV2Model", "DeepseekV2Config", "moe",     # complex RoPE
+                        dict(MOE, n_routed_experts=4, n_shared_experts=1,
+                             moe_intermediate_size=16, first_k_dense_replace=1, n_group=1,
+                             topk_group=1, kv_lora_rank=16, q_lora_rank=24,
+                             qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8)),
+    "dbrx": Arch("DbrxModel", "DbrxConfig", "moe",
+                 dict(d_model=32, n_heads=4, n_layers=2, max_seq_len=64, vocab_size=VOCAB,
+                      attn_config=dict(kv_n_heads=2, clip_qkv=8.0, rope_theta=10000.0),
+                      ffn_config=dict(ffn_hidden_size=48, moe_num_experts=4, moe_top_k=2))),
     # ---- encoders
     "bert": Arch("BertModel", "BertConfig", "encoder", ENCODER),
     "roberta": Arch("RobertaModel", "RobertaConfig", "encoder", ENCODER),
@@ -123,6 +137,13 @@ ZOO: Dict[str, Arch] = {
     "albert": Arch("AlbertModel", "AlbertConfig", "encoder", dict(ENCODER, embedding_size=16)),
     "distilbert": Arch("DistilBertModel", "DistilBertConfig", "encoder",
                        dict(vocab_size=VOCAB, dim=32, hidden_dim=48, n_layers=2, n_heads=4)),
+    "fnet": Arch("FNetModel", "FNetConfig", "encoder",                  # FFT token mixing
+                 dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
+                      intermediate_size=48, max_position_embeddings=64)),
+    "yoso": Arch("YosoModel", "YosoConfig", "encoder",             # YosoCumulation PythonOp
+                 dict(ENCODER, max_position_embeddings=64)),
+    "tapas": Arch("TapasModel", "TapasConfig", "encoder", ENCODER),  # scatter_reduce
+    "convbert": Arch("ConvBertModel", "ConvBertConfig", "encoder", dict(ENCODER, embedding_size=32)),
     # ---- encoder–decoders
     "t5": Arch("T5Model", "T5Config", "seq2seq",
                dict(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4),
@@ -159,6 +180,16 @@ ZOO: Dict[str, Arch] = {
                            decoder_hidden_size=32, num_labels=4), IMAGE),
     "resnet": Arch("ResNetModel", "ResNetConfig", "vision",
                    dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]), IMAGE),
+    "siglip": Arch("SiglipVisionModel", "SiglipVisionConfig", "vision",   # padding="valid"
+                   VISION, IMAGE),
+    "mobilevitv2": Arch("MobileViTV2Model", "MobileViTV2Config", "vision",  # fold / unfold
+                        dict(image_size=64, width_multiplier=0.25),
+                        {"pixel_values": ((1, 3, 64, 64), torch.float32)}),
+    "owlvit": Arch("OwlViTModel", "OwlViTConfig", "vision",               # linalg_norm
+                   dict(text_config=dict(ENCODER, model_type="owlvit_text_model"),
+                        vision_config=dict(VISION, model_type="owlvit_vision_model"),
+                        projection_dim=32),
+                   dict(text(), **IMAGE)),
     # ---- audio
     "wav2vec2": Arch("Wav2Vec2Model", "Wav2Vec2Config", "audio",
                      dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -174,6 +205,14 @@ ZOO: Dict[str, Arch] = {
                          bos_token_id=1, eos_token_id=2, decoder_start_token_id=1),
                     {"input_features": ((1, 16, 32), torch.float32),
                      "decoder_input_ids": ((1, 4), torch.long)}),
+    "parakeet_rnnt": Arch("ParakeetForRNNT", "ParakeetRNNTConfig", "audio",   # LSTM
+                          dict(vocab_size=VOCAB, decoder_hidden_size=32,
+                               encoder_config=dict(hidden_size=32, num_hidden_layers=2,
+                                                   num_attention_heads=4, intermediate_size=48,
+                                                   max_position_embeddings=64,
+                                                   model_type="parakeet_encoder")),
+                          {"input_features": ((1, 64, 80), torch.float32),
+                           "decoder_input_ids": ((1, 6), torch.long)}),
     # ---- state-space and hybrids
     "mamba": Arch("MambaModel", "MambaConfig", "state-space",
                   dict(vocab_size=VOCAB, hidden_size=32, state_size=8, num_hidden_layers=2)),
@@ -187,4 +226,7 @@ ZOO: Dict[str, Arch] = {
                   dict(MOE, num_experts=2, mamba_d_state=8, mamba_expand=2,
                        attn_layer_period=2, attn_layer_offset=1, expert_layer_period=2,
                        expert_layer_offset=1, use_mamba_kernels=False)),
+    "zamba2": Arch("Zamba2Model", "Zamba2Config", "state-space",
+                   dict(DECODER, num_key_value_heads=4, mamba_d_state=8,
+                        layers_block_type=["mamba", "hybrid"])),
 }
