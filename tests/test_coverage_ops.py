@@ -152,3 +152,29 @@ def test_packed_sequences_count_their_tokens():
     report = count_model(Packed(), [packed.data])
     assert report.uncounted == [] and report.unsupported_ops == {}
     assert report.by_operator["lstm"] == 12 * (64 * 8 + 64 * 16) + 13 * 12 * 16
+
+
+class ThirdPartyFunctionsAndConvTBC(nn.Module):
+    """SEW-D's XSoftmax (a masked softmax autograd Function) and fairseq's time-batch-channel
+    convolution; input x (4, 2, 6) as (T, B, C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3, 6, 5))          # (K, C_in, C_out)
+        self.bias = nn.Parameter(torch.zeros(5))
+
+    def forward(self, x):
+        from transformers.models.sew_d.modeling_sew_d import XSoftmax
+        mask = torch.ones(4, 2, 6, dtype=torch.long)
+        return XSoftmax.apply(x, mask, -1), torch.conv_tbc(x, self.weight, self.bias, 1)
+
+
+def test_third_party_functions_and_conv_tbc():
+    model, x = ThirdPartyFunctionsAndConvTBC(), torch.randn(4, 2, 6)
+    conv_tbc = (4 * 2 * 5) * 3 * 6                   # every output reads K·C_in inputs
+    for preset, expected in (("full", {"conv_tbc": conv_tbc, "PythonOp.XSoftmax": 48}),
+                             ("paper", {"conv_tbc": conv_tbc})):
+        assert fvcore_count(model, (x,), preset) == (sum(expected.values()), expected)
+        with torch.no_grad():
+            results = torchprofile_ext.profile_macs(model, (x,), preset, reduction=None)
+        assert torchprofile_ext.macs_by_operator(results) == expected
