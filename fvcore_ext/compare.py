@@ -16,7 +16,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from .analysis import count_model
-from .meta import copy_to_device, inputs_to_device, meta_tracing
+from .meta import copy_to_device, inputs_to_device, meta_error, meta_tracing
 from .op_table import report_name
 from .tracing import TraceAdapter, eval_mode, unwrap_model
 
@@ -100,7 +100,9 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
             try:
                 counts.append(run())
             except Exception as error:  # a tool's own bug must not hide the others' numbers
-                counts.append(ToolCount(tool, error=f"{type(error).__name__}: {error}"))
+                on_meta = meta_error(error)   # a model that reads data on meta: one line
+                counts.append(ToolCount(tool, error=f"{type(error).__name__}: {error}"
+                                        if on_meta is None else str(on_meta)))
     return counts
 
 

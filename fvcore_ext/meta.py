@@ -37,8 +37,8 @@ wrap their analysis::
         FlopCountAnalysis(meta_model, (meta_x,)).set_op_handle(**vmamba_handles).total()
 
 A model that reads tensor data (``.item()``, ``if x.any():``, ``nonzero``, boolean-mask
-indexing, a MoE router's ``.tolist()``) cannot run on meta: inside :func:`meta_tracing` that
-error becomes a one-line :class:`MetaDeviceError` naming the op and the model's line.
+indexing, a MoE loop's ``torch.where(mask)``) cannot run on meta: inside :func:`meta_tracing`
+that error becomes a one-line :class:`MetaDeviceError` naming the op and the model's line.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ import torch
 from torch import nn
 
 __all__ = ["MetaDeviceError", "build_on_meta", "copy_to_device", "inputs_to_device",
-           "meta_tracing"]
+           "is_meta_tracing", "meta_error", "meta_tracing"]
 
 META = "meta"
 
@@ -79,7 +79,7 @@ class MetaDeviceError(RuntimeError):
                 f"count on CPU instead ({cpu_hint})")
 
 
-# --- the scoped Meta kernel for aten::convolution --------------------------------------------
+# --- the scoped Meta kernels -------------------------------------------------------------------
 
 def _meta_convolution(input, weight, bias, stride, padding, dilation, transposed,
                       output_padding, groups):
@@ -124,7 +124,8 @@ def _enter() -> None:
         if _depth == 0:
             library = torch.library.Library("aten", "IMPL", "Meta")
             for op, kernel in _META_KERNELS.items():
-                library.impl(op, kernel)
+                if hasattr(torch.ops.aten, op):    # older torch has no _grouped_mm
+                    library.impl(op, kernel)
             _library = library
         _depth += 1
 

@@ -373,3 +373,22 @@ def test_python_m_fvcore_ext_device_meta():
     report = json.loads(out.stdout)
     assert report["device"] == "meta"
     assert report["total_macs"] == sum(EXPECTED["swin_stage"]["full"].values())
+
+
+# ---------------------------------------------------------------- the mmseg drop-in
+
+def test_mmseg_segmentor_counts_on_meta():
+    # build_segmentor moves its own model to meta and preprocesses a meta picture;
+    # count_model traces meta models inside meta_tracing without being told.
+    from fvcore_ext.get_flops import build_segmentor
+    from fvcore_ext.standins import install_mmcv_ext_standin
+    install_mmcv_ext_standin()
+    config = "tests/mmseg_configs/tiny_segmentor.py"
+    cpu_model, cpu_inputs, _ = build_segmentor(config, (3, 32, 32))
+    meta_model, meta_inputs, pad = build_segmentor(config, (3, 32, 32), device="meta")
+    assert meta_inputs[0].is_meta and pad == (32, 32)
+    for preset in ("full", "paper"):
+        cpu = count_model(cpu_model, cpu_inputs, preset=preset)
+        assert count_model(meta_model, meta_inputs, preset=preset).total_macs == cpu.total_macs
+        assert count_model(cpu_model, cpu_inputs, preset=preset,
+                           device="meta").total_macs == cpu.total_macs
