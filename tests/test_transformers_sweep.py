@@ -51,9 +51,12 @@ def einsums_without_a_sum(model, inputs, names) -> int:
         call = read_node(node, lazy=False)
         equation, shapes = call.args[0].replace(" ", ""), [o.shape for o in call.args[1]]
         operands, output = equation.split("->")
-        sizes = {index: size for term, shape in zip(operands.split(","), shapes)
-                 for index, size in zip(term, shape)}
-        if all(sizes[index] == 1 for index in set(operands) - set(output) - {","}):
+        sizes = {}
+        for term, shape in zip(operands.split(","), shapes):
+            head, _, tail = term.partition("...")     # "..." stands for the middle dims
+            sizes.update(zip(head, shape))
+            sizes.update(zip(tail, shape[len(shape) - len(tail):]))
+        if all(sizes[index] == 1 for index in set(operands) - set(output) - {",", "."}):
             total += rules.einsum_macs(equation, shapes).core
     return total
 
