@@ -201,8 +201,8 @@ _PATTERNS = [
      None),
     (re.compile(r"(?:Tensor on device cpu is not on the expected device meta"
                 r"|found at least two devices, (?:meta and cpu|cpu and meta))"),
-     "the model's own cpu tensor (made in forward without device=) meeting a meta tensor",
-     "cannot run"),
+     "a cpu tensor meeting a meta tensor (a weight left on cpu, or a tensor made in forward "
+     "without device=)", "cannot run"),
 ]
 
 

@@ -316,6 +316,21 @@ def test_data_dependent_model_on_meta_gets_one_line_in_both_tools(model, line, c
     assert str(caught.value) == line + " (device='cpu')"
 
 
+class MakesCpuTensors(nn.Module):
+    def forward(self, x):
+        return x + torch.ones(x.shape)      # no device=: on CPU whatever x is
+
+
+def test_a_tensor_made_without_device_on_meta_gets_one_line():
+    line = MakesCpuTensors.forward.__code__.co_firstlineno + 1
+    with pytest.raises(MetaDeviceError) as caught:
+        count_model(MakesCpuTensors(), [torch.randn(2, 3)], device="meta")
+    assert str(caught.value) == (
+        f"cannot count on meta: a cpu tensor meeting a meta tensor (a weight left on cpu, or a "
+        f"tensor made in forward without device=) cannot run (at test_meta.py:{line}); count "
+        f"on CPU instead (device='cpu')")
+
+
 def test_moe_router_loop_on_meta_gets_one_line():
     # transformers' eager experts loop finds each expert's tokens with torch.where (nonzero)
     with pytest.raises(MetaDeviceError, match=r"^cannot count on meta: aten::nonzero needs "
