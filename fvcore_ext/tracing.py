@@ -13,6 +13,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 import torch
 from torch import nn
 
+from .meta import meta_tracing
+
 __all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "parameter_consumers",
            "unwrap_model", "unwrap_name"]
 
@@ -130,7 +132,8 @@ def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor]
     The tracer appends the module's state (``torch.jit._trace._unique_state_dict``) to the
     graph's inputs after the model inputs; that order is what maps a graph input to a name.
     """
-    graph, _ = torch.jit._get_trace_graph(adapter, tuple(inputs))
+    with meta_tracing():   # a meta model traces as on CPU (fvcore_ext/meta.py)
+        graph, _ = torch.jit._get_trace_graph(adapter, tuple(inputs))
     state = torch.jit._trace._unique_state_dict(adapter, keep_vars=True)
     graph_inputs = list(graph.inputs())[len(inputs):]
     if len(graph_inputs) != len(state):
