@@ -605,6 +605,98 @@ MAMBA_SPLIT_CONV1D_SCAN = RuleSpec(
     huge=2 ** 9,
 )
 
+# ---------------------------------------------------------------- coverage rules
+
+GROUPED_MM_LAYOUTS = ("2d3d", "3d3d", "2d2d", "3d2d")
+
+
+def _grouped_mm_shapes(p: Point):
+    a = (p["M"], p["K"]) if p["layout"].startswith("2d") else (p["E"], p["M"], p["K"])
+    b = (p["E"], p["K"], p["N"]) if p["layout"].endswith("3d") else (p["K"], p["N"])
+    return a, b
+
+
+GROUPED_MM = RuleSpec(
+    # MoE experts: routed rows (M, K) @ experts (E, K, N); batched (E, M, K) @ (E, K, N); K or
+    # N split into groups by offsets. Only the batched layout multiplies by E.
+    sizes=("E", "M", "K", "N"), flags={"layout": GROUPED_MM_LAYOUTS},
+    call=lambda p: rules.grouped_mm_macs(*_grouped_mm_shapes(p)),
+    expected=lambda p: ((p["E"] if p["layout"] == "3d3d" else 1) * p["M"] * p["K"] * p["N"], 0),
+    huge=2 ** 22,
+)
+
+TRIANGULAR_SOLVE = RuleSpec(
+    # A (n, n) broadcast over B (b, n, k): b·k columns, each n(n-1)/2 products, n divides
+    sizes=("b", "n", "k"), flags={"unitriangular": (True, False)},
+    call=lambda p: rules.triangular_solve_macs((p["n"], p["n"]), (p["b"], p["n"], p["k"]),
+                                               p["unitriangular"]),
+    expected=lambda p: (p["b"] * p["k"] * (p["n"] * (p["n"] - 1) // 2)
+                        + (0 if p["unitriangular"] else p["b"] * p["n"] * p["k"]), 0),
+    monotone_flags={"unitriangular": (True, False)},
+    huge=2 ** 22,
+    # a unit-triangular 1 x 1 system is solved by doing nothing: 0 under both presets
+    elementwise_only=lambda p: p["n"] == 1 and p["unitriangular"],
+)
+
+# (gates, elementwise ops per hidden unit and step), from the cell equations of nn.LSTM,
+# nn.GRU and nn.RNN.
+RNN_CELLS = {"lstm": (4, 13), "gru": (3, 11), "rnn_tanh": (1, 2), "rnn_relu": (1, 1)}
+
+
+def _rnn_call(p: Point) -> Cost:
+    gates = RNN_CELLS[p["mode"]][0]
+    w_ih, w_hh = (gates * p["h"], p["i"]), (gates * p["h"], p["h"])
+    directions = 2 if p["bidirectional"] else 1
+    return rules.rnn_macs(p["mode"], p["t"], [w_ih, w_hh] * directions, [w_ih] * directions)
+
+
+def _rnn_expected(p: Point):
+    gates, per_unit = RNN_CELLS[p["mode"]]
+    directions = 2 if p["bidirectional"] else 1
+    return (directions * p["t"] * gates * p["h"] * (p["i"] + p["h"]),
+            directions * per_unit * p["t"] * p["h"])
+
+
+RNN = RuleSpec(
+    sizes=("t", "i", "h"), flags={"mode": tuple(RNN_CELLS), "bidirectional": (False, True)},
+    call=_rnn_call, expected=_rnn_expected,
+    monotone_flags={"bidirectional": (False, True)},
+    huge=2 ** 22,
+)
+
+
+def _stages(n: int) -> int:
+    """Radix-2 stages of a length-n FFT: the least s with 2**s >= n."""
+    s = 0
+    while 2 ** s < n:
+        s += 1
+    return s
+
+
+def _fft_dims(p: Point) -> list:
+    return list(range(max(0, p["rank"] - p["nd"]), p["rank"]))
+
+
+FFT = RuleSpec(
+    # a transform over the last nd dims of a rank-r signal
+    sizes=DIMS4, flags={"rank": (1, 2, 3, 4), "nd": (1, 2, 3, 4)},
+    call=lambda p: rules.fft_macs(_dims(p), _fft_dims(p)),
+    expected=lambda p: (prod(_dims(p)) * sum(_stages(_dims(p)[d]) for d in _fft_dims(p)), 0),
+    monotone_flags={"nd": (1, 2, 3, 4)},
+    huge=2 ** 16,
+    # a transform of length 1 along every dim is the identity: 0 under both presets
+    elementwise_only=lambda p: all(_dims(p)[d] == 1 for d in _fft_dims(p)),
+)
+
+WEIGHT_NORM = RuleSpec(
+    # v (out, in, k), g (out, 1, 1): the norm and the product read v, the quotient g
+    sizes=("o", "i", "k"), flags={},
+    call=lambda p: rules.weight_norm_macs((p["o"], p["i"], p["k"]), (p["o"], 1, 1)),
+    expected=lambda p: (0, 2 * p["o"] * p["i"] * p["k"] + p["o"]),
+    huge=2 ** 21, elementwise_only=True,
+)
+
+
 SPECS: dict[str, RuleSpec] = {
     "matmul_macs": MATMUL, "addmm_macs": ADDMM, "bmm_macs": BMM, "linear_macs": LINEAR,
     "einsum_macs": EINSUM, "conv_macs": CONV, "norm_macs": NORM,
@@ -616,6 +708,8 @@ SPECS: dict[str, RuleSpec] = {
     "mamba_inner_macs": MAMBA_INNER, "bimamba_inner_macs": BIMAMBA_INNER,
     "rms_norm_macs": RMS_NORM, "gated_norm_macs": GATED_NORM,
     "ssd_chunk_scan_macs": SSD_CHUNK_SCAN, "mamba_split_conv1d_scan_macs": MAMBA_SPLIT_CONV1D_SCAN,
+    "grouped_mm_macs": GROUPED_MM, "triangular_solve_macs": TRIANGULAR_SOLVE, "rnn_macs": RNN,
+    "fft_macs": FFT, "weight_norm_macs": WEIGHT_NORM,
 }
 RULE_NAMES = sorted(SPECS)
 
@@ -729,6 +823,7 @@ HUGE_FLAGS = {
     "elementwise_macs": {"rank": 4}, "reduction_macs": {"rank": 4}, "norm_macs": {"rank": 4},
     "batch_norm_macs": {"rank": 4, "affine": True, "training": False},
     "grid_sample_macs": {"volumetric": True},
+    "grouped_mm_macs": {"layout": "3d3d"}, "fft_macs": {"rank": 4, "nd": 4},
 }
 
 
