@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 import torch
-import transformers
+
+from fvcore_ext.standins import install_standin_kernels
+
+# transformers binds mamba-ssm's kernels, or else its torch path, when one of its Mamba modules
+# is first imported (integrations/hub_kernels.py, use_kernel_func_from_hub_with_fallback).
+# Install the stand-ins before that, as tests/test_mamba2.py does, so the Mamba, Mamba2,
+# FalconMamba, Jamba and Zamba2 models run mamba-ssm's own autograd Functions whatever order
+# the test modules run in.
+install_standin_kernels()
+
+import transformers  # noqa: E402
 
 VOCAB = 96
 TOKENS = 12
