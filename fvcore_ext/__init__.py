@@ -11,9 +11,10 @@ from .analysis import CountReport, count_model
 from .custom_rules import register_rule, unregister_rule
 from .diagnostics import UncountableOpError
 from .handles import make_handles, paper_handles, vmamba_handles
+from .meta import MetaDeviceError, meta_tracing
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import PRESETS, Cost
 
-__all__ = ["CannotCount", "Cost", "CountReport", "OpCall", "PRESETS", "TensorArg",
-           "UncountableOpError", "count_model", "make_handles", "paper_handles",
-           "register_rule", "unregister_rule", "vmamba_handles"]
+__all__ = ["CannotCount", "Cost", "CountReport", "MetaDeviceError", "OpCall", "PRESETS",
+           "TensorArg", "UncountableOpError", "count_model", "make_handles", "meta_tracing",
+           "paper_handles", "register_rule", "unregister_rule", "vmamba_handles"]

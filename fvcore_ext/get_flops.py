@@ -37,6 +37,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .analysis import count_model
+from .meta import MetaDeviceError
 from .mmengine_analysis import ComplexityCall
 from .rules import PRESETS
 
@@ -66,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override settings in the config, as in mmseg's tools (key=value)")
     p.add_argument("--preset", choices=PRESETS, default="paper",
                    help="counting rules (default: paper, what papers report)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda or meta (meta: shapes only, no arithmetic and no weights "
+                        "kept, the same counts; default cpu)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-mmcv-standin", action="store_true",
                    help="do not stand in for a missing mmcv._ext")
@@ -265,6 +268,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             model, inputs, pad_shape = build_segmentor(args.config, input_shape,
                                                        args.cfg_options, args.device)
             report = count_model(model, inputs, preset=args.preset)
+    except MetaDeviceError as error:   # the model reads tensor data: say so, suggest CPU
+        print(f"error: {error.line('--device cpu')}", file=sys.stderr)
+        return 2
     except Exception as error:  # a config or a model may raise anything
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         print(f"error: {type(error).__name__}: {text}", file=sys.stderr)

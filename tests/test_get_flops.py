@@ -216,3 +216,27 @@ def test_compiled_mmcv_op_fails_naming_it():
 def test_bad_input_one_line(capsys, argv, reason):
     status, out, err = run(capsys, *argv)
     assert status == 2 and out == "" and err.count("\n") == 1 and reason in err
+
+
+@pytest.mark.parametrize("config, shape", [(TINY, ["32"]), (SEGFORMER_B0, ["512", "512"])])
+def test_device_meta_prints_the_cpu_lines(capsys, config, shape):
+    # mmseg's lines and the pack's, byte for byte, counted without arithmetic on meta
+    outputs = [run(capsys, config, "--shape", *shape, "--device", device)
+               for device in ("cpu", "meta")]
+    assert outputs[0][0] == outputs[1][0] == 0
+    assert outputs[0][1] == outputs[1][1]
+
+
+def test_device_meta_on_a_data_dependent_model_is_one_line(capsys, monkeypatch):
+    import fvcore_ext.get_flops as get_flops
+
+    class Gather(torch.nn.Module):
+        def forward(self, x):
+            return x[x > 0]                                   # needs the data: nonzero
+
+    monkeypatch.setattr(get_flops, "build_segmentor", lambda *a, **k: (
+        Gather().to("meta"), (torch.empty(1, 3, 8, 8, device="meta"),), (8, 8)))
+    status, out, err = run(capsys, TINY, "--shape", "8", "--device", "meta")
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: cannot count on meta")
+    assert err.rstrip().endswith("(--device cpu)")
