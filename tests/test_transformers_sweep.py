@@ -6,7 +6,9 @@ For each architecture, under both presets:
 - fvcore + pack and torchprofile + pack give identical per-operator tables;
 - the total is the same with grad and under ``torch.no_grad()``;
 - the pack's matmul, convolution and attention-matmul part (paper preset) is exactly half of
-  ``FlopCounterMode``'s FLOPs, over the ops FlopCounterMode has a formula for.
+  ``FlopCounterMode``'s FLOPs, over the ops FlopCounterMode has a formula for;
+- on the meta device the per-operator table is the same, or the model that reads its data
+  gets one clear ``MetaDeviceError``.
 """
 import warnings
 
@@ -16,7 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import torchprofile_ext
-from fvcore_ext import count_model, rules
+from fvcore_ext import MetaDeviceError, count_model, rules
 from fvcore_ext.jit_reader import read_node
 from fvcore_ext.tracing import TraceAdapter
 from tests.helpers import fvcore_count
@@ -36,6 +38,10 @@ SEEN_BY_FLOP_COUNTER = {"linear", "matmul", "mm", "bmm", "addmm", "baddbmm", "ei
 # delta rule updates its recurrent state after the last chunk and, without a cache, drops it:
 # one (32 heads, 128, 64) @ (64, 128) matmul in its one linear-attention layer.
 DROPPED_BY_THE_MODEL = {"qwen3_5": 32 * 128 * 64 * 128}
+
+# Models that read tensor data in their forward, which the meta device has none of.
+NEEDS_TENSOR_DATA = {"dbrx": "aten::nonzero",            # its expert loop finds hit experts
+                     "longformer": "item"}                # is_global_attn = mask.any().item()
 
 
 def einsums_without_a_sum(model, inputs, names) -> int:
@@ -88,6 +94,15 @@ def test_architecture(name):
 
     # With grad: FlopCounterMode's module tracker fails on DBRX's experts under no_grad ("Expected
     # gradient function to be set"); a forward counts the same either way.
+    # On the meta device: the same per-operator table, with no arithmetic, or one clear line
+    # where the model reads its data.
+    if name in NEEDS_TENSOR_DATA:
+        with pytest.raises(MetaDeviceError, match=NEEDS_TENSOR_DATA[name]):
+            count_model(model, inputs, names, "paper", device="meta")
+    else:
+        assert count_model(model, inputs, names, "paper", device="meta").by_operator == \
+            paper.by_operator
+
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         model(**dict(zip(names, inputs)))
     seen = sum(macs for op, macs in paper.by_operator.items() if op in SEEN_BY_FLOP_COUNTER)
