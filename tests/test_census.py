@@ -52,3 +52,24 @@ def test_command_line_entry_point_and_bad_input():
     bad = run("no_such_model")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith("error: unknown model 'no_such_model'")
+
+
+def test_meta_census_equals_the_cpu_census(capsys):
+    outputs = []
+    for device in ("cpu", "meta"):
+        assert main(["cnn", "unet_decoder", "vmamba_block", "--device", device,
+                     "--format", "json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1]
+
+
+class ReadsItsData(torch.nn.Module):
+    def forward(self, x):
+        return x[x > 0]
+
+
+def test_meta_census_of_a_data_dependent_model_is_one_line(capsys):
+    status = main(["tests.test_census:ReadsItsData", "--input-shape", "4", "--device", "meta"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith("error: cannot count on meta") and "(--device cpu)" in err
