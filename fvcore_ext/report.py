@@ -67,6 +67,8 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
         "",
         f"- input shape: {inputs}",
         f"- preset: {report.preset}",
+        *(["- device: meta (shapes only: no weights, no arithmetic; the CPU numbers)"]
+          if report.device == "meta" else []),
         f"- total: {total:,} MACs = {report.total_flops:,} FLOPs "
         f"({total / 1e9:.4f} GMACs, {report.total_flops / 1e9:.4f} GFLOPs)",
         f"- parameters: {report.params:,} ({report.params / 1e6:.3f} M)",
