@@ -76,9 +76,10 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
     The function takes an :class:`fvcore_ext.opcall.OpCall` and returns MACs: an ``int``
     (both presets) or a :class:`fvcore_ext.rules.Cost` (``core`` for both presets,
     ``elementwise`` for **full** only). Tables built before registering pick the rule up:
-    ``vmamba_handles`` and ``paper_handles`` are updated in place; a torchprofile registered
-    with ``torchprofile_ext.register()`` rebinds at its next ``register()`` or
-    ``profile_macs`` call.
+    ``vmamba_handles`` and ``paper_handles`` are updated in place, and a torchprofile
+    registered with ``torchprofile_ext.register()`` rebinds at once, so plain
+    ``torchprofile.profile_macs`` counts with it. A handle dict you built yourself with
+    ``make_handles`` before registering keeps the table it was built from.
 
     Raises:
         ValueError: no op name, an op name without a namespace (``"::"``), an op that already
@@ -98,10 +99,12 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
 
     def register(function: RuleFunction) -> RuleFunction:
         read = _reader(function)
-        for op in op_names:
-            _replaced.setdefault(op, OP_TABLE.get(op))
-            add_rule(op, read, family, name, replace=True)
-        _refresh_exported_handles()
+        try:
+            for op in dict.fromkeys(op_names):
+                _replaced.setdefault(op, OP_TABLE.get(op))
+                add_rule(op, read, family, name, replace=True)
+        finally:
+            _refresh_exported_handles()
         return function
 
     return register
@@ -110,12 +113,15 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
 def unregister_rule(*op_names: str) -> None:
     """Remove rules added with :func:`register_rule`; a built-in rule that was replaced comes
     back. ``ValueError`` if an op has no rule registered by :func:`register_rule`."""
+    op_names = tuple(dict.fromkeys(op_names))           # an op named twice is removed once
     unknown = [op for op in op_names if op not in _replaced]
     if unknown:
         raise ValueError(f"no rule was registered with register_rule for {', '.join(unknown)}")
-    for op in op_names:
-        builtin = _replaced.pop(op)
-        remove_rule(op)
-        if builtin is not None:
-            add_rule(op, builtin.read, builtin.family, builtin.name)
-    _refresh_exported_handles()
+    try:
+        for op in op_names:
+            builtin = _replaced.pop(op)
+            remove_rule(op)
+            if builtin is not None:
+                add_rule(op, builtin.read, builtin.family, builtin.name)
+    finally:
+        _refresh_exported_handles()

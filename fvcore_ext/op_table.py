@@ -10,7 +10,7 @@ their own with :func:`fvcore_ext.register_rule`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from . import rules
 from .diagnostics import record_uncounted, record_zero
@@ -18,7 +18,7 @@ from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost
 
 __all__ = ["FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "add_rule",
-           "remove_rule", "report_name", "table_version"]
+           "on_table_change", "remove_rule", "report_name", "table_version"]
 
 Reader = Callable[[OpCall], Cost]
 
@@ -51,6 +51,9 @@ class OpRule:
         so a handle never crashes an analysis."""
         try:
             macs = self.read(call).macs(preset)
+            if not isinstance(macs, int) or isinstance(macs, bool) or macs < 0:
+                raise CannotCount(f"the rule returned {macs!r}, not a count of MACs "
+                                  f"(a non-negative int)")
         except Exception as error:  # a rule must never crash the analysis around it
             reason = str(error) if isinstance(error, CannotCount) else \
                 f"{type(error).__name__}: {error}"
@@ -63,12 +66,27 @@ class OpRule:
 
 OP_TABLE: Dict[str, OpRule] = {}
 _version = 0
+_listeners: List[Callable[[], None]] = []
 
 
 def table_version() -> int:
     """A number that changes whenever a rule is added or removed, so an adapter that built its
     table earlier (a registered torchprofile) knows to rebuild it."""
     return _version
+
+
+def on_table_change(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` after every rule added or removed: how an adapter bound elsewhere
+    (torchprofile's handler table, once registered) picks up :func:`fvcore_ext.register_rule`
+    at once."""
+    _listeners.append(listener)
+
+
+def _changed() -> None:
+    global _version
+    _version += 1
+    for listener in _listeners:
+        listener()
 
 
 def costs_nothing(call: OpCall) -> Cost:
@@ -91,21 +109,19 @@ def add_rule(kind: str, read: Reader, family: str, name: Optional[str] = None,
         ValueError: ``kind`` already has a rule and ``replace`` is false, or ``family`` is not
             one of :data:`FAMILIES`.
     """
-    global _version
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     if kind in OP_TABLE and not replace:
         raise ValueError(f"{kind} is registered twice")
     OP_TABLE[kind] = rule = OpRule(kind, read, name or report_name(kind), family)
-    _version += 1
+    _changed()
     return rule
 
 
 def remove_rule(kind: str) -> OpRule:
     """Take ``kind``'s rule out of the table and return it; ``KeyError`` if it has none."""
-    global _version
     rule = OP_TABLE.pop(kind)
-    _version += 1
+    _changed()
     return rule
 
 
@@ -266,7 +282,8 @@ def _fft_reader(dims_default, real_output: bool) -> Reader:
         if real_output:
             lengths = [call.output_shape()[d] for d in dims]
         for d, n in zip(dims, lengths or []):
-            x[d] = n
+            if n != -1:                                   # -1: the input's own size
+                x[d] = n
         return rules.fft_macs(x, dims)
     return read
 
@@ -363,7 +380,7 @@ ELEMENTWISE_OPS = _with_inplace(
     "atanh", "erf", "erfc", "erfinv", "abs", "sign", "sgn", "ceil", "floor", "round", "trunc",
     "frac", "log1p", "log2", "log10", "expm1", "exp2", "logit", "lerp", "addcmul", "addcdiv",
     "relu6", "selu", "celu", "true_divide", "xlogy", "hypot",
-) + _aten("rsub", "softplus", "softmax", "log_softmax", "diff", "glu", "logaddexp", "log_sigmoid",
+) + _aten("rsub", "softplus", "softmax", "log_softmax", "glu", "logaddexp", "log_sigmoid",
           "polar")
 
 
@@ -374,24 +391,44 @@ def _elementwise(call: OpCall) -> Cost:
     return rules.elementwise_macs(call.output_shape())
 
 
-@counts(*_with_inplace("index_add", "scatter_add"), family="elementwise")
-def _add_into(call: OpCall) -> Cost:
-    # self.index_add_(dim, index, source) / self.scatter_add_(dim, index, src): one add per
-    # source element (CONVENTIONS.md lists index_add_; scatter_add_ is the same operation
-    # addressed per element, so it gets the same rule).
+@counts("aten::diff", family="elementwise")
+def _diff(call: OpCall) -> Cost:
+    # diff(self, n, dim, prepend, append): n passes of a subtraction (CONVENTIONS.md: "a
+    # subtraction"); pass k of a signal of length L along dim (prepend and append included)
+    # leaves L - k differences, one subtraction each.
+    out = call.output_shape()
+    n, dim = call.scalar(1, 1), call.scalar(2, -1)
+    if not isinstance(n, int) or not isinstance(dim, int):
+        raise CannotCount("n (argument 1) or dim (argument 2) is not an int")
+    length = sum(call.shape(i)[dim] for i in (0, 3, 4) if call.has_tensor(i))
+    rows = rules.numel(out[:dim % len(out)] + out[dim % len(out) + 1:])
+    return rules.elementwise_macs((rows * sum(max(length - k, 0) for k in range(1, n + 1)),))
+
+
+@counts(*_with_inplace("index_add"), family="elementwise")
+def _index_add(call: OpCall) -> Cost:
+    # self.index_add_(dim, index, source, alpha): one add per source element (CONVENTIONS.md).
     return rules.elementwise_macs(call.shape(3))
+
+
+@counts(*_with_inplace("scatter_add"), family="elementwise")
+def _scatter_add(call: OpCall) -> Cost:
+    # self.scatter_add_(dim, index, src): one add per index element; src may be larger than
+    # index and its extra elements are never read (torch.Tensor.scatter_add_ docs).
+    return rules.elementwise_macs(call.shape(2))
 
 
 @counts("aten::scatter_reduce", family="reduction")
 def _scatter_reduce(call: OpCall) -> Cost:
-    # self.scatter_reduce(dim, index, src, reduce): each source element is accumulated once
-    # (TAPAS's segment means); "amax"/"amin" pick instead, which costs 0 like amax.
+    # self.scatter_reduce(dim, index, src, reduce): each indexed source element is accumulated
+    # once (TAPAS's segment means), so index numel, as for scatter_add; "amax"/"amin" pick
+    # instead, which costs 0 like amax.
     reduce = call.scalar(4)
     if reduce in ("amax", "amin"):
         return Cost()
     if reduce not in ("sum", "prod", "mean"):
         raise CannotCount(f"reduce {reduce!r} is not one scatter_reduce supports")
-    return rules.reduction_macs(call.shape(3))
+    return rules.reduction_macs(call.shape(2))
 
 
 # Known autograd Functions of popular libraries, counted as what they compute.

@@ -1,4 +1,5 @@
-"""Test helper: count a model with fvcore + the pack's handles, exactly as a user would."""
+"""Test helpers: count a model with fvcore + the pack's handles, exactly as a user would; the
+tiny Mixtral the MoE and meta tests share."""
 from __future__ import annotations
 
 import warnings
@@ -38,3 +39,16 @@ def count_in_both_tools(model, inputs, preset):
     assert report.unsupported_ops == {} and report.uncounted == []
     assert torchprofile_total == report.total_macs
     return report
+
+
+def tiny_mixtral(experts_implementation):
+    """transformers' ``MixtralModel`` with 2 layers, hidden 32, 4 experts of width 48 (2 per
+    token), vocabulary 100, running its experts as ``experts_implementation``
+    (``"grouped_mm"``, ``"batched_mm"`` or ``"eager"``); seeded."""
+    from transformers import MixtralConfig, MixtralModel
+    config = MixtralConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                           num_experts_per_tok=2, vocab_size=100)
+    config._experts_implementation = experts_implementation
+    torch.manual_seed(0)
+    return MixtralModel(config)

@@ -137,6 +137,36 @@ def test_recurrent_spectral_and_solves_in_both_tools(preset, expected):
     assert torchprofile_ext.macs_by_operator(results) == expected
 
 
+class ScatterFftAndDiffEdges(nn.Module):
+    """Scatters whose index is smaller than their source (only the indexed source elements are
+    read), FFTs with a length of -1 ("the input's size") and diffs of order n > 1 (n passes);
+    input x (2, 5, 8)."""
+
+    def forward(self, x):
+        index = torch.zeros(2, 3, 4, dtype=torch.long)                # 24 of x's 80 elements
+        return (torch.zeros(2, 3, 8).scatter_add(1, index, x),
+                torch.zeros(2, 3, 8).scatter_reduce(1, index, x, "mean"),
+                torch.zeros(2, 3, 8).scatter_reduce(1, index, x, "amax"),
+                torch.fft.fftn(x, s=(-1, 16), dim=(1, 2)).real,      # (2, 5, 16)
+                torch.fft.rfft2(x, s=(-1, -1)).real,
+                torch.diff(x, n=3, dim=-1),                           # passes of 7, 6, 5
+                torch.diff(x, n=2, dim=1, prepend=x[:, :1]))          # L = 6: passes of 5, 4
+
+
+EDGES_PAPER = {"fft_fftn": 160 * (3 + 4),            # ⌈log2 5⌉ + log2 16 on the padded signal
+               "fft_rfft2": 80 * (3 + 3)}             # -1 keeps the input's 5 and 8
+EDGES_FULL = dict(EDGES_PAPER, scatter_add=24, scatter_reduce=24,   # index numel, amax 0
+                  diff=10 * (7 + 6 + 5) + 16 * (5 + 4))
+
+
+@pytest.mark.parametrize("preset, expected", [("full", EDGES_FULL), ("paper", EDGES_PAPER)])
+def test_scatter_counts_its_index_fft_minus_one_is_the_input_size_diff_counts_passes(preset, expected):
+    model, x = ScatterFftAndDiffEdges(), torch.randn(2, 5, 8)
+    assert fvcore_count(model, (x,), preset) == (sum(expected.values()), expected)
+    results = torchprofile_ext.profile_macs(model, (x,), preset, reduction=None)
+    assert torchprofile_ext.macs_by_operator(results) == expected
+
+
 def test_packed_sequences_count_their_tokens():
     # aten::lstm.data(data, batch_sizes, hx, params, ...): 12 packed tokens, not 6 x 3
     packed = nn.utils.rnn.pack_padded_sequence(torch.randn(6, 3, 8), [6, 4, 2])

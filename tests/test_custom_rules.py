@@ -94,18 +94,30 @@ def test_torchprofile_counts_the_same(rule):
             expected - OUT
 
 
-def test_a_torchprofile_registered_earlier_picks_the_rule_up_at_its_next_register():
+@pytest.mark.parametrize("preset, expected", [("full", OUT + MATMUL + GATE),
+                                              ("paper", OUT + MATMUL)])
+def test_a_torchprofile_registered_earlier_picks_the_rule_up_at_once(preset, expected):
     x = torch.randn(B, L, K)
-    torchprofile_ext.register("full")
-    register_rule(OP)(fused_glu_macs)
+    torchprofile_ext.register(preset)
     try:
-        torchprofile_ext.register("full")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            assert torchprofile.profile_macs(GLUBlock(), (x,)) == OUT + MATMUL + GATE
+            assert torchprofile.profile_macs(GLUBlock(), (x,)) == OUT
+            register_rule(OP)(fused_glu_macs)              # plain torchprofile, no re-register
+            assert torchprofile.profile_macs(GLUBlock(), (x,)) == expected
+            unregister_rule(OP)
+            assert torchprofile.profile_macs(GLUBlock(), (x,)) == OUT
     finally:
-        unregister_rule(OP)
+        if OP in vmamba_handles:
+            unregister_rule(OP)
         torchprofile_ext.unregister()
+
+
+def test_an_op_named_twice_is_registered_and_removed_once():
+    register_rule(OP, OP)(fused_glu_macs)
+    assert OP in vmamba_handles
+    unregister_rule(OP, OP)
+    assert OP not in vmamba_handles and OP not in paper_handles
 
 
 def test_an_int_counts_under_both_presets():
@@ -136,16 +148,19 @@ def test_replacing_a_builtin_rule_and_restoring_it():
     assert count_model(model, [x]).by_operator["gelu"] == 32
 
 
-def test_a_rule_that_returns_a_float_is_uncounted_and_named():
-    register_rule(OP)(lambda call: 1.5e3)
+@pytest.mark.parametrize("result, shown", [(1.5e3, "1500.0"), (-3, "-3"),
+                                            (Cost(core=2.5), "2.5"),
+                                            (Cost(elementwise=-4), "-4")])
+def test_a_rule_that_returns_no_count_of_macs_is_uncounted_and_named(result, shown):
+    register_rule(OP)(lambda call: result)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # warned once per op kind
             report = count_model(GLUBlock(), [torch.randn(B, L, K)])
         (uncounted,) = report.uncounted
-        assert uncounted.op == OP and "returned 1500.0" in uncounted.reason
+        assert uncounted.op == OP and f"returned {shown}" in uncounted.reason
         assert report.total_macs == OUT
-        with pytest.raises(UncountableOpError, match="returned 1500.0"):
+        with pytest.raises(UncountableOpError, match=f"returned {shown}"):
             count_model(GLUBlock(), [torch.randn(B, L, K)], strict=True)
     finally:
         unregister_rule(OP)

@@ -207,6 +207,14 @@ def test_fft(signal, dims, expected):
     assert rules.fft_macs(signal, dims) == Cost(core=expected)
 
 
+@pytest.mark.parametrize("signal, dims, match", [((4, 8), (2,), "outside"),
+                                                 ((4, -1), (1,), "not positive"),
+                                                 ((4, 0), (1,), "not positive")])
+def test_fft_rejects_bad_signals(signal, dims, match):
+    with pytest.raises(ValueError, match=match):
+        rules.fft_macs(signal, dims)
+
+
 def test_triangular_solve():
     assert rules.triangular_solve_macs((5, 5), (2, 5, 8), unitriangular=True) == Cost(
         core=16 * 10)

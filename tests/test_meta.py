@@ -21,7 +21,7 @@ from fvcore_ext.meta import (MetaDeviceError, build_on_meta, copy_to_device, inp
 from fvcore_ext.reference_models import REFERENCE_MODELS, build
 from fvcore_ext.tracing import TraceAdapter
 from tests.expected import EXPECTED
-from tests.helpers import fvcore_count
+from tests.helpers import fvcore_count, tiny_mixtral
 
 
 def on_meta(name):
@@ -252,16 +252,6 @@ def test_hf_mamba_built_on_meta_counts_as_on_cpu():
     meta = count_model(model, [ids.to("meta")], ["input_ids"])
     assert (meta.total_macs, meta.by_operator, meta.params) == (cpu.total_macs, cpu.by_operator,
                                                                  cpu.params)
-
-
-def tiny_mixtral(experts_implementation):
-    from transformers import MixtralConfig, MixtralModel
-    config = MixtralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
-                           num_experts_per_tok=2, vocab_size=100)
-    config._experts_implementation = experts_implementation
-    torch.manual_seed(0)
-    return MixtralModel(config)
 
 
 @pytest.mark.parametrize("preset", ["full", "paper"])

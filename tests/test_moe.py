@@ -5,13 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import MixtralConfig, MixtralModel
 
 import torchprofile_ext
 from fvcore_ext import count_model
 from fvcore_ext.op_table import OP_TABLE
 from fvcore_ext.opcall import OpCall, TensorArg
-from tests.helpers import fvcore_count
+from tests.helpers import fvcore_count, tiny_mixtral
 
 E, K, N, TOP_K, TOKENS = 4, 16, 24, 2, 10
 
@@ -93,20 +92,11 @@ def test_scaled_grouped_mm_counts_its_matmul():
     assert rule.count(call, "paper") == rule.count(call, "full") == T * K * N
 
 
-def mixtral(experts_implementation):
-    config = MixtralConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
-                           num_experts_per_tok=2, vocab_size=100)
-    config._experts_implementation = experts_implementation
-    torch.manual_seed(0)
-    return MixtralModel(config)
-
-
 def test_mixtral_counts_its_experts_whatever_the_implementation():
     # 2 layers, 16 tokens routed to 2 experts each: gate_up (32 -> 2·48) and down (48 -> 32).
     ids = torch.randint(0, 100, (2, 8))
     experts = 2 * (16 * 2) * (32 * 96 + 48 * 32)
-    reports = {implementation: count_model(mixtral(implementation), [ids], preset="paper")
+    reports = {implementation: count_model(tiny_mixtral(implementation), [ids], preset="paper")
                for implementation in ("grouped_mm", "batched_mm", "eager")}
     for report in reports.values():
         assert report.unsupported_ops == {} and report.uncounted == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Tuple
 
-from fvcore_ext.op_table import table_version
+from fvcore_ext.op_table import on_table_change, table_version
 
 from ._compat import HANDLERS_ATTR, merge_handlers, profile_module
 from .handlers import make_handlers
@@ -22,8 +22,8 @@ from .trace import trace
 __all__ = ["is_registered", "register", "registered", "unregister"]
 
 _original: Optional[Tuple[Any, Any]] = None   # torchprofile's own (trace, handler table)
-# (preset, strict, op table version) now bound; a rule added with fvcore_ext.register_rule
-# changes the version, so registering again rebinds
+# (preset, strict, op table version) now bound; a rule added or removed with
+# fvcore_ext.register_rule changes the version and rebinds at once (_follow_the_table)
 _registered_as: Optional[Tuple[str, bool, int]] = None
 
 
@@ -43,9 +43,9 @@ def is_registered() -> bool:
 
 def register(preset: str = "full", strict: bool = False) -> None:
     """Make ``torchprofile.profile_macs`` count with the pack's rules under ``preset`` ("full"
-    or "paper"). Registering again with the same arguments changes nothing unless a rule was
-    added since (:func:`fvcore_ext.register_rule`); with others it replaces the preset (it
-    never stacks). ``strict=True`` raises
+    or "paper"). Registering again with the same arguments changes nothing; with others it
+    replaces the preset (it never stacks). A rule added or removed later
+    (:func:`fvcore_ext.register_rule`) is bound at once. ``strict=True`` raises
     :class:`fvcore_ext.UncountableOpError` where an op cannot be counted. ``ValueError`` on an
     unknown preset."""
     global _original, _registered_as
@@ -57,6 +57,15 @@ def register(preset: str = "full", strict: bool = False) -> None:
         _original = _bound()
     _bind((trace, merge_handlers(_original[1], handlers)))
     _registered_as = state
+
+
+def _follow_the_table() -> None:
+    # A rule was added or removed: a registered torchprofile counts with it from now on.
+    if _registered_as is not None:
+        register(_registered_as[0], _registered_as[1])
+
+
+on_table_change(_follow_the_table)
 
 
 def unregister() -> None:
