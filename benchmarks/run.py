@@ -14,6 +14,8 @@ Sections:
 4. peak memory (RSS) of counting UperNet-Swin-T against a plain forward, each in its own process;
 5. how analysis time grows with depth and with input size;
 6. the peers table: every tool's count and time on the same models.
+
+Sections other scripts write into RESULTS.md (7, ``benchmarks/meta.py``) are kept.
 """
 from __future__ import annotations
 
@@ -312,7 +314,19 @@ def write_results(out: Path, quick: bool, sections: dict) -> None:
                 failures.append(f"- {tool} on {label}: {error}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [""] + (failures or ["No tool failed."])
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    path = out / "RESULTS.md"
+    text = "\n".join(lines) + "\n"
+    path.write_text(text + (sections_written_elsewhere(path.read_text(), text)
+                            if path.exists() else ""))
+
+
+def sections_written_elsewhere(old: str, new: str) -> str:
+    """The ``## `` sections of ``old`` whose headings ``new`` does not have (another script's
+    results, such as ``benchmarks/meta.py``'s), each with a blank line before it."""
+    headings = {line for line in new.splitlines() if line.startswith("## ")}
+    kept = [section for section in old.split("\n## ")[1:]
+            if "## " + section.splitlines()[0] not in headings]
+    return "".join("\n## " + section.rstrip("\n") + "\n" for section in kept)
 
 
 def plot(out: Path, table: dict) -> None:
