@@ -25,7 +25,6 @@ from __future__ import annotations
 import numbers
 from typing import Callable, Dict, Optional, Union
 
-from . import handles
 from .op_table import FAMILIES, OP_TABLE, OpRule, add_rule, remove_rule
 from .opcall import CannotCount, OpCall
 from .rules import Cost
@@ -43,19 +42,11 @@ def _reader(function: RuleFunction) -> Callable[[OpCall], Cost]:
         result = function(call)
         if isinstance(result, Cost):
             return result
-        if isinstance(result, numbers.Integral) and not isinstance(result, bool) and result >= 0:
-            return Cost(core=int(result))
+        if isinstance(result, numbers.Integral) and not isinstance(result, bool):
+            return Cost(core=int(result))      # a negative count is refused by OpRule.count
         raise CannotCount(f"the rule {getattr(function, '__qualname__', function)!r} returned "
                           f"{result!r}; a rule returns MACs as an int >= 0 or a Cost")
     return read
-
-
-def _refresh_exported_handles() -> None:
-    # vmamba_handles and paper_handles are dicts users hold on to: update them in place.
-    for preset, table in (("full", handles.vmamba_handles), ("paper", handles.paper_handles)):
-        fresh = handles.make_handles(preset)
-        table.clear()
-        table.update(fresh)
 
 
 def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = None,
@@ -99,12 +90,9 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
 
     def register(function: RuleFunction) -> RuleFunction:
         read = _reader(function)
-        try:
-            for op in dict.fromkeys(op_names):
-                _replaced.setdefault(op, OP_TABLE.get(op))
-                add_rule(op, read, family, name, replace=True)
-        finally:
-            _refresh_exported_handles()
+        for op in dict.fromkeys(op_names):
+            _replaced.setdefault(op, OP_TABLE.get(op))
+            add_rule(op, read, family, name, replace=True)
         return function
 
     return register
@@ -117,11 +105,8 @@ def unregister_rule(*op_names: str) -> None:
     unknown = [op for op in op_names if op not in _replaced]
     if unknown:
         raise ValueError(f"no rule was registered with register_rule for {', '.join(unknown)}")
-    try:
-        for op in op_names:
-            builtin = _replaced.pop(op)
-            remove_rule(op)
-            if builtin is not None:
-                add_rule(op, builtin.read, builtin.family, builtin.name)
-    finally:
-        _refresh_exported_handles()
+    for op in op_names:
+        builtin = _replaced.pop(op)
+        remove_rule(op)
+        if builtin is not None:
+            add_rule(op, builtin.read, builtin.family, builtin.name)

@@ -11,7 +11,7 @@ from typing import Callable, Dict, List
 
 from .diagnostics import record_zero
 from .jit_reader import read_call
-from .op_table import FVCORE_IGNORED_OPS, OP_TABLE, OpRule
+from .op_table import FVCORE_IGNORED_OPS, OP_TABLE, OpRule, on_table_change
 from .rules import check_preset
 
 __all__ = ["make_handles", "paper_handles", "vmamba_handles"]
@@ -58,3 +58,15 @@ def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle
 
 vmamba_handles = make_handles("full")
 paper_handles = make_handles("paper")
+
+
+def _follow_the_table() -> None:
+    # A rule was added or removed (fvcore_ext.register_rule): users hold on to these two
+    # dicts, so they are updated in place.
+    for preset, table in (("full", vmamba_handles), ("paper", paper_handles)):
+        fresh = make_handles(preset)
+        table.clear()
+        table.update(fresh)
+
+
+on_table_change(_follow_the_table)

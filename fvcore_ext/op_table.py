@@ -76,9 +76,9 @@ def table_version() -> int:
 
 
 def on_table_change(listener: Callable[[], None]) -> None:
-    """Call ``listener()`` after every rule added or removed: how an adapter bound elsewhere
-    (torchprofile's handler table, once registered) picks up :func:`fvcore_ext.register_rule`
-    at once."""
+    """Call ``listener()`` after every rule added or removed: how the tables adapters built
+    earlier (``vmamba_handles``, ``paper_handles``, a registered torchprofile) pick up
+    :func:`fvcore_ext.register_rule` at once."""
     _listeners.append(listener)
 
 
@@ -402,7 +402,7 @@ def _diff(call: OpCall) -> Cost:
         raise CannotCount("n (argument 1) or dim (argument 2) is not an int")
     length = sum(call.shape(i)[dim] for i in (0, 3, 4) if call.has_tensor(i))
     rows = rules.numel(out[:dim % len(out)] + out[dim % len(out) + 1:])
-    return rules.elementwise_macs((rows * sum(max(length - k, 0) for k in range(1, n + 1)),))
+    return Cost(elementwise=rows * sum(max(length - k, 0) for k in range(1, n + 1)))
 
 
 @counts(*_with_inplace("index_add"), family="elementwise")
