@@ -41,7 +41,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import torch
 import torch.nn.functional as F
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.module_tracker import ModuleTracker
 
 from . import rules
 from .diagnostics import UncountableOpError, record_uncounted, record_zero
@@ -149,6 +151,26 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
 # ---------------------------------------------------------------- the counter
 
 
+def _hookable(values: Any) -> list:
+    # Tensors autograd can hook: with grad enabled, those that require grad and have a grad_fn
+    # or are leaves. A view of a parameter made under no_grad requires grad yet has neither,
+    # and register_multi_grad_hook asserts on it (DBRX's expert weights).
+    if not torch.is_grad_enabled():
+        return []
+    return [t for t in tree_flatten(values)[0] if isinstance(t, torch.Tensor)
+            and t.requires_grad and (t.grad_fn is not None or t.is_leaf)]
+
+
+class _ModuleTracker(ModuleTracker):
+    """``ModuleTracker`` that hooks for the backward only the tensors autograd can hook."""
+
+    def _fw_pre_hook(self, mod, input) -> None:
+        super()._fw_pre_hook(mod, _hookable(input))
+
+    def _fw_post_hook(self, mod, input, output) -> None:
+        super()._fw_post_hook(mod, input, _hookable(output))
+
+
 class _Counted(dict):
     """The op overloads ``FlopCounterMode`` must not decompose: those a rule counts."""
 
@@ -201,6 +223,7 @@ class DispatchCounter(FlopCounterMode):
         # torch._decomp's Python decompositions: upsample_nearest2d.vec becomes index
         # arithmetic). An op with a rule is counted as itself.
         self.flop_registry = _Counted(self)
+        self.mod_tracker = _ModuleTracker()
 
     # ------------------------------------------------------------ totals
 

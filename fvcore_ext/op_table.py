@@ -918,6 +918,6 @@ DISPATCH_ZERO_COST_OPS = _aten(
     "_has_compatible_shallow_copy_type", "squeeze_", "unsqueeze_", "t_", "transpose_",
     "as_strided_", "diag_embed", "diagonal", "diagonal_backward", "_unsafe_index_put",
     "expand_copy", "view_copy", "permute_copy", "split_with_sizes_copy", "unbind_copy",
-    "_unsafe_masked_index", "native_dropout_")
+    "_unsafe_masked_index", "native_dropout_", "aminmax")
 counts(*(op for op in DISPATCH_ZERO_COST_OPS if op not in OP_TABLE),
        family="zero-cost")(costs_nothing)
