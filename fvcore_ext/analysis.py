@@ -126,8 +126,9 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
             data-dependent models, dict or ``Cache`` inputs and ``torch.compile``d models
             count too). Both give the same totals on every model both can run
             (``../shared/CONVENTIONS.md``, "The dispatch engine").
-        backward: also run ``backward()`` from the sum of the floating outputs and count it
-            (``engine="dispatch"`` only), in train mode; ``CountReport.backward_macs``.
+        backward: also run the backward pass from the sum of the floating outputs and count
+            it (``engine="dispatch"`` only), in train mode; ``CountReport.backward_macs``.
+            Every ``.grad`` is restored afterwards.
 
     Returns:
         A :class:`CountReport` (MACs).
@@ -213,6 +214,18 @@ def _removed(hooks):
             hook.remove()
 
 
+@contextmanager
+def _grads_kept(tensors):
+    saved = [(t, t.grad) for t in tensors if t.requires_grad]
+    try:
+        for t, _ in saved:
+            t.grad = None
+        yield
+    finally:
+        for t, grad in saved:
+            t.grad = grad
+
+
 def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, preset: str,
                     strict: bool, backward: bool) -> CountReport:
     # fvcore's module hooks keep nn.TransformerEncoderLayer off its fused kernel ("forward
@@ -231,7 +244,10 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
                     raise ValueError("backward=True: no output of the model requires grad")
                 with counter.uncounted():     # seeding the gradient costs 0 (CONVENTIONS.md)
                     loss = sum(t.real.sum() if t.is_complex() else t.sum() for t in floats)
-                loss.backward()
+                # Counting is not a training step: every .grad is put back as it was, and
+                # starts empty so that an old one adds no accumulation to the count.
+                with _grads_kept(list(model.parameters()) + list(inputs)):
+                    loss.backward()
     root = type(adapter).__name__
     by_module: Dict[str, int] = {}
     for name, macs in counter.by_module.items():

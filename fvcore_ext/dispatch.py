@@ -339,15 +339,19 @@ class DispatchCounter(FlopCounterMode):
     def count_boundary(self, rule: OpRule, call_args: Sequence[Any], run: Callable[[], Any],
                        grad_inputs: Sequence[torch.Tensor]) -> Any:
         """Run ``run()`` with its insides not counted, count it once as ``rule`` on
-        ``call_args`` (in the JIT-level op's argument order) and arrange for its backward to
-        be counted by the backward rule of ``rule.kind`` (:data:`BACKWARD_RULES`)."""
+        ``call_args`` (in the JIT-level op's argument order). The backward of an SDPA or an
+        autograd Function is counted by its backward rule (:data:`BACKWARD_RULES`) with its
+        insides not counted; a Function without one is reported uncounted."""
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in grad_inputs)
         first_node = torch._C._autograd._get_sequence_nr() if needs_grad else None
         with self.uncounted():
             out = run()
         call = OpCall(rule.kind, [_read(a) for a in call_args], _outputs(out), self._scope())
         self._add(rule.name, rule.family, rule.count(call, self.preset, self.strict))
-        if first_node is not None:
+        if first_node is not None and (rule.kind in BACKWARD_RULES
+                                       or rule.kind.startswith(PYTHON_OP)):
+            # Other boundaries (linear, einsum, ...) differentiate into matmuls and
+            # elementwise ops that their forward rules count as they run.
             self._hook_backward(rule, call, out, first_node,
                                 [isinstance(a, torch.Tensor) and a.requires_grad
                                  for a in call_args])
