@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .analysis import count_model
+from .analysis import ENGINES, count_model
 from .compare import compare_tools, format_comparison
 from .diagnostics import UncountableOpError
 from .meta import MetaDeviceError, build_on_meta
@@ -131,6 +131,13 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=2, help="per-module table depth (default 2)")
     p.add_argument("--strict", action="store_true",
                    help="fail instead of counting 0 when an op cannot be counted")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="jit (default): trace and count with fvcore; dispatch: count at "
+                        "PyTorch's dispatcher (FlopCounterMode), no trace needed"
+                        + ("; compare then adds a third engine's column" if compare else ""))
+    p.add_argument("--backward", action="store_true",
+                   help="count a training step: forward, then backward from the sum of the "
+                        "outputs (implies --engine dispatch)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="cpu (default) or meta: build and count the model on the meta device, "
                         "shapes only, no weights allocated, the same counts")
@@ -143,25 +150,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
+    engine = args.engine or ("dispatch" if args.backward else "jit")
     try:
+        if args.backward and engine != "dispatch":
+            raise UsageError("--backward needs --engine dispatch: a JIT trace has no backward")
         model = load_model(args.model, args.device)
         inputs = _inputs(args, args.model, args.device)
         if compare:
-            counts = compare_tools(model, inputs, args.input_name, args.preset, args.device)
+            counts = compare_tools(model, inputs, args.input_name, args.preset, args.device,
+                                   dispatch=engine == "dispatch", backward=args.backward)
             print(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             try:
                 report = count_model(model, inputs, args.input_name, args.preset, args.strict,
-                                     device=args.device)
+                                     device=args.device, engine=engine,
+                                     backward=args.backward)
             except UncountableOpError as error:
                 raise UsageError(f"strict mode: {error}") from None
             except MetaDeviceError as error:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything while traced
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise UsageError(f"cannot trace {args.model!r} on inputs "
+                raise UsageError(f"cannot {'trace' if engine == 'jit' else 'run'} "
+                                 f"{args.model!r} on inputs "
                                  f"{[tuple(x.shape) for x in inputs]}: "
                                  f"{type(error).__name__}: {message}") from None
     except UsageError as error:
