@@ -14,7 +14,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis, parameter_count
 from torch import nn
 
-from .diagnostics import UncountedOp, collect_ops
+from .diagnostics import UncountedOp, collect_ops, unknown_op_error
 from .handles import make_handles
 from .meta import copy_to_device, inputs_to_device, meta_tracing
 from .tracing import (TraceAdapter, eval_mode, parameter_consumers, unwrap_model,
@@ -70,7 +70,7 @@ class CountReport:
 
     @property
     def total_flops(self) -> int:
-        """FLOPs = 2 x MACs (``../shared/CONVENTIONS.md``)."""
+        """FLOPs = 2 x MACs (``docs/conventions.md``)."""
         return 2 * self.total_macs
 
     def to_dict(self) -> Dict[str, Any]:
@@ -92,8 +92,10 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         inputs: a tensor or a sequence of tensors, passed positionally unless named.
         input_names: per input, the keyword to pass it as (``"pixel_values"``) or ``None``.
         preset: "full" or "paper".
-        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` instead of warning
-            when an op cannot be counted.
+        strict: raise :class:`fvcore_ext.UncountableOpError` instead of counting 0 when any
+            op is left out: an op no rule counts (``unknown=True``; the report would list it
+            under ``unsupported_ops``) or an op whose rule cannot read the call (the report's
+            ``uncounted``).
         device: where to trace. ``None`` (the default): where the model and inputs are.
             ``"meta"``: on a meta copy of the model and meta inputs (shapes only: no weights
             allocated, no arithmetic, the same counts as on CPU); ``model`` itself is never
@@ -105,6 +107,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
 
     Raises:
         ValueError: unknown preset, or the model returned no tensor.
+        fvcore_ext.UncountableOpError: ``strict`` and some op is unknown or uncounted; it
+            names the first such op, its innermost module and the reason.
         fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data (``.item()``,
             ``nonzero``) or runs an op without a meta kernel; one line, count on CPU instead.
         RuntimeError (and whatever the model raises): the model cannot be traced.
@@ -127,6 +131,9 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         with collect_ops() as log, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", torch.jit.TracerWarning)
             total = analysis.total()
+        if strict and analysis.unsupported_ops():
+            unknown = dict(analysis.unsupported_ops())
+            raise unknown_op_error(unknown, _innermost_scope(analysis, next(iter(unknown))))
         for warning in caught:   # hand the others back to the caller
             if not issubclass(warning.category, torch.jit.TracerWarning):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename,
@@ -150,6 +157,12 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         trace_warnings=_trace_warnings(caught),
         device=_device_type(model, inputs),
     )
+
+
+def _innermost_scope(analysis: FlopCountAnalysis, op: str) -> str:
+    # fvcore counts an unsupported op in every module around it: the deepest one ran it.
+    scopes = [name for name in analysis.by_module() if analysis.unsupported_ops(name)[op]]
+    return unwrap_name(max(scopes, key=lambda name: (name.count("."), len(name)), default=""))
 
 
 def _device_type(model: nn.Module, inputs: Sequence[torch.Tensor]) -> str:

@@ -148,14 +148,16 @@ def format_census(title: str, result: OpCensus) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fvcore_ext census MODEL [MODEL ...]``: print each model's census. The
     models share the input options (reference models have default inputs). Returns 0, 1 if
-    some op is unknown (so a script can gate on full coverage), or 2 on bad input or a model
-    that cannot be traced, with a one-line reason."""
+    some op is unknown or uncounted (a rule could not read a call), so a script can gate on
+    full coverage, or 2 on bad input or a model that cannot be traced, with a one-line
+    reason."""
     from .cli import DEVICES, DTYPES, UsageError, _inputs, load_model
 
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext census",
         description="List every op kind a model runs, with the rule family that counts it "
-                    "or 'unknown'. Exit status 1 if some op is unknown.")
+                    "or 'unknown'. Exit status 1 if some op is unknown or could not be "
+                    "counted, 2 on bad input.")
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a reference model name or package.module:callable")
     p.add_argument("--input-shape", nargs="+", action="append", metavar="N")
@@ -189,4 +191,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           for spec, r in results.items()}, indent=2))
     else:
         print("\n\n".join(format_census(spec, r) for spec, r in results.items()))
-    return 1 if any(r.unknown for r in results.values()) else 0
+    return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0
