@@ -79,3 +79,23 @@ def test_snippet_runs_and_prints_what_the_page_shows(snippet):
 
 def test_every_page_has_runnable_snippets_found():
     assert len([s for s in ALL if s.page == "README.md"]) >= 3
+
+
+def _anchor(heading: str) -> str:
+    # GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_links_point_into_the_repository(page):
+    """Every relative link names a file in the repository (a reader of a clone has nothing
+    else) and, with ``#anchor``, a heading of that page."""
+    for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if link.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        assert target.exists() and ROOT in target.parents, f"{page.name}: {link} is not in the repository"
+        if anchor and target.suffix == ".md":
+            headings = re.findall(r"^#+ (.*)$", target.read_text(), re.M)
+            assert anchor in {_anchor(h) for h in headings}, f"{page.name}: no heading for {link}"
