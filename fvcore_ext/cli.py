@@ -69,8 +69,8 @@ def check_input_names(model: nn.Module, names: Optional[Sequence[Optional[str]]]
     Returns:
         ``None`` when every name is a named argument of ``forward`` (or nothing can be said),
         else a hint for an error message, for a name ``forward`` may still take through
-        ``**kwargs`` (``'pixel_value' is not a named argument of forward, which takes
-        pixel_values, ...``).
+        ``**kwargs`` (``--input-name 'image' is not a named argument of forward (it takes
+        pixel_values, ...)``).
 
     Raises:
         UsageError: ``forward`` has no ``**kwargs`` and no argument of that name, or the name
