@@ -7,6 +7,8 @@ wrapped model's module names gain a ``model.`` prefix, which :func:`unwrap_name`
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
@@ -123,33 +125,50 @@ def _consumers(value, depth: int = 0) -> Set[str]:
     return kinds
 
 
+_recording: "weakref.WeakKeyDictionary[nn.Module, List[torch._C.Graph]]" = \
+    weakref.WeakKeyDictionary()
+_recording_lock = threading.Lock()
+
+
+def _install_graph_recorder() -> None:
+    from fvcore.nn import jit_analysis
+
+    with _recording_lock:
+        original = jit_analysis._get_scoped_trace_graph
+        if getattr(original, "_keeps_graphs", False):
+            return
+
+        def scoped_trace_graph(module, inputs, aliases):
+            graph = original(module, inputs, aliases)
+            graphs = _recording.get(module)
+            if graphs is not None:
+                graphs.append(graph)
+            return graph
+
+        scoped_trace_graph._keeps_graphs = True
+        jit_analysis._get_scoped_trace_graph = scoped_trace_graph
+
+
 @contextmanager
 def recording_trace_graph(module: nn.Module) -> Iterator[List[torch._C.Graph]]:
     """Keep the graph that fvcore traces for ``module`` inside the block.
 
     ``FlopCountAnalysis`` traces in ``_analyze`` (``fvcore.nn.jit_analysis.
-    _get_scoped_trace_graph``), counts the graph's nodes and drops it. The block wraps that
-    function so the caller can read the same graph again (which ops use which weights) instead
-    of tracing the model a second time. Yields a list that receives the graph of each trace of
-    ``module``; traces of other modules (another analysis in another thread) are not kept.
+    _get_scoped_trace_graph``), counts the graph's nodes and drops it. The first block wraps
+    that function, for good and transparently (it returns what fvcore's returns), so the caller
+    can read the same graph again (which ops use which weights) instead of tracing the model a
+    second time. Yields a list that receives the graph of each trace of ``module`` made inside
+    the block; other modules' traces (another analysis, another thread) are not kept.
     """
-    from fvcore.nn import jit_analysis
-
-    original = jit_analysis._get_scoped_trace_graph
+    _install_graph_recorder()
     graphs: List[torch._C.Graph] = []
-
-    def record(traced, inputs, aliases):
-        graph = original(traced, inputs, aliases)
-        if traced is module:
-            graphs.append(graph)
-        return graph
-
-    jit_analysis._get_scoped_trace_graph = record
+    with _recording_lock:
+        _recording[module] = graphs
     try:
         yield graphs
     finally:
-        if jit_analysis._get_scoped_trace_graph is record:
-            jit_analysis._get_scoped_trace_graph = original
+        with _recording_lock:
+            _recording.pop(module, None)
 
 
 def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor],
