@@ -158,7 +158,7 @@ def recording_trace_graph(module: nn.Module) -> Iterator[List[torch._C.Graph]]:
     that function, for good and transparently (it returns what fvcore's returns), so the caller
     can read the same graph again (which ops use which weights) instead of tracing the model a
     second time. Yields a list that receives the graph of each trace of ``module`` made inside
-    the block; other modules' traces (another analysis, another thread) are not kept.
+    the block; other modules' traces (another analysis) are not kept.
     """
     _install_graph_recorder()
     graphs: List[torch._C.Graph] = []

@@ -167,3 +167,19 @@ def test_compare_says_when_it_could_not_copy():
     counts = compare_tools(Uncopyable(), [torch.randn(1, 3, 8)])
     assert not any(c.fresh_copy for c in counts)
     assert "could not be copied" in format_comparison(counts)
+
+
+
+def test_the_graph_recorder_keeps_only_its_own_module_and_changes_no_count():
+    from fvcore.nn import FlopCountAnalysis
+
+    from fvcore_ext.tracing import recording_trace_graph
+
+    model, x = Net().eval(), torch.randn(1, 8, 6, 6)
+    with recording_trace_graph(model) as graphs:
+        other = FlopCountAnalysis(nn.Linear(8, 4), torch.randn(2, 8))
+        assert other.total() == 64 and graphs == []
+        mine = FlopCountAnalysis(model, x)
+        mine.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        mine.total()
+    assert len(graphs) == 1 and any(n.kind() == "aten::linear" for n in graphs[0].nodes())
