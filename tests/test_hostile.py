@@ -1,11 +1,15 @@
 """Hostile models: each gives a correct count in both tools or a clear error, never a
 traceback from inside the pack."""
+import functools
+import itertools
+import random
+
 import pytest
 import torch
 from torch import nn
 
 import torchprofile_ext
-from fvcore_ext import count_model
+from fvcore_ext import count_model, register_rule, unregister_rule, vmamba_handles
 from fvcore_ext.cli import main
 
 
@@ -135,3 +139,154 @@ def test_cli_reports_one_line(capsys, spec, reason):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and reason in err
     assert "second line" not in err and "Traceback" not in err
+
+
+# --- issue 22, probe 1: a registered torchprofile follows the op table, whatever nesting ------
+
+FOO = "prim::PythonOp.Foo"
+RULE = 1000                                   # what the user's rule says Foo costs
+LINEAR, GELU = 3 * 4 * 4, 3 * 4               # the model's own ops on X
+
+
+class Foo(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+
+class UsesFoo(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return Foo.apply(nn.functional.gelu(self.fc(x)))
+
+
+X = torch.randn(3, 4)
+
+
+def expected_macs(preset, rule):
+    """What the pack counts on UsesFoo: gelu only under full, Foo only once its rule exists."""
+    return LINEAR + (GELU if preset == "full" else 0) + (RULE if rule else 0)
+
+
+def foo_rule(call):
+    return RULE
+
+
+@pytest.fixture
+def clean_registrations():
+    from torchprofile_ext._compat import HANDLERS_ATTR, profile_module
+    original = profile_module.trace, getattr(profile_module, HANDLERS_ATTR)
+    blocks = []
+    yield blocks
+    for block, _ in reversed(blocks):
+        block.__exit__(None, None, None)
+    if FOO in vmamba_handles:
+        unregister_rule(FOO)
+    torchprofile_ext.unregister()
+    assert (profile_module.trace, getattr(profile_module, HANDLERS_ATTR)) == original
+
+
+def plain_torchprofile_macs(model, x):
+    import torchprofile
+    import warnings
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")                   # "No handlers found" for Foo
+        return torchprofile.profile_macs(model, (x,))
+
+
+@functools.lru_cache(maxsize=1)
+def unregistered_macs():
+    # torchprofile's own count, with none of the pack's rules: the same in every sequence.
+    assert not torchprofile_ext.is_registered()
+    return plain_torchprofile_macs(UsesFoo(), X)
+
+
+def run_steps(steps, blocks):
+    """Apply register / registered / register_rule / unregister_rule / unregister steps and,
+    after each, check that plain ``torchprofile.profile_macs`` counts what the pack counts under
+    the preset now registered (or torchprofile's own count when none is)."""
+    model = UsesFoo()
+    unregistered = unregistered_macs()
+    preset, rule = None, False
+    for done, step in enumerate(steps, 1):
+        verb, _, argument = step.partition(":")
+        if verb == "register":
+            torchprofile_ext.register(argument)
+            preset = argument
+        elif verb == "enter":
+            block = torchprofile_ext.registered(argument)
+            block.__enter__()
+            blocks.append((block, preset))
+            preset = argument
+        elif verb == "exit":
+            block, preset = blocks.pop()
+            block.__exit__(None, None, None)
+        elif verb == "rule":
+            register_rule(FOO)(foo_rule)
+            rule = True
+        elif verb == "unrule":
+            unregister_rule(FOO)
+            rule = False
+        elif verb == "unregister":
+            torchprofile_ext.unregister()
+            preset = None
+        want = unregistered if preset is None else expected_macs(preset, rule)
+        assert torchprofile_ext.is_registered() == (preset is not None), steps[:done]
+        assert plain_torchprofile_macs(model, X) == want, steps[:done]
+
+
+def every_order():
+    # Every order of register / a registered() block / register_rule / unregister, the block
+    # closing at every point after it opened; the rule removed last.
+    for register_preset, block_preset in (("full", "full"), ("full", "paper")):
+        for order in itertools.permutations(["register", "enter", "rule", "unregister"]):
+            for exit_at in range(order.index("enter") + 1, len(order) + 1):
+                steps = list(order)
+                steps.insert(exit_at, "exit")
+                yield [{"register": f"register:{register_preset}",
+                        "enter": f"enter:{block_preset}"}.get(s, s) for s in steps] + ["unrule"]
+
+
+def test_the_probe_a_rule_registered_inside_a_block_counts_after_it(clean_registrations):
+    import torchprofile
+    torchprofile_ext.register("full")
+    with torchprofile_ext.registered("full"):
+        register_rule(FOO)(lambda call: RULE)
+    model = UsesFoo()
+    with torch.no_grad():
+        assert torchprofile.profile_macs(model, (X,)) == count_model(model, [X]).total_macs \
+            == expected_macs("full", True)
+
+
+@pytest.mark.parametrize("preset", ["full", "paper"])
+def test_expected_macs_is_what_count_model_says(clean_registrations, preset):
+    model = UsesFoo()
+    assert count_model(model, [X], preset=preset).total_macs == expected_macs(preset, False)
+    register_rule(FOO)(foo_rule)
+    assert count_model(model, [X], preset=preset).total_macs == expected_macs(preset, True)
+
+
+@pytest.mark.parametrize("steps", list(every_order()), ids="-".join)
+def test_torchprofile_follows_the_table_in_every_order(clean_registrations, steps):
+    run_steps(steps, clean_registrations)
+
+
+def random_walk(seed, length=12):
+    # Nested blocks, presets switched, rules added and removed, in a seeded random order.
+    rng, steps, depth, rule = random.Random(seed), [], 0, False
+    for _ in range(length):
+        choices = ["register:full", "register:paper", "enter:full", "enter:paper",
+                   "unregister", "unrule" if rule else "rule"] + (["exit"] * 2 if depth else [])
+        step = rng.choice(choices)
+        depth += {"enter": 1, "exit": -1}.get(step.partition(":")[0], 0)
+        rule = {"rule": True, "unrule": False}.get(step, rule)
+        steps.append(step)
+    return steps + ["exit"] * depth
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_torchprofile_follows_the_table_through_nested_blocks(clean_registrations, seed):
+    run_steps(random_walk(seed), clean_registrations)
