@@ -3,13 +3,15 @@ traceback from inside the pack."""
 import functools
 import itertools
 import random
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import torchprofile_ext
-from fvcore_ext import count_model, register_rule, unregister_rule, vmamba_handles
+from fvcore_ext import Cost, count_model, register_rule, unregister_rule, vmamba_handles
 from fvcore_ext.cli import main
 
 
@@ -191,7 +193,6 @@ def clean_registrations():
 
 def plain_torchprofile_macs(model, x):
     import torchprofile
-    import warnings
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")                   # "No handlers found" for Foo
         return torchprofile.profile_macs(model, (x,))
@@ -290,3 +291,72 @@ def random_walk(seed, length=12):
 @pytest.mark.parametrize("seed", range(8))
 def test_torchprofile_follows_the_table_through_nested_blocks(clean_registrations, seed):
     run_steps(random_walk(seed), clean_registrations)
+
+
+# --- issue 22, probe 4: one check of what a rule returns, the same under every preset ---------
+
+def count_foo(result, preset):
+    """``(MACs counted for Foo, the reason it was left uncounted or None)`` by ``count_model``
+    when Foo's rule returns ``result()``."""
+    register_rule(FOO)(lambda call: result())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)       # the once-per-op warning
+            report = count_model(UsesFoo(), [X], preset=preset)
+    finally:
+        unregister_rule(FOO)
+    reasons = [u.reason for u in report.uncounted if u.op == FOO]
+    return report.by_operator.get("PythonOp.Foo", 0), (reasons[0] if reasons else None)
+
+
+@pytest.mark.parametrize("result, reason", [
+    (lambda: Cost(core=True), "Cost.core must be an int >= 0, not True"),
+    (lambda: Cost(core=1, elementwise=-5), "Cost.elementwise must be an int >= 0, not -5"),
+    (lambda: True, "returned True"),
+    (lambda: 9.0, "returned 9.0"),
+    (lambda: -1, "returned -1"),
+    (lambda: None, "returned None"),
+    (lambda: torch.tensor(9), "returned tensor(9)"),
+])
+def test_a_result_that_is_no_count_is_refused_under_every_preset(clean_registrations, result,
+                                                                  reason):
+    for preset in ("full", "paper"):
+        macs, why = count_foo(result, preset)
+        assert macs == 0 and why is not None and reason in why, (preset, why)
+
+
+@pytest.mark.parametrize("result, macs", [
+    (lambda: np.int64(9), {"full": 9, "paper": 9}),
+    (lambda: Cost(core=np.int64(9)), {"full": 9, "paper": 9}),
+    (lambda: Cost(core=np.int32(2), elementwise=np.int64(7)), {"full": 9, "paper": 2}),
+    (lambda: 0, {"full": 0, "paper": 0}),
+])
+def test_numpy_integers_count_bare_or_in_a_cost(clean_registrations, result, macs):
+    for preset in ("full", "paper"):
+        assert count_foo(result, preset) == (macs[preset], None)
+
+
+def test_cost_fields_are_python_ints():
+    cost = Cost(core=np.int64(2 ** 40), elementwise=np.uint8(3))
+    assert type(cost.core) is int and type(cost.elementwise) is int
+    assert (cost + Cost(core=1)).macs("full") == 2 ** 40 + 4
+
+
+@pytest.mark.parametrize("rule, match", [
+    (42, "must be a function of one OpCall returning MACs, not 42"),
+    ("aten::mul", "must be a function of one OpCall"),
+    (lambda: 5, "must take one argument"),
+    (lambda call, extra: 5, "must take one argument"),
+])
+def test_a_rule_that_cannot_be_called_is_refused_at_registration(clean_registrations, rule,
+                                                                  match):
+    with pytest.raises(TypeError, match=match):
+        register_rule(FOO)(rule)
+    assert FOO not in vmamba_handles
+
+
+def test_register_rule_without_parentheses_says_how_to_use_it():
+    with pytest.raises(TypeError, match=r"@register_rule\('prim::PythonOp.MyKernel'\)"):
+        @register_rule
+        def my_kernel(call):
+            return 1
