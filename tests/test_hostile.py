@@ -1,8 +1,13 @@
 """Hostile models: each gives a correct count in both tools or a clear error, never a
 traceback from inside the pack."""
 import functools
+import io
 import itertools
+import json
+import os
 import random
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -11,8 +16,11 @@ import torch
 from torch import nn
 
 import torchprofile_ext
-from fvcore_ext import Cost, count_model, register_rule, unregister_rule, vmamba_handles
+from fvcore_ext import (Cost, MetaDeviceError, count_model, register_rule, unregister_rule,
+                        vmamba_handles)
 from fvcore_ext.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def both(model, x, preset="full"):
@@ -360,3 +368,147 @@ def test_register_rule_without_parentheses_says_how_to_use_it():
         @register_rule
         def my_kernel(call):
             return 1
+
+
+# --- issue 22, probe 2: the CLI never shows a traceback: one line, status 2 --------------------
+
+def hostile_modules(directory):
+    """Modules that fail to import, as a user's might: a SyntaxError and a RuntimeError."""
+    (directory / "hostile_syntax.py").write_text("def broken(:\n    pass\n")
+    (directory / "hostile_runtime.py").write_text(
+        'raise RuntimeError("module-level failure\\nsecond line")\n')
+
+
+CLI_PROBES = [
+    (["vit", "--input-shape", "²", "4"], "bad input shape '² 4'"),
+    (["vit", "--input-shape", "1", "٣", "4", "4"], "bad input shape"),      # an Arabic-Indic 3
+    (["vit", "--input-shape", str(2 ** 63), "4"], "a size is at most"),
+    (["hostile_syntax:f", "--input-shape", "2"],
+     "cannot load 'hostile_syntax:f': SyntaxError: invalid syntax (hostile_syntax.py, line 1)"),
+    (["hostile_runtime:f", "--input-shape", "2"],
+     "cannot load 'hostile_runtime:f': RuntimeError: module-level failure"),
+    ([".x:f", "--input-shape", "2"], "'.x' is a relative module name"),
+    (["tests.test_hostile:raising_model", "--input-shape", "1000000000000", "4"],
+     "input shape (1000000000000, 4) needs 16,000,000,000,000 bytes of torch.float32 on cpu: "
+     "count shapes only with --device meta"),
+    (["compare", "tests.test_hostile:raising_model", "--input-shape", "2", "4"],
+     "every tool failed on 'tests.test_hostile:raising_model'; the first: RuntimeError: boom"),
+]
+
+
+@pytest.mark.parametrize("argv, reason", CLI_PROBES, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else "")
+def test_cli_probes_are_one_line_and_status_2(capsys, monkeypatch, tmp_path, argv, reason):
+    hostile_modules(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("error: ") and reason in err
+    assert "second line" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, reason", CLI_PROBES[:1] + CLI_PROBES[-1:])
+def test_cli_json_errors_are_json_on_stdout(capsys, argv, reason):
+    assert main(argv + ["--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    error = json.loads(out)
+    assert error["status"] == 2 and reason in error["error"]
+    assert err == f"error: {error['error']}\n"
+
+
+def test_cli_allocation_failure_points_to_meta(capsys, monkeypatch):
+    # Where the machine's memory is unknown, or the shape fits it but malloc fails anyway.
+    import fvcore_ext.cli as cli
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 64 bytes.")
+
+    monkeypatch.setattr(cli, "_physical_memory", lambda: None)
+    monkeypatch.setattr(cli.torch, "randn", refuse)
+    assert main(["tests.test_hostile:raising_model", "--input-shape", "4", "4"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("error: input shape (4, 4) needs 64 bytes of torch.float32 on "
+                                 "cpu: count shapes only with --device meta\n")
+
+
+def test_cli_huge_shape_counts_on_meta(capsys):
+    assert main(["tests.test_hostile:Linear", "--input-shape", "1000000000000", "4",
+                 "--device", "meta", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_macs"] == 1000000000000 * 4 * 3
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_cli_output_closed_early_is_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["tests.test_hostile:Linear", "--input-shape", "2", "4", "--format",
+                 "json"]) == 2
+    assert capsys.readouterr().err == ("error: stdout was closed before the output was "
+                                       "written (broken pipe)\n")
+
+
+def test_cli_piped_into_a_reader_that_left():
+    # `python -m fvcore_ext ... | head -c 10` where head has gone before the report is printed.
+    child = subprocess.Popen([sys.executable, "-m", "fvcore_ext", "tests.test_hostile:Linear",
+                              "--input-shape", "2", "4", "--format", "json"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()                      # the reader leaves at once
+    err = child.stderr.read().decode()
+    assert child.wait() == 2
+    assert err == "error: stdout was closed before the output was written (broken pipe)\n"
+
+
+# --- issue 22, probe 3: clear errors ------------------------------------------------------------
+
+def test_get_flops_names_a_missing_config_even_without_mmseg(capsys, monkeypatch):
+    from fvcore_ext import get_flops
+    monkeypatch.setitem(sys.modules, "mmseg", None)            # as where mmseg is not installed
+    assert get_flops.main(["no/such/config.py"]) == 2
+    assert capsys.readouterr() == ("", "error: FileNotFoundError: config file "
+                                       "no/such/config.py does not exist\n")
+    assert get_flops.main(["no/such/config.py", "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"error": "FileNotFoundError: config file no/such/config.py does "
+                                        "not exist", "status": 2}
+    assert err.count("\n") == 1
+
+
+class Nearest(nn.Module):
+    def forward(self, x):
+        return nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+
+EMPTY_NEAREST = ("cannot count on meta: torch's Meta kernel upsample_nearest2d fails on this "
+                 "input (a bug in torch's check, seen on zero-size tensors) (at "
+                 "test_hostile.py:{line}); count on CPU instead")
+
+
+def nearest_line():
+    return next(n for n, text in enumerate(open(__file__), 1)
+                if "interpolate(x, scale_factor=2" in text)
+
+
+def test_meta_batch_0_nearest_is_a_meta_device_error(capsys):
+    x = torch.randn(0, 3, 4, 4)
+    assert both(Nearest(), x).total_macs == 0                                # CPU: counts 0
+    message = EMPTY_NEAREST.format(line=nearest_line())
+    with pytest.raises(MetaDeviceError) as raised:
+        count_model(Nearest(), [x], device="meta")
+    assert str(raised.value).startswith(message)
+    with pytest.raises(MetaDeviceError, match="upsample_nearest2d fails on this input"):
+        torchprofile_ext.profile_macs(Nearest(), (x,), device="meta")
+    assert main(["tests.test_hostile:Nearest", "--input-shape", "0", "3", "4", "4",
+                 "--device", "meta"]) == 2
+    assert capsys.readouterr() == ("", f"error: {message} (--device cpu)\n")
+
+
+def test_run_says_when_a_script_exits_with_a_status(capsys):
+    from fvcore_ext import run
+    script = os.path.join(ROOT, "tests", "run_scripts", "exits.py")
+    assert run.main([script, "exit", "3"]) == 3
+    assert capsys.readouterr() == ("", f"python -m fvcore_ext.run: {script} exited with "
+                                       f"status 3 (sys.exit)\n")
