@@ -37,6 +37,10 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
+class BrokenPipe(UsageError):
+    """Whoever read stdout closed it early (``| head``)."""
+
+
 def parse_shape(text: Sequence[str]) -> Tuple[int, ...]:
     """``["1", "3", "224", "224"]``, ``["1,3,224,224"]`` or ``["1x3x224x224"]`` → a shape tuple.
     ``UsageError`` unless every size is a non-negative integer (ASCII digits) that fits a
@@ -220,10 +224,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _write_quietly(json.dumps({"error": str(error), "status": 2}))
         return 2
     return 0
-
-
-class BrokenPipe(UsageError):
-    """Whoever read stdout closed it early (``| head``)."""
 
 
 def _write(text: str) -> None:

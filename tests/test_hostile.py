@@ -512,3 +512,14 @@ def test_run_says_when_a_script_exits_with_a_status(capsys):
     assert run.main([script, "exit", "3"]) == 3
     assert capsys.readouterr() == ("", f"python -m fvcore_ext.run: {script} exited with "
                                        f"status 3 (sys.exit)\n")
+
+
+def test_census_errors_are_one_line_and_json_too(capsys, monkeypatch):
+    from fvcore_ext.census import main as census_main
+    assert census_main(["vit", "--input-shape", "²", "4", "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["error"] in err and err.count("\n") == 1
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert census_main(["tests.test_hostile:Linear", "--input-shape", "2", "4"]) == 2
+    assert capsys.readouterr().err == ("error: stdout was closed before the output was "
+                                       "written (broken pipe)\n")
