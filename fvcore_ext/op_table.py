@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from . import rules
 from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
-from .rules import Cost, check_macs
+from .rules import Cost, check_mac_count
 
 __all__ = ["FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "add_rule",
            "check_reader", "on_table_change", "remove_rule", "report_name", "rule_result",
@@ -49,7 +49,8 @@ class OpRule:
     def count(self, call: OpCall, preset: str, strict: bool = False) -> int:
         """MACs of ``call`` under ``preset``. What the rule returns passes :func:`rule_result`,
         the same check under every preset. A call the rule cannot read, or a result that is no
-        count of MACs, is recorded and counted as 0 (:func:`fvcore_ext.diagnostics.record_uncounted`), or raises
+        count of MACs, is recorded and counted as 0
+        (:func:`fvcore_ext.diagnostics.record_uncounted`), or raises
         :class:`fvcore_ext.diagnostics.UncountableOpError` if ``strict``; nothing else escapes,
         so a handle never crashes an analysis."""
         try:
@@ -68,7 +69,7 @@ def rule_result(result: Union[Cost, int], read: Optional[Callable] = None) -> Co
     """What a rule returned, as a :class:`Cost`: the one check of rule results (issue 22),
     used by :meth:`OpRule.count` for built-in and user rules alike and whatever the preset.
 
-    A :class:`Cost` was checked when it was built (:func:`fvcore_ext.rules.check_macs`); a bare
+    A :class:`Cost` was checked when it was built (:func:`fvcore_ext.rules.check_mac_count`); a bare
     integer (``int``, ``numpy.int64``, not ``bool``) >= 0 is ``Cost(core=result)``, counted under
     both presets.
 
@@ -79,7 +80,7 @@ def rule_result(result: Union[Cost, int], read: Optional[Callable] = None) -> Co
     if isinstance(result, Cost):
         return result
     try:
-        return Cost(core=check_macs(result))
+        return Cost(core=check_mac_count(result))
     except (TypeError, ValueError):
         rule = getattr(read, "__qualname__", None) or repr(read)
         raise CannotCount(f"the rule {rule!r} returned {result!r}; a rule returns MACs as an "

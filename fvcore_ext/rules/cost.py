@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-__all__ = ["Cost", "PRESETS", "check_macs", "check_preset", "numel"]
+__all__ = ["Cost", "PRESETS", "check_mac_count", "check_preset", "numel"]
 
 PRESETS = ("full", "paper")
 
@@ -30,7 +30,7 @@ def numel(shape: Optional[Sequence[int]]) -> int:
     return math.prod(int(d) for d in shape)
 
 
-def check_macs(value: Any, what: str = "a count of MACs") -> int:
+def check_mac_count(value: Any, what: str = "a count of MACs") -> int:
     """``value`` as a Python ``int`` >= 0: the one check every count of MACs passes, whoever
     wrote the rule and whatever the preset (issue 22). Any ``numbers.Integral`` is accepted
     (``int``, ``numpy.int64``) and converted, so no numpy or int32 scalar reaches the
@@ -49,7 +49,7 @@ def check_macs(value: Any, what: str = "a count of MACs") -> int:
 
 @dataclass(frozen=True)
 class Cost:
-    """MACs of one op call. Both fields are checked on construction (:func:`check_macs`): a
+    """MACs of one op call. Both fields are checked on construction (:func:`check_mac_count`): a
     ``TypeError`` for anything but an integer (``numpy.int64`` is converted to ``int``), a
     ``ValueError`` for a negative count.
 
@@ -66,8 +66,9 @@ class Cost:
     def __post_init__(self) -> None:
         # Checked once, here, so a Cost means the same under every preset: Cost(core=True) or
         # Cost(elementwise=-5) is refused whichever preset would read it.
-        object.__setattr__(self, "core", check_macs(self.core, "Cost.core"))
-        object.__setattr__(self, "elementwise", check_macs(self.elementwise, "Cost.elementwise"))
+        object.__setattr__(self, "core", check_mac_count(self.core, "Cost.core"))
+        object.__setattr__(self, "elementwise",
+                           check_mac_count(self.elementwise, "Cost.elementwise"))
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.core + other.core, self.elementwise + other.elementwise)
