@@ -148,15 +148,19 @@ def format_census(title: str, result: OpCensus) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fvcore_ext census MODEL [MODEL ...]``: print each model's census. The
     models share the input options (reference models have default inputs). Returns 0, 1 if
-    some op is unknown (so a script can gate on full coverage), or 2 on bad input, a model
-    that cannot be traced or stdout closed early, with a one-line reason on stderr (and
-    ``{"error": ..., "status": 2}`` on stdout with ``--format json``)."""
-    from .cli import DEVICES, DTYPES, BrokenPipe, UsageError, _inputs, _write, load_model
+    some op is unknown or uncounted (a rule could not read a call), so a script can gate on
+    full coverage, or 2 on bad input, a model that cannot be traced or stdout closed early,
+    with a one-line reason on stderr (and ``{"error": ..., "status": 2}`` on stdout with
+    ``--format json``)."""
+    from .cli import (DEVICES, DTYPES, BrokenPipe, UsageError, _inputs, _write,
+                      check_input_names, load_model, reference_models_help, trace_failure)
 
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext census",
         description="List every op kind a model runs, with the rule family that counts it "
-                    "or 'unknown'. Exit status 1 if some op is unknown.")
+                    "or 'unknown'. Exit status 1 if some op is unknown or could not be "
+                    "counted, 2 on bad input.",
+        epilog=reference_models_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a reference model name or package.module:callable")
     p.add_argument("--input-shape", nargs="+", action="append", metavar="N")
@@ -173,14 +177,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for spec in args.models:
             model = load_model(spec, args.device)
             inputs = _inputs(args, spec, args.device)
+            name_hint = check_input_names(model, args.input_name)
             try:
                 results[spec] = census(model, inputs, args.input_name, args.preset)
             except MetaDeviceError as error:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything
-                text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise UsageError(f"cannot trace {spec!r}: {type(error).__name__}: {text}"
-                                 ) from None
+                raise UsageError(trace_failure(spec, inputs, error, name_hint)) from None
         if args.format == "json":
             _write(json.dumps({spec: {"preset": r.preset, "unknown": r.unknown,
                                       "ops": [asdict(o) for o in r.ops]}
@@ -192,4 +195,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.format == "json" and not isinstance(error, BrokenPipe):
             print(json.dumps({"error": str(error), "status": 2}))
         return 2
-    return 1 if any(r.unknown for r in results.values()) else 0
+    return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0

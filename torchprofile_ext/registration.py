@@ -25,7 +25,7 @@ from fvcore_ext.op_table import on_table_change, table_version
 from fvcore_ext.rules import check_preset
 
 from ._compat import HANDLERS_ATTR, merge_handlers, profile_module
-from .handlers import make_handlers
+from .handlers import make_handlers, unknown_op_handler
 from .trace import trace
 
 __all__ = ["is_registered", "register", "registered", "unregister"]
@@ -59,7 +59,9 @@ def _bind_setting(setting: Setting) -> None:
     handlers = _handlers(setting[0], setting[1], version)   # ValueError before anything changes
     if _original is None:
         _original = _bound()
-    _bind((trace, merge_handlers(_original[1], handlers)))
+    # strict: an operator no table names raises instead of torchprofile's warning and skip
+    _bind((trace, merge_handlers(_original[1], handlers,
+                                 unknown_op_handler if setting[1] else None)))
     _setting, _bound_version = setting, version
 
 
@@ -73,8 +75,12 @@ def register(preset: str = "full", strict: bool = False) -> None:
     or "paper"). Registering again with the same arguments changes nothing; with others it
     replaces the preset (it never stacks). A rule added or removed later
     (:func:`fvcore_ext.register_rule`) is bound at once, inside or outside :func:`registered`
-    blocks. ``strict=True`` raises :class:`fvcore_ext.UncountableOpError` where an op cannot be
-    counted. ``ValueError`` on an unknown preset (nothing is changed then)."""
+    blocks.
+
+    ``strict=True``: ``profile_macs`` raises :class:`fvcore_ext.UncountableOpError` on the
+    first op it would leave out: an op no table names (torchprofile alone warns
+    ``No handlers found`` and skips it) or one whose rule cannot read the node.
+    ``ValueError`` on an unknown preset (nothing is changed then)."""
     check_preset(preset)
     setting = (preset, bool(strict))
     if _setting == setting and _bound_version == table_version():
