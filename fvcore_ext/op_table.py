@@ -23,7 +23,8 @@ __all__ = ["FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OP
            "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
            "rule_result", "table_version"]
 
-Reader = Callable[[OpCall], Cost]
+# A built-in reader returns a Cost; a user rule may return a bare int (rule_result).
+Reader = Callable[[OpCall], Union[Cost, int]]
 
 # What a rule counts, as the census reports it. "zero-cost" ops compute nothing the contract
 # counts (data movement, comparisons, routing); "custom" is the default of user rules.
