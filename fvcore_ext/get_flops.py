@@ -262,9 +262,9 @@ def _error(line: str, fmt: str) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; returns 0, or 2 with a one-line reason on stderr on bad input or a model
+    """Run the CLI; returns 0, or 2 with a one-line reason on stderr on bad input, a model
     that cannot be built or counted (with ``--format json``, ``{"error": ..., "status": 2}``
-    on stdout too)."""
+    on stdout too), or stdout closed before the result was written (``| head``)."""
     args = _parser().parse_args(argv)
     try:
         input_shape = _input_shape(args.shape)
@@ -285,15 +285,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return _error(f"{type(error).__name__}: {text}", args.format)
     if args.format == "json":
-        print(json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
-                              mmcv_standin=standin), indent=2))
-        return 0
-    call = ComplexityCall(preset=report.preset, input_shape=input_shape,
-                          counted_shapes=[shape for _, shape in report.inputs],
-                          macs=report.total_macs, params=report.params,
-                          unsupported_ops=report.unsupported_ops, uncounted=report.uncounted)
-    print("\n".join(mmseg_lines(input_shape, report.total_macs, report.params)
-                    + pack_lines(call, standin)))
+        text = json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
+                               mmcv_standin=standin), indent=2)
+    else:
+        call = ComplexityCall(preset=report.preset, input_shape=input_shape,
+                              counted_shapes=[shape for _, shape in report.inputs],
+                              macs=report.total_macs, params=report.params,
+                              unsupported_ops=report.unsupported_ops, uncounted=report.uncounted)
+        text = "\n".join(mmseg_lines(input_shape, report.total_macs, report.params)
+                         + pack_lines(call, standin))
+    from .cli import BrokenPipe, _write
+    try:
+        _write(text)
+    except BrokenPipe as error:   # the reader left (`| head`): one line, as the pack's CLI
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -523,3 +523,12 @@ def test_census_errors_are_one_line_and_json_too(capsys, monkeypatch):
     assert census_main(["tests.test_hostile:Linear", "--input-shape", "2", "4"]) == 2
     assert capsys.readouterr().err == ("error: stdout was closed before the output was "
                                        "written (broken pipe)\n")
+
+
+def test_get_flops_output_closed_early_is_one_line(capsys, monkeypatch):
+    from fvcore_ext import get_flops
+    config = os.path.join(ROOT, "tests", "mmseg_configs", "tiny_segmentor.py")
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert get_flops.main([config, "--shape", "32", "--format", "json"]) == 2
+    assert capsys.readouterr().err == ("error: stdout was closed before the output was "
+                                       "written (broken pipe)\n")
