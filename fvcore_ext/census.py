@@ -149,10 +149,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fvcore_ext census MODEL [MODEL ...]``: print each model's census. The
     models share the input options (reference models have default inputs). Returns 0, 1 if
     some op is unknown or uncounted (a rule could not read a call), so a script can gate on
-    full coverage, or 2 on bad input or a model that cannot be traced, with a one-line
-    reason."""
-    from .cli import (DEVICES, DTYPES, UsageError, _inputs, check_input_names, load_model,
-                      reference_models_help, trace_failure)
+    full coverage, or 2 on bad input, a model that cannot be traced or stdout closed early,
+    with a one-line reason on stderr (and ``{"error": ..., "status": 2}`` on stdout with
+    ``--format json``)."""
+    from .cli import (DEVICES, DTYPES, BrokenPipe, UsageError, _inputs, _write,
+                      check_input_names, load_model, reference_models_help, trace_failure)
 
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext census",
@@ -183,13 +184,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything
                 raise UsageError(trace_failure(spec, inputs, error, name_hint)) from None
+        if args.format == "json":
+            _write(json.dumps({spec: {"preset": r.preset, "unknown": r.unknown,
+                                      "ops": [asdict(o) for o in r.ops]}
+                               for spec, r in results.items()}, indent=2))
+        else:
+            _write("\n\n".join(format_census(spec, r) for spec, r in results.items()))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
+        if args.format == "json" and not isinstance(error, BrokenPipe):
+            print(json.dumps({"error": str(error), "status": 2}))
         return 2
-    if args.format == "json":
-        print(json.dumps({spec: {"preset": r.preset, "unknown": r.unknown,
-                                 "ops": [asdict(o) for o in r.ops]}
-                          for spec, r in results.items()}, indent=2))
-    else:
-        print("\n\n".join(format_census(spec, r) for spec, r in results.items()))
     return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0

@@ -9,6 +9,9 @@ import argparse
 import difflib
 import importlib
 import inspect
+import json
+import math
+import os
 import re
 import sys
 import warnings
@@ -32,23 +35,33 @@ DEFAULT_MODEL = "vit"
 DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "long": torch.long, "int64": torch.long}
 DEVICES = ("cpu", "meta")
+INT64_MAX = 2 ** 63 - 1
 
 
 class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
+class BrokenPipe(UsageError):
+    """Whoever read stdout closed it early (``| head``)."""
+
+
 def parse_shape(text: Sequence[str]) -> Tuple[int, ...]:
     """``["1", "3", "224", "224"]``, ``["1,3,224,224"]`` or ``["1x3x224x224"]`` → a shape tuple.
-    ``UsageError`` unless every size is a non-negative integer; a negative size is named."""
+    ``UsageError`` unless every size is a non-negative integer (ASCII digits) that fits a
+    tensor dimension (int64); a negative size is named."""
     parts = [p for t in text for p in re.split(r"[,x×\s]+", t.strip()) if p]
-    negative = [p for p in parts if re.fullmatch(r"-\d+", p)]
+    negative = [p for p in parts if re.fullmatch(r"-[0-9]+", p)]
     if negative:
         raise UsageError(f"bad input shape {' '.join(text)!r}: size {negative[0]} is negative; "
                          f"sizes are integers >= 0, like 1 3 224 224")
-    if not parts or not all(p.isdigit() for p in parts):
+    # ASCII digits only: '²'.isdigit() is true and int('²') fails (issue 22)
+    if not parts or not all(re.fullmatch(r"[0-9]+", p) for p in parts):
         raise UsageError(f"bad input shape {' '.join(text)!r}: expected integers like 1 3 224 224")
-    return tuple(int(p) for p in parts)
+    shape = tuple(int(p) for p in parts)
+    if max(shape) > INT64_MAX:
+        raise UsageError(f"bad input shape {' '.join(text)!r}: a size is at most {INT64_MAX:,}")
+    return shape
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -109,11 +122,16 @@ def load_model(spec: str, device: str = "cpu") -> nn.Module:
     try:
         model = build_on_meta(builder) if device == "meta" else builder()
     except Exception as error:  # a user's builder may raise anything
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise UsageError(f"{spec!r} raised {type(error).__name__}: {message}") from None
+        raise UsageError(f"{spec!r} raised {_one_line(error)}") from None
     if not isinstance(model, nn.Module):
         raise UsageError(f"{spec!r} returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+def _one_line(error: BaseException) -> str:
+    # "TypeError: first line of the message"; a SyntaxError's str() already names file and line.
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _builder(spec: str) -> Callable[[], object]:
@@ -124,12 +142,15 @@ def _builder(spec: str) -> Callable[[], object]:
                          f"reference model (name and default input shape: "
                          f"{reference_models_line()})")
     module_name, _, attr = spec.partition(":")
+    if module_name.startswith("."):
+        raise UsageError(f"cannot load {spec!r}: {module_name!r} is a relative module name; "
+                         f"give the full one (package.module:callable)")
     try:
         target = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise UsageError(f"cannot load {spec!r}: {type(error).__name__}: {error}") from None
+    except Exception as error:  # importing a user's module runs its code: it may raise anything
+        raise UsageError(f"cannot load {spec!r}: {_one_line(error)}") from None
     if isinstance(target, nn.Module):
         return lambda: target
     if not callable(target):
@@ -152,13 +173,39 @@ def _inputs(args, model_name: str, device: str = "cpu") -> List[torch.Tensor]:
     for shape, dtype in zip(shapes, dtypes * len(shapes) if len(dtypes) == 1 else dtypes):
         if dtype not in DTYPES:
             raise UsageError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-        if device == "meta":    # shape and dtype only
-            tensors.append(torch.empty(shape, dtype=DTYPES[dtype], device="meta"))
-        elif DTYPES[dtype] == torch.long:
-            tensors.append(torch.randint(0, 2, shape))
-        else:
-            tensors.append(torch.randn(shape, dtype=DTYPES[dtype]))
+        tensors.append(_input_tensor(shape, DTYPES[dtype], device))
     return tensors
+
+
+def _physical_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):    # not on this platform
+        return None
+
+
+def _input_tensor(shape: Tuple[int, ...], dtype: torch.dtype, device: str) -> torch.Tensor:
+    # One input. On CPU it is allocated and filled, so a shape larger than the machine's memory
+    # is refused before trying (filling it would wake the OOM killer), and a failed allocation
+    # is one line that points to the meta device, where only shapes exist.
+    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    too_big = UsageError(f"input shape {shape} needs {nbytes:,} bytes of {dtype} on "
+                         f"{device}: count shapes only with --device meta")
+    memory = _physical_memory()
+    if device != "meta" and memory is not None and nbytes > memory:
+        raise too_big
+    try:
+        if device == "meta":    # shape and dtype only
+            return torch.empty(shape, dtype=dtype, device="meta")
+        if dtype == torch.long:
+            return torch.randint(0, 2, shape)
+        return torch.randn(shape, dtype=dtype)
+    except MemoryError:
+        raise too_big from None
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:
+        if device != "meta" and "alloc" in str(error).lower():
+            raise too_big from None
+        raise UsageError(f"cannot make an input of shape {shape}: {_one_line(error)}") from None
 
 
 def non_negative_int(text: str) -> int:
@@ -253,8 +300,10 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; returns the exit status: 0 ok, 2 bad input, an untraceable model, or with
-    ``--strict`` an op left out of the count (one line on stderr each time).
+    """Run the CLI; returns the exit status: 0 ok, 2 on bad input, an untraceable model, with
+    ``--strict`` an op left out of the count, a comparison in which every tool failed, or an
+    output closed early (``| head``). An error is one line on stderr; with ``--format json``
+    stdout also gets ``{"error": ..., "status": 2}``.
     ``compare MODEL ...`` runs :func:`fvcore_ext.compare.compare_tools` instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     compare = bool(argv) and argv[0] == "compare"
@@ -269,7 +318,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if compare:
             counts = compare_tools(model, inputs, args.input_name, args.preset, args.device,
                                    dispatch=engine == "dispatch", backward=args.backward)
-            print(format_comparison(counts, "json" if args.format == "json" else "table"))
+            if all(c.error is not None for c in counts):
+                raise UsageError(f"every tool failed on {args.model!r}; the first: "
+                                 f"{counts[0].error.splitlines()[0]}")
+            _write(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -283,8 +335,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything while traced
                 raise UsageError(trace_failure(args.model, inputs, error, name_hint)) from None
+        _write(format_report(report, args.format, args.depth, title=args.model))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
+        if args.format == "json" and not isinstance(error, BrokenPipe):
+            # a script reading stdout gets JSON either way
+            _write_quietly(json.dumps({"error": str(error), "status": 2}))
         return 2
-    print(format_report(report, args.format, args.depth, title=args.model))
     return 0
+
+
+def _write(text: str) -> None:
+    # print, and flush now: a reader that left (`| head -c 10`) is one line and status 2, not
+    # a BrokenPipeError traceback here or when Python flushes stdout at exit.
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise BrokenPipe("stdout was closed before the output was written (broken pipe)"
+                         ) from None
+
+
+def _write_quietly(text: str) -> None:
+    try:
+        _write(text)
+    except BrokenPipe:
+        pass
+
+
+def _silence_stdout() -> None:
+    # Python's advice (signal docs, "Note on SIGPIPE"): point stdout at devnull, so the flush
+    # at exit does not raise again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):   # stdout is no file (a test's capture)
+        pass

@@ -17,16 +17,19 @@ built from, so from then on it counts in fvcore and mmengine (``make_handles``,
 The function gets an :class:`~fvcore_ext.opcall.OpCall` (arguments in call order, shapes,
 scalars, outputs) and returns MACs: an ``int`` is counted under both presets, a
 :class:`~fvcore_ext.rules.Cost` splits them into ``core`` (both presets) and ``elementwise``
-(the **full** preset only). A rule that raises, or returns anything else, is reported as
-uncounted for that op, with the reason, like a built-in rule (``strict`` raises instead).
+(the **full** preset only). What it returns passes the one check every rule's result passes
+(:func:`fvcore_ext.op_table.rule_result`), the same under both presets: a ``bool``, a float, a
+negative number or anything else is no count of MACs. A rule that raises, or returns no count,
+is reported as uncounted for that op, with the reason, like a built-in rule (``strict`` raises
+instead). What can be checked before counting is checked at registration: the decorated object
+must be a function of one argument.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Dict, Optional, Union
 
-from .op_table import FAMILIES, OP_TABLE, OpRule, add_rule, remove_rule
-from .opcall import CannotCount, OpCall
+from .op_table import FAMILIES, OP_TABLE, OpRule, add_rule, check_reader, remove_rule
+from .opcall import OpCall
 from .rules import Cost
 
 __all__ = ["register_rule", "unregister_rule"]
@@ -35,18 +38,6 @@ RuleFunction = Callable[[OpCall], Union[int, Cost]]
 
 # op name -> the built-in rule a user rule replaced (None: there was none)
 _replaced: Dict[str, Optional[OpRule]] = {}
-
-
-def _reader(function: RuleFunction) -> Callable[[OpCall], Cost]:
-    def read(call: OpCall) -> Cost:
-        result = function(call)
-        if isinstance(result, Cost):
-            return result
-        if isinstance(result, numbers.Integral) and not isinstance(result, bool):
-            return Cost(core=int(result))      # a negative count is refused by OpRule.count
-        raise CannotCount(f"the rule {getattr(function, '__qualname__', function)!r} returned "
-                          f"{result!r}; a rule returns MACs as an int >= 0 or a Cost")
-    return read
 
 
 def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = None,
@@ -74,10 +65,16 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
 
     Raises:
         ValueError: no op name, an op name without a namespace (``"::"``), an op that already
-            has a rule and ``replace`` is false, or an unknown family.
+            has a rule and ``replace`` is false, or an unknown family (when called).
+        TypeError: the decorated object is not a function of one argument (when decorating,
+            before anything is registered), or a function was given where op names go
+            (``@register_rule`` without its parentheses).
     """
     if not op_names:
         raise ValueError("register_rule needs at least one op name")
+    if len(op_names) == 1 and callable(op_names[0]):
+        raise TypeError("register_rule takes op names and returns the decorator: write "
+                        "@register_rule('prim::PythonOp.MyKernel'), not @register_rule")
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     for op in op_names:
@@ -89,10 +86,10 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
                              f"replace=True to replace it")
 
     def register(function: RuleFunction) -> RuleFunction:
-        read = _reader(function)
+        check_reader(function, "a rule given to register_rule")
         for op in dict.fromkeys(op_names):
             _replaced.setdefault(op, OP_TABLE.get(op))
-            add_rule(op, read, family, name, replace=True)
+            add_rule(op, function, family, name, replace=True)
         return function
 
     return register

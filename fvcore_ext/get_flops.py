@@ -93,15 +93,17 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
         forward, a 1-tuple with the preprocessed ``(1, 3, H, W)`` batch, and its padded size.
 
     Raises:
-        FileNotFoundError: no such config. ImportError: mmseg/mmengine missing.
+        FileNotFoundError: no such config file (checked first). ImportError: mmseg/mmengine
+            missing.
     """
+    path = Path(config)
+    if not path.is_file():    # before mmseg: a wrong path is named even where mmseg is missing
+        raise FileNotFoundError(f"config file {config} does not exist"
+                                + (" (it is a directory)" if path.is_dir() else ""))
     import mmseg
     from mmengine import Config, DictAction
     from mmengine.model import revert_sync_batchnorm
 
-    path = Path(config)
-    if not path.exists():
-        raise FileNotFoundError(f"config file {config} does not exist")
     cfg = Config.fromfile(str(path), import_custom_modules=False)
     _import_custom_modules(cfg, path.name)
     cfg.work_dir = tempfile.mkdtemp()
@@ -251,9 +253,18 @@ def pack_lines(call: ComplexityCall, mmcv_standin: bool = False) -> List[str]:
     return lines
 
 
+def _error(line: str, fmt: str) -> int:
+    # One line on stderr; with --format json, stdout gets the error too, as JSON.
+    print(f"error: {line}", file=sys.stderr)
+    if fmt == "json":
+        print(json.dumps({"error": line, "status": 2}))
+    return 2
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; returns 0, or 2 with a one-line reason on bad input or a model that
-    cannot be built or counted."""
+    """Run the CLI; returns 0, or 2 with a one-line reason on stderr on bad input, a model
+    that cannot be built or counted (with ``--format json``, ``{"error": ..., "status": 2}``
+    on stdout too), or stdout closed before the result was written (``| head``)."""
     args = _parser().parse_args(argv)
     try:
         input_shape = _input_shape(args.shape)
@@ -269,22 +280,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                        args.cfg_options, args.device)
             report = count_model(model, inputs, preset=args.preset)
     except MetaDeviceError as error:   # the model reads tensor data: say so, suggest CPU
-        print(f"error: {error.line('--device cpu')}", file=sys.stderr)
-        return 2
+        return _error(error.line("--device cpu"), args.format)
     except Exception as error:  # a config or a model may raise anything
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"error: {type(error).__name__}: {text}", file=sys.stderr)
-        return 2
+        return _error(f"{type(error).__name__}: {text}", args.format)
     if args.format == "json":
-        print(json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
-                              mmcv_standin=standin), indent=2))
-        return 0
-    call = ComplexityCall(preset=report.preset, input_shape=input_shape,
-                          counted_shapes=[shape for _, shape in report.inputs],
-                          macs=report.total_macs, params=report.params,
-                          unsupported_ops=report.unsupported_ops, uncounted=report.uncounted)
-    print("\n".join(mmseg_lines(input_shape, report.total_macs, report.params)
-                    + pack_lines(call, standin)))
+        text = json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
+                               mmcv_standin=standin), indent=2)
+    else:
+        call = ComplexityCall(preset=report.preset, input_shape=input_shape,
+                              counted_shapes=[shape for _, shape in report.inputs],
+                              macs=report.total_macs, params=report.params,
+                              unsupported_ops=report.unsupported_ops, uncounted=report.uncounted)
+        text = "\n".join(mmseg_lines(input_shape, report.total_macs, report.params)
+                         + pack_lines(call, standin))
+    from .cli import BrokenPipe, _write
+    try:
+        _write(text)
+    except BrokenPipe as error:   # the reader left (`| head`): one line, as the pack's CLI
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -234,10 +234,13 @@ def _tool_modules():
 
 
 def _meta_kernel_in(error: BaseException) -> Optional[str]:
-    for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if frame.filename.endswith("_meta_registrations.py") and frame.name.startswith("meta_"):
-            return frame.name
-    return None
+    # The innermost torch Meta kernel in the traceback: a meta_* function if there is one
+    # (meta_conv), else the innermost function of torch/_meta_registrations.py
+    # (upsample_nearest2d is registered under its op's name).
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if f.filename.endswith("_meta_registrations.py")]
+    named = [f for f in frames if f.name.startswith("meta_")]
+    return (named or frames)[-1].name if frames else None
 
 
 def meta_error(error: BaseException) -> Optional[MetaDeviceError]:
@@ -257,12 +260,20 @@ def meta_error(error: BaseException) -> Optional[MetaDeviceError]:
             op = match.group(1)
             problem = "needs tensor data" if op in _DATA_DEPENDENT else "has no meta kernel"
         return MetaDeviceError(op, problem, _location(error))
-    if first.startswith("cond must be a bool, but got a Tensor"):
-        # A Meta kernel that runs inside the trace, as convolution's did: name it.
+    if first.startswith("cond must be a bool, but got"):
         kernel = _meta_kernel_in(error)
-        if kernel is not None:
+        if kernel is None:
+            return None
+        if first.startswith("cond must be a bool, but got a Tensor"):
+            # A Meta kernel that runs inside the trace, as convolution's did: name it.
             return MetaDeviceError(f"torch's {kernel} kernel", "runs inside the JIT trace",
                                    _location(error))
+        # A Meta kernel whose own check is broken for this input: torch 2.x's
+        # upsample_nearest*d checks `numel != 0 or prod(sizes[1:])`, an int when the batch is
+        # 0 (issue 22). The CPU kernel accepts the input.
+        return MetaDeviceError(f"torch's Meta kernel {kernel}",
+                               "fails on this input (a bug in torch's check, seen on "
+                               "zero-size tensors)", _location(error))
     return None
 
 

@@ -10,19 +10,21 @@ their own with :func:`fvcore_ext.register_rule`.
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import rules
 from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
-from .rules import Cost
+from .rules import Cost, check_mac_count
 
 __all__ = ["FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "add_rule",
-           "families_by_name",
-           "on_table_change", "remove_rule", "report_name", "table_version"]
+           "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
+           "rule_result", "table_version"]
 
-Reader = Callable[[OpCall], Cost]
+# A built-in reader returns a Cost; a user rule may return a bare int (rule_result).
+Reader = Callable[[OpCall], Union[Cost, int]]
 
 # What a rule counts, as the census reports it. "zero-cost" ops compute nothing the contract
 # counts (data movement, comparisons, routing); "custom" is the default of user rules.
@@ -47,15 +49,14 @@ class OpRule:
         return self.read is costs_nothing
 
     def count(self, call: OpCall, preset: str, strict: bool = False) -> int:
-        """MACs of ``call`` under ``preset``. A call the rule cannot read is recorded and counted
-        as 0 (:func:`fvcore_ext.diagnostics.record_uncounted`), or raises
+        """MACs of ``call`` under ``preset``. What the rule returns passes :func:`rule_result`,
+        the same check under every preset. A call the rule cannot read, or a result that is no
+        count of MACs, is recorded and counted as 0
+        (:func:`fvcore_ext.diagnostics.record_uncounted`), or raises
         :class:`fvcore_ext.diagnostics.UncountableOpError` if ``strict``; nothing else escapes,
         so a handle never crashes an analysis."""
         try:
-            macs = self.read(call).macs(preset)
-            if not isinstance(macs, int) or isinstance(macs, bool) or macs < 0:
-                raise CannotCount(f"the rule returned {macs!r}, not a count of MACs "
-                                  f"(a non-negative int)")
+            macs = rule_result(self.read(call), self.read).macs(preset)
         except Exception as error:  # a rule must never crash the analysis around it
             reason = str(error) if isinstance(error, CannotCount) else \
                 f"{type(error).__name__}: {error}"
@@ -64,6 +65,50 @@ class OpRule:
         if macs == 0:
             record_zero(call.kind)
         return macs
+
+
+def rule_result(result: Union[Cost, int], read: Optional[Callable] = None) -> Cost:
+    """What a rule returned, as a :class:`Cost`: the one check of rule results (issue 22),
+    used by :meth:`OpRule.count` for built-in and user rules alike and whatever the preset.
+
+    A :class:`Cost` was checked when it was built (:func:`fvcore_ext.rules.check_mac_count`); a bare
+    integer (``int``, ``numpy.int64``, not ``bool``) >= 0 is ``Cost(core=result)``, counted under
+    both presets.
+
+    Raises:
+        CannotCount: anything else (a float, a negative int, ``None``, a tensor), naming the
+            rule ``read`` and the value.
+    """
+    if isinstance(result, Cost):
+        return result
+    try:
+        return Cost(core=check_mac_count(result))
+    except (TypeError, ValueError):
+        rule = getattr(read, "__qualname__", None) or repr(read)
+        raise CannotCount(f"the rule {rule!r} returned {result!r}; a rule returns MACs as an "
+                          f"int >= 0 or a Cost") from None
+
+
+def check_reader(read: Any, what: str = "a rule") -> None:
+    """Refuse, at registration, a rule that cannot be called with one :class:`OpCall`.
+
+    Raises:
+        TypeError: ``read`` is not callable (``register_rule(op)(42)``), or its signature takes
+            no single positional argument (``lambda: 5``, ``lambda call, extra: 5``).
+    """
+    if not callable(read):
+        raise TypeError(f"{what} must be a function of one OpCall returning MACs, not "
+                        f"{read!r} ({type(read).__name__})")
+    try:
+        signature = inspect.signature(read)
+    except (TypeError, ValueError):    # a builtin or extension without a signature: trust it
+        return
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise TypeError(f"{what} must take one argument (an OpCall); "
+                        f"{getattr(read, '__qualname__', read)!r} has the signature "
+                        f"{signature}") from None
 
 
 OP_TABLE: Dict[str, OpRule] = {}
@@ -123,8 +168,10 @@ def add_rule(kind: str, read: Reader, family: str, name: Optional[str] = None,
 
     Raises:
         ValueError: ``kind`` already has a rule and ``replace`` is false, or ``family`` is not
-            one of :data:`FAMILIES`.
+            one of :data:`FAMILIES`. TypeError: ``read`` cannot take one call
+            (:func:`check_reader`).
     """
+    check_reader(read)
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     if kind in OP_TABLE and not replace:

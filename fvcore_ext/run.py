@@ -22,8 +22,9 @@ the inputs counted and what was not counted. On mmseg's script the whole output 
 
 The default preset is ``paper``: what mmengine's own handles count, so a script reports the
 numbers it was written to report. Exit status: the script's (``sys.exit(n)`` is passed on,
-a finished script is 0), 1 with a one-line message when the script raises (``--traceback``
-prints the traceback instead), 2 when the script cannot be read.
+with a line on stderr saying so when it is not 0; a finished script is 0), 1 with a one-line
+message when the script raises (``--traceback`` prints the traceback instead), 2 when the
+script cannot be read.
 """
 from __future__ import annotations
 
@@ -138,8 +139,9 @@ def _where(error: BaseException, script: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI (see the module docstring) and return the exit status: the script's, 1 with
-    a one-line message on stderr when it raises, 2 when the script cannot be read."""
+    """Run the CLI (see the module docstring) and return the exit status: the script's (a
+    status other than 0 is named on stderr, ``... exited with status 3 (sys.exit)``), 1 with a
+    one-line message on stderr when it raises, 2 when the script cannot be read."""
     args = _parser().parse_args(argv)
     if not os.path.isfile(args.script):
         # what `python SCRIPT` does: status 2
@@ -158,6 +160,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: {args.script} never called get_model_complexity_info; any FlopAnalyzer "
               f"it built counted with the pack's handles (preset {args.preset})",
               file=sys.stderr)
+    if status != 0:
+        # sys.exit(3) prints nothing of its own: say that the status is the script's.
+        print(f"{PROG}: {args.script} exited with status {status} (sys.exit)", file=sys.stderr)
     return status
 
 

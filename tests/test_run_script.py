@@ -156,11 +156,13 @@ def test_pack_in_mmengine_records_calls_and_restores_on_error():
 
 
 @pytest.mark.parametrize("argv, status, message", [
-    ([EXITS, "exit", "3"], 3, ""),
+    ([EXITS, "exit", "3"], 3,
+     f"python -m fvcore_ext.run: {EXITS} exited with status 3 (sys.exit)\n"),
     ([EXITS, "exit", "0"], 0,
      f"python -m fvcore_ext.run: {EXITS} never called get_model_complexity_info; any "
      f"FlopAnalyzer it built counted with the pack's handles (preset paper)\n"),
-    ([EXITS, "exit", "a message"], 1, "a message\n"),
+    ([EXITS, "exit", "a message"], 1,
+     f"a message\npython -m fvcore_ext.run: {EXITS} exited with status 1 (sys.exit)\n"),
     ([EXITS, "raise", "ValueError", "bad thing"], 1,
      f"python -m fvcore_ext.run: {EXITS} raised ValueError (exits.py, line "
      f"{line_of(EXITS, 'raise {')}): bad thing\n"),
@@ -181,8 +183,9 @@ def test_exit_status_and_one_line_errors(capsys, argv, status, message):
 def test_script_usage_error_passes_its_status(capsys):
     status, out, err = runner(capsys, MMSEG_SCRIPT)
     assert status == 2 and out == ""
-    assert err.splitlines()[-1] == ("get_flops.py: error: the following arguments are "
-                                    "required: config")
+    assert err.splitlines()[-2:] == [
+        "get_flops.py: error: the following arguments are required: config",
+        f"python -m fvcore_ext.run: {MMSEG_SCRIPT} exited with status 2 (sys.exit)"]
 
 
 def test_traceback_on_request(capsys):

@@ -6,7 +6,7 @@ Each module covers one family of ops; both tool adapters (``fvcore_ext.handles``
 from .attention import native_mha_macs, sdpa_macs, transformer_encoder_layer_macs
 from .backward import (NORM_BACKWARD_PER_ELEMENT, conv_backward_macs, norm_backward_macs,
                        sdpa_backward_macs)
-from .cost import PRESETS, Cost, check_preset, numel
+from .cost import PRESETS, Cost, check_mac_count, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
 from .linalg import (addmm_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
                      grouped_mm_macs, linear_macs, matmul_macs, triangular_solve_macs)
@@ -19,7 +19,7 @@ from .ssd import (gated_norm_macs, mamba_split_conv1d_scan_macs, ssd_chunk_scan_
 from .upsample import MACS_PER_OUTPUT, grid_sample_macs, upsample_macs
 
 __all__ = [
-    "Cost", "PRESETS", "check_preset", "numel",
+    "Cost", "PRESETS", "check_mac_count", "check_preset", "numel",
     "addmm_macs", "bmm_macs", "broadcast_shapes", "conv_macs", "einsum_macs", "grouped_mm_macs",
     "linear_macs", "matmul_macs", "triangular_solve_macs", "rnn_macs", "fft_macs",
     "batch_norm_macs", "norm_macs", "rms_norm_macs", "weight_norm_macs",

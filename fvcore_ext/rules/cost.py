@@ -8,10 +8,11 @@ normalisations and resampling, i.e. what plain fvcore already counts.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-__all__ = ["Cost", "PRESETS", "numel", "check_preset"]
+__all__ = ["Cost", "PRESETS", "check_mac_count", "check_preset", "numel"]
 
 PRESETS = ("full", "paper")
 
@@ -29,9 +30,28 @@ def numel(shape: Optional[Sequence[int]]) -> int:
     return math.prod(int(d) for d in shape)
 
 
+def check_mac_count(value: Any, what: str = "a count of MACs") -> int:
+    """``value`` as a Python ``int`` >= 0: the one check every count of MACs passes, whoever
+    wrote the rule and whatever the preset (issue 22). Any ``numbers.Integral`` is accepted
+    (``int``, ``numpy.int64``) and converted, so no numpy or int32 scalar reaches the
+    arithmetic; ``bool`` (and ``numpy.bool_``), floats and tensors are not counts.
+
+    Raises:
+        TypeError: ``value`` is a ``bool``, a float or no integer at all. ValueError: it is
+            negative. Both name ``what`` and the value, on one line.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{what} must be an int >= 0, not {value}")
+        return int(value)
+    raise TypeError(f"{what} must be an int >= 0, not {value!r} ({type(value).__name__})")
+
+
 @dataclass(frozen=True)
 class Cost:
-    """MACs of one op call.
+    """MACs of one op call. Both fields are checked on construction (:func:`check_mac_count`): a
+    ``TypeError`` for anything but an integer (``numpy.int64`` is converted to ``int``), a
+    ``ValueError`` for a negative count.
 
     Attributes:
         core: MACs counted under both presets: matmul, convolution, scan, normalisation and
@@ -42,6 +62,13 @@ class Cost:
 
     core: int = 0
     elementwise: int = 0
+
+    def __post_init__(self) -> None:
+        # Checked once, here, so a Cost means the same under every preset: Cost(core=True) or
+        # Cost(elementwise=-5) is refused whichever preset would read it.
+        object.__setattr__(self, "core", check_mac_count(self.core, "Cost.core"))
+        object.__setattr__(self, "elementwise",
+                           check_mac_count(self.elementwise, "Cost.elementwise"))
 
     def __add__(self, other: "Cost") -> "Cost":
         return Cost(self.core + other.core, self.elementwise + other.elementwise)
