@@ -503,6 +503,9 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     "tile", "meshgrid", "eye", "view_as_complex", "view_as_real", "real", "imag", "conj",
     "resolve_conj", "resolve_neg", "bucketize", "masked_scatter", "masked_select",
     "nan_to_num", "maximum", "minimum", "multinomial",
+    # in-place views and clamps (issue 21): the same zero cost as their out-of-place forms;
+    # diag (CCNet's criss-cross attention masks its diagonal with it) copies a diagonal
+    "transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_", "diag",
 )
 
 

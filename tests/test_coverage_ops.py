@@ -208,3 +208,37 @@ def test_third_party_functions_and_conv_tbc():
         with torch.no_grad():
             results = torchprofile_ext.profile_macs(model, (x,), preset, reduction=None)
         assert torchprofile_ext.macs_by_operator(results) == expected
+
+
+class InPlaceViewsAndDiag(nn.Module):
+    """Issue 21, item 4: the in-place views and clamps, and CCNet's ``torch.diag``, which both
+    tools reported unsupported; a linear keeps the total non-zero. Input x (2, 1, 4, 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4, bias=False)
+
+    def forward(self, x):
+        y = self.proj(x).clone()
+        y.squeeze_(1)                                    # (2, 4, 4)
+        y.transpose_(1, 2)
+        plane = y[0].clone()
+        plane.t_()
+        plane.clamp_min_(0.0)
+        plane.clamp_max_(1.0)
+        strided = y.clone().as_strided_((2, 8), (16, 1))
+        inf_diag = torch.diag(torch.full((4,), float("-inf")))    # CCNet's INF mask
+        return y, plane + inf_diag, strided
+
+
+@pytest.mark.parametrize("preset", ["full", "paper"])
+def test_in_place_views_clamps_and_diag_cost_nothing(preset):
+    from tests.helpers import count_in_both_tools
+    model, x = InPlaceViewsAndDiag().eval(), torch.randn(2, 1, 4, 4)
+    report = count_in_both_tools(model, [x], preset)
+    linear = 2 * 4 * 4 * 4
+    assert report.total_macs == linear + (16 if preset == "full" else 0)     # plane + inf_diag
+    families = {o.op: o.family for o in census(model, x).ops}
+    for op in ("transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_",
+               "diag"):
+        assert families[f"aten::{op}"] == "zero-cost", op
