@@ -18,6 +18,7 @@ from .compare import compare_tools, format_comparison
 from .diagnostics import UncountableOpError
 from .meta import MetaDeviceError, build_on_meta
 from .reference_models import REFERENCE_MODELS, build
+from .standins import standin_hint
 from .report import FORMATS, format_report
 from .rules import PRESETS
 
@@ -72,7 +73,8 @@ def _builder(spec: str) -> Callable[[], object]:
         for part in attr.split("."):
             target = getattr(target, part)
     except (ImportError, AttributeError, ValueError) as error:
-        raise UsageError(f"cannot load {spec!r}: {type(error).__name__}: {error}") from None
+        raise UsageError(f"cannot load {spec!r}: {type(error).__name__}: {error}"
+                         f"{standin_hint(error)}") from None
     if isinstance(target, nn.Module):
         return lambda: target
     if not callable(target):
@@ -134,6 +136,9 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="cpu (default) or meta: build and count the model on the meta device, "
                         "shapes only, no weights allocated, the same counts")
+    p.add_argument("--standins", action="store_true",
+                   help="install the Mamba extension stand-ins (fvcore_ext.standins) before "
+                        "importing MODEL, to count Vim and VMamba without their CUDA extensions")
     return p
 
 
@@ -144,6 +149,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
     try:
+        if args.standins:
+            from .standins import install_standin_kernels
+            install_standin_kernels()
         model = load_model(args.model, args.device)
         inputs = _inputs(args, args.model, args.device)
         if compare:

@@ -40,6 +40,7 @@ from .analysis import count_model
 from .meta import MetaDeviceError
 from .mmengine_analysis import ComplexityCall
 from .rules import PRESETS
+from .standins import standin_hint
 
 __all__ = ["CAUTION", "SPLIT_LINE", "build_segmentor", "format_size", "main", "mmseg_lines",
            "pack_lines"]
@@ -73,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-mmcv-standin", action="store_true",
                    help="do not stand in for a missing mmcv._ext")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE before building the model, after the config's "
+                        "custom_imports (VMamba's segmentation/train.py does 'import model' "
+                        "to register its backbones; its configs have no custom_imports); "
+                        "repeat for several")
+    p.add_argument("--standins", action="store_true",
+                   help="install the Mamba extension stand-ins (fvcore_ext.standins) before "
+                        "any import, to count Vim and VMamba without their CUDA extensions")
     return p
 
 
@@ -85,15 +94,20 @@ def _input_shape(shape: Sequence[int]):
 
 
 def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str]] = None,
-                    device: str = "cpu"):
+                    device: str = "cpu", imports: Sequence[str] = ()):
     """Build the segmentor of ``config`` and its input as mmseg's ``get_flops.py`` does.
+
+    ``cfg_options`` (``key=value`` strings) are merged before the config's ``custom_imports``
+    run, so ``custom_imports.imports=[model]`` works; then each module of ``imports`` is
+    imported (what VMamba's ``train.py`` does with ``import model``).
 
     Returns:
         ``(model, inputs, pad_shape)``: the model in eval mode whose forward is the tensor-mode
         forward, a 1-tuple with the preprocessed ``(1, 3, H, W)`` batch, and its padded size.
 
     Raises:
-        FileNotFoundError: no such config. ImportError: mmseg/mmengine missing.
+        FileNotFoundError: no such config. ImportError: mmseg/mmengine missing, a custom or
+        ``imports`` module fails to import, or a MaskFormer head without mmdet.
     """
     import mmseg
     from mmengine import Config, DictAction
@@ -103,13 +117,18 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
     if not path.exists():
         raise FileNotFoundError(f"config file {config} does not exist")
     cfg = Config.fromfile(str(path), import_custom_modules=False)
-    _import_custom_modules(cfg, path.name)
     cfg.work_dir = tempfile.mkdtemp()
     if cfg_options:
         options = argparse.Namespace()
         DictAction(option_strings=["--cfg-options"], dest="options")(
             argparse.ArgumentParser(), options, list(cfg_options))
         cfg.merge_from_dict(options.options)
+    _import_custom_modules(cfg, path.name)
+    for module in imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(f"--import {module} failed: {error}") from None
     if mmseg.__version__.startswith("0."):
         return _build_mmseg0(cfg, input_shape, device)
 
@@ -118,23 +137,63 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
     from mmseg.structures import SegDataSample
 
     init_default_scope(cfg.get("scope", "mmseg"))
-    head = cfg.model.get("decode_head") or {}
-    if head.get("type") in ("MaskFormerHead", "Mask2FormerHead"):
+    heads = cfg.model.get("decode_head") or {}
+    # CascadeEncoderDecoder (OCRNet, PointRend) has a list of decode heads
+    mask_heads = [h.get("type") for h in (heads if isinstance(heads, list) else [heads])
+                  if h.get("type") in MASK_CLASSIFICATION_HEADS]
+    if mask_heads:
         # mmseg's script refuses these; they count here, but mmseg builds them from mmdet.
         try:
             import mmdet.models  # noqa: F401
-        except ImportError:
-            raise ImportError(f"{head['type']} is built from mmdet's heads: install mmdet "
-                              f"(mmdet>=3) to count this model") from None
+        except ImportError as error:
+            raise ImportError(f"{mask_heads[0]} is built from mmdet's heads: install mmdet "
+                              f"(mmdet>=3) to count this model ({error})") from None
     model = MODELS.build(cfg.model)
     _drop_auxiliary_head(model)
     model = revert_sync_batchnorm(model).to(device)
-    meta = {"ori_shape": input_shape[-2:], "pad_shape": input_shape[-2:]}
+    meta = {"ori_shape": input_shape[-2:], "pad_shape": input_shape[-2:],
+            "img_shape": input_shape[-2:]}
     data = model.data_preprocessor({"inputs": [torch.rand(input_shape, device=device)],
                                     "data_samples": [SegDataSample(metainfo=meta)]})
     model.eval()
     inputs = data["inputs"]
+    if mask_heads:
+        for sample in data["data_samples"]:    # what mmdet's heads read for the padded size
+            sample.set_metainfo({"batch_input_shape": tuple(inputs.shape[-2:])})
+        _forward_with_data_samples(model, data["data_samples"])
+    elif any(h.get("type") in REFINING_HEADS
+             for h in (heads if isinstance(heads, list) else [heads])):
+        _forward_as_inference(model, [s.metainfo for s in data["data_samples"]])
     return model, (inputs,), tuple(inputs.shape[-2:])
+
+
+# Their forward takes the batch's data samples (it reads each image's size for the mask
+# queries), which mmseg's tensor-mode forward does not pass.
+MASK_CLASSIFICATION_HEADS = ("MaskFormerHead", "Mask2FormerHead")
+# PointRend's PointHead refines the coarse map at sampled points at test time; its forward takes
+# point features, and mmseg 1.2.2's CascadeEncoderDecoder._forward calls it with the feature
+# maps instead ("TODO support PointRend tensor mode"), which raises.
+REFINING_HEADS = ("PointHead",)
+
+
+def _forward_with_data_samples(model, data_samples) -> None:
+    # The tensor-mode forward (EncoderDecoder._forward: extract_feat, then the decode head's
+    # forward), with the data samples the MaskFormer heads need; bound on the instance so the
+    # trace sees a one-tensor forward.
+    def forward(inputs):
+        return model.decode_head.forward(model.extract_feat(inputs), data_samples)
+
+    model.forward = forward
+
+
+def _forward_as_inference(model, batch_img_metas) -> None:
+    # What mmseg runs at test time in "whole" mode: encode_decode, whose last head predicts
+    # with the test_cfg (PointRend: subdivision_steps of upsample + refine at
+    # subdivision_num_points points), then resizes to the image.
+    def forward(inputs):
+        return model.encode_decode(inputs, batch_img_metas)
+
+    model.forward = forward
 
 
 def _import_custom_modules(cfg, config_name: str) -> None:
@@ -265,15 +324,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not args.no_mmcv_standin:
                 from .standins import install_mmcv_ext_standin
                 standin = install_mmcv_ext_standin()
+            if args.standins:
+                from .standins import install_standin_kernels
+                install_standin_kernels()
             model, inputs, pad_shape = build_segmentor(args.config, input_shape,
-                                                       args.cfg_options, args.device)
+                                                       args.cfg_options, args.device,
+                                                       args.imports)
             report = count_model(model, inputs, preset=args.preset)
     except MetaDeviceError as error:   # the model reads tensor data: say so, suggest CPU
         print(f"error: {error.line('--device cpu')}", file=sys.stderr)
         return 2
     except Exception as error:  # a config or a model may raise anything
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"error: {type(error).__name__}: {text}", file=sys.stderr)
+        print(f"error: {type(error).__name__}: {text}{standin_hint(error)}", file=sys.stderr)
         return 2
     if args.format == "json":
         print(json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),

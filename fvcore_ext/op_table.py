@@ -506,6 +506,8 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     # in-place views and clamps (issue 21): the same zero cost as their out-of-place forms;
     # diag (CCNet's criss-cross attention masks its diagonal with it) copies a diagonal
     "transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_", "diag",
+    # torch.tensor(x.shape) under tracing (mmdet's MaskFormer heads): a shape, not compute
+    "_shape_as_tensor",
 )
 
 

@@ -47,7 +47,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import torch
 
 __all__ = ["EXTENSION_NAMES", "STANDIN_NAMES", "TRITON_FUNCTIONS", "install_mmcv_ext_standin",
-           "install_standin_kernels", "remove_standin_kernels", "standin_kernels"]
+           "install_standin_kernels", "remove_standin_kernels", "standin_hint", "standin_kernels"]
 
 _CHUNK = 2048   # the CUDA scan keeps its state every 2048 steps: x is (B, D, chunks, 2N)
 
@@ -259,6 +259,19 @@ def _real_extension_imports(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def standin_hint(error: BaseException) -> str:
+    """``" (a CUDA extension the stand-ins replace: add --standins)"`` when ``error`` is an
+    ``ImportError`` for one of ``EXTENSION_NAMES`` (``ModuleNotFoundError: No module named
+    'selective_scan_cuda'``), else ``""``: the command lines append it to their one-line
+    reason."""
+    if isinstance(error, ImportError):
+        name = getattr(error, "name", None) or ""
+        if name in EXTENSION_NAMES or any(f"'{n}'" in str(error) for n in EXTENSION_NAMES):
+            return (" (a CUDA extension that fvcore_ext's stand-ins replace: add --standins "
+                    "to count without it)")
+    return ""
 
 
 def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
