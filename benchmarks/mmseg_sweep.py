@@ -1,0 +1,122 @@
+"""Count every config mmsegmentation 1.2.2 ships with ``fvcore_ext.get_flops``, on the meta
+device, and write one row per config: its MACs under the paper preset at its crop size (the
+``crop_size`` the config trains on; 512x512 when it has none), or the one-line reason it
+cannot be counted.
+
+    python benchmarks/mmseg_sweep.py [--out benchmarks/MMSEG_SWEEP.md] [--device meta]
+                                     [--only SUBSTRING]
+
+One process builds every model (mmseg imports once); a config that takes more than 300 s is
+stopped and reported. With mmdet importable (``pip install --no-deps mmdet pycocotools
+shapely terminaltables``) the MaskFormer heads count too; without it their row says so.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import signal
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fvcore_ext.analysis import count_model  # noqa: E402
+from fvcore_ext.get_flops import build_segmentor  # noqa: E402
+from fvcore_ext.meta import MetaDeviceError  # noqa: E402
+from fvcore_ext.standins import install_mmcv_ext_standin  # noqa: E402
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout("took more than 300 s")
+
+
+def config_paths():
+    """Every model config mmseg 1.2.2 ships (``_base_`` fragments left out), sorted."""
+    import mmseg
+    root = Path(mmseg.__file__).parent / ".mim" / "configs"
+    return root, sorted(p for p in root.rglob("*.py")
+                        if "_base_" not in p.parts and "__pycache__" not in p.parts)
+
+
+def crop_size(path: Path):
+    """``(3, H, W)`` from the config's ``crop_size`` (mmseg's pipelines define one), else
+    512x512."""
+    from mmengine import Config
+    cfg = Config.fromfile(str(path), import_custom_modules=False)
+    size = cfg.get("crop_size") or (512, 512)
+    return (3, int(size[0]), int(size[1]))
+
+
+def count_config(path: Path, device: str, shape=None):
+    """``(shape, macs, params, not_counted, reason)`` for one config under the paper preset;
+    ``reason`` is a one-line string when it cannot be counted, else ``None``."""
+    try:
+        shape = shape or crop_size(path)
+        model, inputs, _ = build_segmentor(str(path), shape, device=device)
+        with torch.no_grad():
+            report = count_model(model, inputs, preset="paper")
+    except MetaDeviceError as error:
+        return shape, None, None, None, error.line("--device cpu")
+    except (Exception, _Timeout) as error:  # a config or a model may raise anything
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return shape, None, None, None, f"{type(error).__name__}: {text}"[:300]
+    not_counted = dict(report.unsupported_ops)
+    not_counted.update({op.op: op.calls for op in report.uncounted})
+    return shape, report.total_macs, report.params, not_counted, None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default="benchmarks/MMSEG_SWEEP.md")
+    p.add_argument("--device", default="meta")
+    p.add_argument("--only", default="")
+    args = p.parse_args(argv)
+    warnings.simplefilter("ignore")
+    install_mmcv_ext_standin()
+    root, paths = config_paths()
+    rows, counted = [], 0
+    signal.signal(signal.SIGALRM, _alarm)
+    for path in paths:
+        if args.only not in str(path):
+            continue
+        start = time.time()
+        signal.alarm(300)
+        try:
+            shape, macs, params, not_counted, reason = count_config(path, args.device)
+        finally:
+            signal.alarm(0)
+        name = str(path.relative_to(root))
+        if reason is None:
+            counted += 1
+            extra = ", ".join(f"{op} x{n}" for op, n in not_counted.items()) or ""
+            rows.append(f"| `{name}` | {shape[1]}x{shape[2]} | {macs / 1e9:.3f} G | "
+                        f"{params / 1e6:.2f} M | {extra} |")
+        else:
+            rows.append(f"| `{name}` | {shape[1] if shape else ''}x{shape[2] if shape else ''}"
+                        f" | - | - | {reason.replace('|', '/')} |")
+        print(rows[-1], f"({time.time() - start:.1f} s)", flush=True)
+        gc.collect()
+    header = [
+        "# Every mmsegmentation 1.2.2 config, counted by `fvcore_ext.get_flops`",
+        "",
+        f"Written by `benchmarks/mmseg_sweep.py` on `{args.device}`: the paper preset at each "
+        "config's crop size, auxiliary head dropped (as mmseg's get_flops does). "
+        f"{counted} of {len(rows)} configs counted; the others give their one-line reason.",
+        "",
+        "| config | H x W | MACs (paper) | params | not counted / reason |",
+        "|---|---|---:|---:|---|",
+    ]
+    Path(args.out).write_text("\n".join(header + rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
