@@ -6,8 +6,9 @@ cannot be counted.
     python benchmarks/mmseg_sweep.py [--out benchmarks/MMSEG_SWEEP.md] [--device meta]
                                      [--only SUBSTRING]
 
-One process builds every model (mmseg imports once); a config that takes more than 300 s is
-stopped and reported. With mmdet importable (``pip install --no-deps mmdet pycocotools
+One process builds every model (mmseg imports once); configs whose ``model`` dict and crop size
+are the same (they differ in schedule or data only) are counted once. A config that takes more
+than 300 s is stopped and reported. With mmdet importable (``pip install --no-deps mmdet pycocotools
 shapely terminaltables``) the MaskFormer heads count too; without it their row says so.
 """
 from __future__ import annotations
@@ -46,20 +47,21 @@ def config_paths():
                         if "_base_" not in p.parts and "__pycache__" not in p.parts)
 
 
-def crop_size(path: Path):
-    """``(3, H, W)`` from the config's ``crop_size`` (mmseg's pipelines define one), else
-    512x512."""
+def crop_size_and_model(path: Path):
+    """``((3, H, W), model_text)``: the shape from the config's ``crop_size`` (mmseg's
+    pipelines define one; 512x512 when it has none) and its ``model`` dict as text, so configs
+    that differ only in schedule or data are counted once."""
     from mmengine import Config
     cfg = Config.fromfile(str(path), import_custom_modules=False)
     size = cfg.get("crop_size") or (512, 512)
-    return (3, int(size[0]), int(size[1]))
+    return (3, int(size[0]), int(size[1])), repr(cfg.get("model"))
 
 
 def count_config(path: Path, device: str, shape=None):
     """``(shape, macs, params, not_counted, reason)`` for one config under the paper preset;
     ``reason`` is a one-line string when it cannot be counted, else ``None``."""
     try:
-        shape = shape or crop_size(path)
+        shape = shape or crop_size_and_model(path)[0]
         model, inputs, _ = build_segmentor(str(path), shape, device=device)
         with torch.no_grad():
             report = count_model(model, inputs, preset="paper")
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     install_mmcv_ext_standin()
     root, paths = config_paths()
-    rows, counted = [], 0
+    rows, counted, seen = [], 0, {}
     signal.signal(signal.SIGALRM, _alarm)
     for path in paths:
         if args.only not in str(path):
@@ -90,7 +92,13 @@ def main(argv=None) -> int:
         start = time.time()
         signal.alarm(300)
         try:
-            shape, macs, params, not_counted, reason = count_config(path, args.device)
+            try:
+                key = crop_size_and_model(path)
+            except Exception as error:  # noqa: BLE001  (reported on its row)
+                key = (None, f"{path}: {error}")
+            if key not in seen:
+                seen[key] = count_config(path, args.device, key[0])
+            shape, macs, params, not_counted, reason = seen[key]
         finally:
             signal.alarm(0)
         name = str(path.relative_to(root))
