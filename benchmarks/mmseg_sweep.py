@@ -80,10 +80,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/MMSEG_SWEEP.md")
     p.add_argument("--device", default="meta")
     p.add_argument("--only", default="")
+    p.add_argument("--shard", default="0/1", help="K/N: count every N-th config from the K-th "
+                   "(run N processes, then join their tables)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     install_mmcv_ext_standin()
     root, paths = config_paths()
+    shard, shards = (int(n) for n in args.shard.split("/"))
+    paths = paths[shard::shards]
     rows, counted, seen = [], 0, {}
     signal.signal(signal.SIGALRM, _alarm)
     for path in paths:

@@ -26,6 +26,7 @@ Differences from mmseg 1.2.2's script, and why:
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import sys
@@ -37,7 +38,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .analysis import count_model
-from .meta import MetaDeviceError
+from .meta import MetaDeviceError, build_on_meta
 from .mmengine_analysis import ComplexityCall
 from .rules import PRESETS
 from .standins import standin_hint
@@ -148,7 +149,12 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
         except ImportError as error:
             raise ImportError(f"{mask_heads[0]} is built from mmdet's heads: install mmdet "
                               f"(mmdet>=3) to count this model ({error})") from None
-    model = MODELS.build(cfg.model)
+    if str(device) == "meta":     # weights never allocated (CPU first if __init__ reads data)
+        # a fresh copy per try: a segmentor's __init__ may edit its config (EncoderDecoder
+        # moves `pretrained` into the backbone's) before the meta try fails
+        model = build_on_meta(lambda: MODELS.build(copy.deepcopy(cfg.model)))
+    else:
+        model = MODELS.build(cfg.model)
     _drop_auxiliary_head(model)
     model = revert_sync_batchnorm(model).to(device)
     meta = {"ori_shape": input_shape[-2:], "pad_shape": input_shape[-2:],
@@ -173,7 +179,9 @@ MASK_CLASSIFICATION_HEADS = ("MaskFormerHead", "Mask2FormerHead")
 # PointRend's PointHead refines the coarse map at sampled points at test time; its forward takes
 # point features, and mmseg 1.2.2's CascadeEncoderDecoder._forward calls it with the feature
 # maps instead ("TODO support PointRend tensor mode"), which raises.
-REFINING_HEADS = ("PointHead",)
+# SAN's SideAdapterCLIPHead likewise: its forward wants the deep-supervision indices, which only
+# its predict passes.
+REFINING_HEADS = ("PointHead", "SideAdapterCLIPHead")
 
 
 def _forward_with_data_samples(model, data_samples) -> None:

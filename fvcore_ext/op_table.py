@@ -381,7 +381,7 @@ ELEMENTWISE_OPS = _with_inplace(
     "frac", "log1p", "log2", "log10", "expm1", "exp2", "logit", "lerp", "addcmul", "addcdiv",
     "relu6", "selu", "celu", "true_divide", "xlogy", "hypot",
 ) + _aten("rsub", "softplus", "softmax", "log_softmax", "glu", "logaddexp", "log_sigmoid",
-          "polar")
+          "polar", "prelu")      # prelu: CGNet's activation, a leaky_relu with learned slopes
 
 
 @counts(*ELEMENTWISE_OPS, family="elementwise")
@@ -508,6 +508,8 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     "transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_", "diag",
     # torch.tensor(x.shape) under tracing (mmdet's MaskFormer heads): a shape, not compute
     "_shape_as_tensor",
+    # max pooling picks, as max_pool2d does (SAN's side adapter)
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 )
 
 

@@ -242,3 +242,23 @@ def test_in_place_views_clamps_and_diag_cost_nothing(preset):
     for op in ("transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_",
                "diag"):
         assert families[f"aten::{op}"] == "zero-cost", op
+
+
+class PReLUAndAdaptiveMaxPool(nn.Module):
+    """Issue 21's mmseg sweep: CGNet's PReLU (an activation, 1 x numel under full) and SAN's
+    adaptive max pooling (a pick, 0); input x (1, 4, 6, 6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.PReLU(4)
+
+    def forward(self, x):
+        return self.act(x), F.adaptive_max_pool2d(x, 2), F.adaptive_max_pool1d(x.flatten(2), 3)
+
+
+@pytest.mark.parametrize("preset, expected", [("full", 4 * 36), ("paper", 0)])
+def test_prelu_is_an_activation_adaptive_max_pool_costs_nothing(preset, expected):
+    from tests.helpers import count_in_both_tools
+    report = count_in_both_tools(PReLUAndAdaptiveMaxPool().eval(), [torch.randn(1, 4, 6, 6)],
+                                 preset)
+    assert report.total_macs == expected
