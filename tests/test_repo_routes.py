@@ -154,6 +154,15 @@ VMAMBA_PUBLISHED_G = {"vmamba_tiny_s1l8": 4.9, "vmamba_small_s1l20": 8.7,
 
 
 @pytest.mark.skipif(not VMAMBA_ROOT, reason="set VMAMBA_ROOT to a VMamba checkout")
+def test_the_vmamba_model_list_is_the_checkouts(hooked, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(VMAMBA_ROOT) / "classification"))
+    vmamba = importlib.import_module("models.vmamba")
+    defined = sorted(n for n, f in vars(vmamba).items() if callable(f)
+                     and n.startswith(("vmamba_", "vanilla_vmamba_")))
+    assert defined == sorted(VMAMBA_MODELS)
+
+
+@pytest.mark.skipif(not VMAMBA_ROOT, reason="set VMAMBA_ROOT to a VMamba checkout")
 @pytest.mark.parametrize("name", VMAMBA_MODELS)
 def test_every_vmamba_model_counts_on_meta(hooked, monkeypatch, name):
     monkeypatch.syspath_prepend(str(Path(VMAMBA_ROOT) / "classification"))
