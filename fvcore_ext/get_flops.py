@@ -197,7 +197,15 @@ def _forward_with_data_samples(model, data_samples) -> None:
 def _forward_as_inference(model, batch_img_metas) -> None:
     # What mmseg runs at test time in "whole" mode: encode_decode, whose last head predicts
     # with the test_cfg (PointRend: subdivision_steps of upsample + refine at
-    # subdivision_num_points points), then resizes to the image.
+    # subdivision_num_points points), then resizes to the image. SAN's CLIP text encoder embeds
+    # every class name under every prompt template once and caches the result
+    # (cache_feature=True, its default): filled here first, so the count is per image, as
+    # mmseg runs every image after the first.
+    text_encoder = getattr(model, "text_encoder", None)
+    if getattr(text_encoder, "cache_feature", False):
+        with torch.no_grad():
+            text_encoder()
+
     def forward(inputs):
         return model.encode_decode(inputs, batch_img_metas)
 
