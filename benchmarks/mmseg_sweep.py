@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import signal
 import sys
 import time
@@ -40,11 +41,17 @@ def _alarm(signum, frame):
 
 
 def config_paths():
-    """Every model config mmseg 1.2.2 ships (``_base_`` fragments left out), sorted."""
+    """Every model config mmseg 1.2.2 ships (``_base_`` fragments left out), the first of each
+    folder first, then the second of each, and so on: a run stopped early has covered every
+    family."""
     import mmseg
     root = Path(mmseg.__file__).parent / ".mim" / "configs"
-    return root, sorted(p for p in root.rglob("*.py")
-                        if "_base_" not in p.parts and "__pycache__" not in p.parts)
+    paths = sorted(p for p in root.rglob("*.py")
+                   if "_base_" not in p.parts and "__pycache__" not in p.parts)
+    rank = {}
+    for path in paths:
+        rank[path] = sum(1 for q in rank if q.parent == path.parent)
+    return root, sorted(paths, key=lambda p: (rank[p], str(p)))
 
 
 def crop_size_and_model(path: Path):
@@ -82,16 +89,24 @@ def main(argv=None) -> int:
     p.add_argument("--only", default="")
     p.add_argument("--shard", default="0/1", help="K/N: count every N-th config from the K-th "
                    "(run N processes, then join their tables)")
+    p.add_argument("--resume", default=None, metavar="FILE",
+                   help="keep the rows of FILE (this script's table or its printed rows) and "
+                        "count only the configs it lacks")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     install_mmcv_ext_standin()
     root, paths = config_paths()
     shard, shards = (int(n) for n in args.shard.split("/"))
-    paths = paths[shard::shards]
-    rows, counted, seen = [], 0, {}
+    paths = [p for p in paths[shard::shards] if args.only in str(p)]
+    rows, seen = [], {}
+    if args.resume:
+        rows = [re.sub(r" \([0-9.]+ s\)$", "", line.rstrip())      # printed rows end in a time
+                for line in Path(args.resume).read_text().splitlines() if line.startswith("| `")]
+    done = {row.split("`")[1] for row in rows}
+    counted = sum(" | - | - | " not in row for row in rows)
     signal.signal(signal.SIGALRM, _alarm)
     for path in paths:
-        if args.only not in str(path):
+        if str(path.relative_to(root)) in done:
             continue
         start = time.time()
         signal.alarm(300)
@@ -116,6 +131,15 @@ def main(argv=None) -> int:
                         f" | - | - | {reason.replace('|', '/')} |")
         print(rows[-1], f"({time.time() - start:.1f} s)", flush=True)
         gc.collect()
+        _write(args, rows, counted, paths, root)
+    _write(args, rows, counted, paths, root)
+    return 0
+
+
+def _write(args, rows, counted, paths, root) -> None:
+    # after every row, so a run stopped early leaves what it counted, and says what it did not
+    done = {row.split("`")[1] for row in rows}
+    left = [str(p.relative_to(root)) for p in paths if str(p.relative_to(root)) not in done]
     header = [
         "# Every mmsegmentation 1.2.2 config, counted by `fvcore_ext.get_flops`",
         "",
@@ -126,8 +150,10 @@ def main(argv=None) -> int:
         "| config | H x W | MACs (paper) | params | not counted / reason |",
         "|---|---|---:|---:|---|",
     ]
-    Path(args.out).write_text("\n".join(header + rows) + "\n")
-    return 0
+    table = sorted(rows, key=lambda row: row.split("`")[1])
+    tail = ([""] + [f"Not run yet ({len(left)} configs; run the script to count them): "
+                    + ", ".join(f"`{name}`" for name in left)] if left else [])
+    Path(args.out).write_text("\n".join(header + table + tail) + "\n")
 
 
 if __name__ == "__main__":
