@@ -171,7 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 raise UsageError(f"cannot trace {args.model!r} on inputs "
                                  f"{[tuple(x.shape) for x in inputs]}: "
-                                 f"{type(error).__name__}: {message}") from None
+                                 f"{type(error).__name__}: {message}"
+                                 f"{standin_hint(error)}") from None
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

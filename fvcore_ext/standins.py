@@ -441,15 +441,20 @@ def _real_extension_imports(name: str) -> bool:
 
 
 def standin_hint(error: BaseException) -> str:
-    """``" (a CUDA extension the stand-ins replace: add --standins)"`` when ``error`` is an
+    """``" (a CUDA extension the stand-ins replace: add --standins ...)"`` when ``error`` is an
     ``ImportError`` for one of ``EXTENSION_NAMES`` (``ModuleNotFoundError: No module named
-    'selective_scan_cuda'``), else ``""``: the command lines append it to their one-line
-    reason."""
+    'selective_scan_cuda'``) or, with the stand-ins not installed, the ``ValueError: Expected a
+    cuda device`` of VMamba's cross scan on CPU; else ``""``. The command lines append it to
+    their one-line reason."""
     if isinstance(error, ImportError):
         name = getattr(error, "name", None) or ""
         if name in EXTENSION_NAMES or any(f"'{n}'" in str(error) for n in EXTENSION_NAMES):
             return (" (a CUDA extension that fvcore_ext's stand-ins replace: add --standins "
                     "to count without it)")
+    if isinstance(error, ValueError) and "Expected a cuda device" in str(error) \
+            and _IMPORT_HOOK not in sys.meta_path:
+        # VMamba's csm_triton.cross_scan_fn on a CPU or meta tensor
+        return " (code that expects CUDA, as VMamba's cross scan does: add --standins)"
     return ""
 
 

@@ -172,3 +172,20 @@ def test_every_vmamba_model_counts_on_meta(hooked, monkeypatch, name):
     assert report.unsupported_ops == {} and report.uncounted == []
     if name in VMAMBA_PUBLISHED_G:
         assert round(report.total_macs / 1e9, 1) == VMAMBA_PUBLISHED_G[name]
+
+
+def test_cli_names_standins_when_vmamba_code_wants_cuda(capsys, isolated_imports):
+    from fvcore_ext.cli import main
+    write_vmamba_like(isolated_imports)
+    hook_before = standins._IMPORT_HOOK in sys.meta_path
+    standins.remove_standin_kernels([standins.TRITON_FUNCTIONS])
+    try:
+        argv = ["vmamba_like.models.vmamba:tiny_model", "--input-shape", "1", "8", "4", "4"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Expected a cuda device" in err and "add --standins" in err
+        assert main(argv + ["--standins", "--preset", "paper"]) == 0
+        assert "PythonOp.MambaChunkScanCombinedFn" in capsys.readouterr().out
+    finally:
+        if not hook_before:
+            standins.remove_standin_kernels([standins.TRITON_FUNCTIONS])
