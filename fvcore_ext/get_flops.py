@@ -1,10 +1,14 @@
 """``python -m fvcore_ext.get_flops CONFIG``: mmsegmentation's ``tools/analysis_tools/get_flops.py``
 with the same arguments and defaults, counting with the pack's handles, on CPU.
 
-It builds the model the way mmseg's script does: config (its ``custom_imports`` honoured, which
-is how VMamba registers its backbones) and ``--cfg-options``, the registry,
+It builds the model the way mmseg's script does: config and ``--cfg-options``, then the
+config's ``custom_imports`` and each ``--import MODULE`` (VMamba's segmentation configs have no
+``custom_imports``: its ``train.py`` registers ``MM_VSSM`` with ``import model``, so run
+``--import model --standins`` from its ``segmentation`` folder), the registry,
 ``auxiliary_head = None``, SyncBN reverted, the data preprocessor on a random image, and
-``mode='tensor'``. mmseg 0.x (``forward_dummy``) is used when it is what is installed.
+``mode='tensor'``. Segmentors whose tensor mode cannot run their head are counted on mmseg's
+inference path instead (PointRend, SAN), and MaskFormer heads get their data samples.
+mmseg 0.x (``forward_dummy``) is used when it is what is installed.
 
 It prints exactly the lines mmseg 1.x's script prints (:func:`mmseg_lines`: ``Flops: 8.506G``
 in mmengine's ``_format_size``, then the caution line), and after them the pack's lines
@@ -213,8 +217,8 @@ def _forward_as_inference(model, batch_img_metas) -> None:
 
 
 def _import_custom_modules(cfg, config_name: str) -> None:
-    # What Config.fromfile does for custom_imports (how VMamba registers its backbones), with
-    # an error that says which module failed and why.
+    # What Config.fromfile does for custom_imports, with an error that says which module failed
+    # and why.
     custom = cfg.get("custom_imports") or {}
     modules = custom.get("imports", [])
     for module in [modules] if isinstance(modules, str) else modules:
