@@ -18,9 +18,9 @@ from .compare import compare_tools, format_comparison
 from .diagnostics import UncountableOpError
 from .meta import MetaDeviceError, build_on_meta
 from .reference_models import REFERENCE_MODELS, build
-from .standins import standin_hint
 from .report import FORMATS, format_report
 from .rules import PRESETS
+from .standins import install_standin_kernels, standin_hint
 
 __all__ = ["main"]
 
@@ -150,7 +150,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
     try:
         if args.standins:
-            from .standins import install_standin_kernels
             install_standin_kernels()
         model = load_model(args.model, args.device)
         inputs = _inputs(args, args.model, args.device)
