@@ -36,22 +36,33 @@ def hooked():
 
 
 @pytest.fixture
-def isolated_imports(monkeypatch, tmp_path):
-    """``tmp_path`` first on ``sys.path``; modules it adds (and any ``mamba_ssm`` the session had
-    imported) are taken out of ``sys.modules`` afterwards, the session's put back."""
+def fresh_path(monkeypatch, tmp_path):
+    """``tmp_path`` first on ``sys.path``; the modules imported from it are taken out of
+    ``sys.modules`` afterwards."""
     before = set(sys.modules)
-    saved = {n: sys.modules.pop(n) for n in list(sys.modules)
-             if n == "mamba_ssm" or n.startswith("mamba_ssm.")}
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     yield tmp_path
     for name in set(sys.modules) - before:
         del sys.modules[name]
+
+
+@pytest.fixture
+def isolated_imports(fresh_path):
+    """:func:`fresh_path`, with the session's ``mamba_ssm`` modules out of ``sys.modules`` for
+    the test (a Vim-like ``mamba_ssm`` is imported from ``tmp_path``), put back afterwards.
+    Tests using it must not take the stand-ins out: the session's modules would not be patched
+    again."""
+    saved = {n: sys.modules.pop(n) for n in list(sys.modules)
+             if n == "mamba_ssm" or n.startswith("mamba_ssm.")}
+    yield fresh_path
+    for name in [n for n in sys.modules if n == "mamba_ssm" or n.startswith("mamba_ssm.")]:
+        del sys.modules[name]
     sys.modules.update(saved)
 
 
-def test_vmamba_cross_scan_and_its_own_mamba2_count_on_cpu_and_meta(hooked, isolated_imports):
-    write_vmamba_like(isolated_imports)
+def test_vmamba_cross_scan_and_its_own_mamba2_count_on_cpu_and_meta(hooked, fresh_path):
+    write_vmamba_like(fresh_path)
     from vmamba_like.models.vmamba import tiny_model       # imported after the install
     from vmamba_like.models import csm_triton
     from vmamba_like.models.mamba2 import ssd_combined
@@ -74,8 +85,8 @@ def test_vmamba_cross_scan_and_its_own_mamba2_count_on_cpu_and_meta(hooked, isol
     assert csm_triton.cross_scan_fn(x).shape == (1, 4, 8, 16)
 
 
-def test_vmamba_module_imported_before_the_install_is_patched_too(isolated_imports):
-    write_vmamba_like(isolated_imports)
+def test_vmamba_module_imported_before_the_install_is_patched_too(fresh_path):
+    write_vmamba_like(fresh_path)
     hook_before = standins._IMPORT_HOOK in sys.meta_path
     standins.remove_standin_kernels([standins.TRITON_FUNCTIONS])
     try:
@@ -108,10 +119,10 @@ def test_vim_layernorm_imported_after_the_install_is_patched(hooked, isolated_im
     assert layernorm.rms_norm_fn(rows, torch.ones(16)).shape == rows.shape
 
 
-def test_missing_triton_is_named_not_the_stand_ins(hooked, isolated_imports, monkeypatch):
-    write_vmamba_like(isolated_imports)
+def test_missing_triton_is_named_not_the_stand_ins(hooked, fresh_path, monkeypatch):
+    write_vmamba_like(fresh_path)
     monkeypatch.setitem(sys.modules, "triton", None)          # as if Triton were not installed
-    (isolated_imports / "vmamba_like" / "models" / "csm_triton.py").write_text(
+    (fresh_path / "vmamba_like" / "models" / "csm_triton.py").write_text(
         "try:\n    import triton\nexcept ImportError:\n    pass\n\n"
         "@triton.jit\ndef kernel():\n    pass\n")
     with pytest.raises(ImportError, match="Triton must be installed, even without a GPU"):
@@ -174,9 +185,9 @@ def test_every_vmamba_model_counts_on_meta(hooked, monkeypatch, name):
         assert round(report.total_macs / 1e9, 1) == VMAMBA_PUBLISHED_G[name]
 
 
-def test_cli_names_standins_when_vmamba_code_wants_cuda(capsys, isolated_imports):
+def test_cli_names_standins_when_vmamba_code_wants_cuda(capsys, fresh_path):
     from fvcore_ext.cli import main
-    write_vmamba_like(isolated_imports)
+    write_vmamba_like(fresh_path)
     hook_before = standins._IMPORT_HOOK in sys.meta_path
     standins.remove_standin_kernels([standins.TRITON_FUNCTIONS])
     try:
