@@ -23,6 +23,7 @@ from fvcore_ext.standins import install_mmcv_ext_standin
 install_mmcv_ext_standin()
 CONFIGS = Path(mmseg.__file__).parent / ".mim" / "configs"
 HAS_MMDET = importlib.util.find_spec("mmdet") is not None
+HAS_MMPRETRAIN = importlib.util.find_spec("mmpretrain") is not None
 
 
 def _configs():
@@ -46,6 +47,8 @@ NEEDS = {
 }
 if HAS_MMDET:
     del NEEDS["maskformer"]
+if HAS_MMPRETRAIN:
+    del NEEDS["convnext"], NEEDS["poolformer"]
 
 
 def _crop_size(config):
