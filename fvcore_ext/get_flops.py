@@ -142,6 +142,11 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
     from mmseg.structures import SegDataSample
 
     init_default_scope(cfg.get("scope", "mmseg"))
+    # A change-detection config (LEVIR-CD) stacks two pictures: its data preprocessor normalises
+    # 6 channels, so the random input has as many channels as its mean has values.
+    mean = (cfg.model.get("data_preprocessor") or {}).get("mean")
+    if mean is not None and len(mean) != input_shape[0]:
+        input_shape = (len(mean), *input_shape[1:])
     heads = cfg.model.get("decode_head") or {}
     # CascadeEncoderDecoder (OCRNet, PointRend) has a list of decode heads
     mask_heads = [h.get("type") for h in (heads if isinstance(heads, list) else [heads])

@@ -317,3 +317,12 @@ def test_maskformer_heads_count_with_mmdet(capsys):
     report = json.loads(out)
     assert report["unsupported_ops"] == {} and report["uncounted"] == []
     assert report["by_operator"]["linear"] > 0            # the transformer decoder's queries
+
+
+def test_change_detection_config_gets_its_six_channels(capsys):
+    # LEVIR-CD stacks two pictures: the random input has the data preprocessor's 6 channels
+    config = str(CONFIGS / "swin" / "swin-tiny-patch4-window7_upernet_1xb8-20k_levir-256x256.py")
+    status, out, err = run(capsys, config, "--shape", "64", "--device", "meta")
+    assert status == 0, err
+    assert "Counted on: (1, 6, 64, 64)" in out
+    assert "Not counted: nothing, every op in the trace has a rule" in out
