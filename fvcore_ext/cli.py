@@ -28,6 +28,7 @@ from .reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
 from .rules import PRESETS
 from .tracing import unwrap_model
+from .standins import install_standin_kernels, standin_hint
 
 __all__ = ["main"]
 
@@ -150,7 +151,7 @@ def _builder(spec: str) -> Callable[[], object]:
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as error:  # importing a user's module runs its code: it may raise anything
-        raise UsageError(f"cannot load {spec!r}: {_one_line(error)}") from None
+        raise UsageError(f"cannot load {spec!r}: {_one_line(error)}{standin_hint(error)}") from None
     if isinstance(target, nn.Module):
         return lambda: target
     if not callable(target):
@@ -296,6 +297,9 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="cpu (default) or meta: build and count the model on the meta device, "
                         "shapes only, no weights allocated, the same counts")
+    p.add_argument("--standins", action="store_true",
+                   help="install the Mamba extension stand-ins (fvcore_ext.standins) before "
+                        "importing MODEL, to count Vim and VMamba without their CUDA extensions")
     return p
 
 
@@ -312,6 +316,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.backward and engine != "dispatch":
             raise UsageError("--backward needs --engine dispatch: a JIT trace has no backward")
+        if args.standins:
+            install_standin_kernels()
         model = load_model(args.model, args.device)
         inputs = _inputs(args, args.model, args.device)
         name_hint = check_input_names(model, args.input_name)
@@ -334,7 +340,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except MetaDeviceError as error:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything while traced
-                raise UsageError(trace_failure(args.model, inputs, error, name_hint)) from None
+                raise UsageError(trace_failure(args.model, inputs, error, name_hint)
+                                 + standin_hint(error)) from None
         _write(format_report(report, args.format, args.depth, title=args.model))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)

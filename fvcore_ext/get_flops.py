@@ -1,10 +1,14 @@
 """``python -m fvcore_ext.get_flops CONFIG``: mmsegmentation's ``tools/analysis_tools/get_flops.py``
 with the same arguments and defaults, counting with the pack's handles, on CPU.
 
-It builds the model the way mmseg's script does: config (its ``custom_imports`` honoured, which
-is how VMamba registers its backbones) and ``--cfg-options``, the registry,
+It builds the model the way mmseg's script does: config and ``--cfg-options``, then the
+config's ``custom_imports`` and each ``--import MODULE`` (VMamba's segmentation configs have no
+``custom_imports``: its ``train.py`` registers ``MM_VSSM`` with ``import model``, so run
+``--import model --standins`` from its ``segmentation`` folder), the registry,
 ``auxiliary_head = None``, SyncBN reverted, the data preprocessor on a random image, and
-``mode='tensor'``. mmseg 0.x (``forward_dummy``) is used when it is what is installed.
+``mode='tensor'``. Segmentors whose tensor mode cannot run their head are counted on mmseg's
+inference path instead (PointRend, SAN), and MaskFormer heads get their data samples.
+mmseg 0.x (``forward_dummy``) is used when it is what is installed.
 
 It prints exactly the lines mmseg 1.x's script prints (:func:`mmseg_lines`: ``Flops: 8.506G``
 in mmengine's ``_format_size``, then the caution line), and after them the pack's lines
@@ -26,6 +30,7 @@ Differences from mmseg 1.2.2's script, and why:
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import sys
@@ -37,9 +42,10 @@ from typing import List, Optional, Sequence
 import torch
 
 from .analysis import count_model
-from .meta import MetaDeviceError
+from .meta import MetaDeviceError, build_on_meta
 from .mmengine_analysis import ComplexityCall
 from .rules import PRESETS
+from .standins import standin_hint
 
 __all__ = ["CAUTION", "SPLIT_LINE", "build_segmentor", "format_size", "main", "mmseg_lines",
            "pack_lines"]
@@ -73,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-mmcv-standin", action="store_true",
                    help="do not stand in for a missing mmcv._ext")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE before building the model, after the config's "
+                        "custom_imports (VMamba's segmentation/train.py does 'import model' "
+                        "to register its backbones; its configs have no custom_imports); "
+                        "repeat for several")
+    p.add_argument("--standins", action="store_true",
+                   help="install the Mamba extension stand-ins (fvcore_ext.standins) before "
+                        "any import, to count Vim and VMamba without their CUDA extensions")
     return p
 
 
@@ -85,8 +99,12 @@ def _input_shape(shape: Sequence[int]):
 
 
 def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str]] = None,
-                    device: str = "cpu"):
+                    device: str = "cpu", imports: Sequence[str] = ()):
     """Build the segmentor of ``config`` and its input as mmseg's ``get_flops.py`` does.
+
+    ``cfg_options`` (``key=value`` strings) are merged before the config's ``custom_imports``
+    run, so ``custom_imports.imports=[model]`` works; then each module of ``imports`` is
+    imported (what VMamba's ``train.py`` does with ``import model``).
 
     Returns:
         ``(model, inputs, pad_shape)``: the model in eval mode whose forward is the tensor-mode
@@ -94,7 +112,8 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
 
     Raises:
         FileNotFoundError: no such config file (checked first). ImportError: mmseg/mmengine
-            missing.
+            missing, a custom or ``imports`` module fails to import, or a MaskFormer head
+            without mmdet.
     """
     path = Path(config)
     if not path.is_file():    # before mmseg: a wrong path is named even where mmseg is missing
@@ -105,13 +124,18 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
     from mmengine.model import revert_sync_batchnorm
 
     cfg = Config.fromfile(str(path), import_custom_modules=False)
-    _import_custom_modules(cfg, path.name)
     cfg.work_dir = tempfile.mkdtemp()
     if cfg_options:
         options = argparse.Namespace()
         DictAction(option_strings=["--cfg-options"], dest="options")(
             argparse.ArgumentParser(), options, list(cfg_options))
         cfg.merge_from_dict(options.options)
+    _import_custom_modules(cfg, path.name)
+    for module in imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(f"--import {module} failed: {error}") from None
     if mmseg.__version__.startswith("0."):
         return _build_mmseg0(cfg, input_shape, device)
 
@@ -120,28 +144,88 @@ def build_segmentor(config: str, input_shape, cfg_options: Optional[Sequence[str
     from mmseg.structures import SegDataSample
 
     init_default_scope(cfg.get("scope", "mmseg"))
-    head = cfg.model.get("decode_head") or {}
-    if head.get("type") in ("MaskFormerHead", "Mask2FormerHead"):
+    # A change-detection config (LEVIR-CD) stacks two pictures: its data preprocessor normalises
+    # 6 channels, so the random input has as many channels as its mean has values.
+    mean = (cfg.model.get("data_preprocessor") or {}).get("mean")
+    if mean is not None and len(mean) != input_shape[0]:
+        input_shape = (len(mean), *input_shape[1:])
+    heads = cfg.model.get("decode_head") or {}
+    # CascadeEncoderDecoder (OCRNet, PointRend) has a list of decode heads
+    mask_heads = [h.get("type") for h in (heads if isinstance(heads, list) else [heads])
+                  if h.get("type") in MASK_CLASSIFICATION_HEADS]
+    if mask_heads:
         # mmseg's script refuses these; they count here, but mmseg builds them from mmdet.
         try:
             import mmdet.models  # noqa: F401
-        except ImportError:
-            raise ImportError(f"{head['type']} is built from mmdet's heads: install mmdet "
-                              f"(mmdet>=3) to count this model") from None
-    model = MODELS.build(cfg.model)
+        except ImportError as error:
+            raise ImportError(f"{mask_heads[0]} is built from mmdet's heads: install mmdet "
+                              f"(mmdet>=3) to count this model ({error})") from None
+    if str(device) == "meta":     # weights never allocated (CPU first if __init__ reads data)
+        # a fresh copy per try: a segmentor's __init__ may edit its config (EncoderDecoder
+        # moves `pretrained` into the backbone's) before the meta try fails
+        model = build_on_meta(lambda: MODELS.build(copy.deepcopy(cfg.model)))
+    else:
+        model = MODELS.build(cfg.model)
     _drop_auxiliary_head(model)
     model = revert_sync_batchnorm(model).to(device)
-    meta = {"ori_shape": input_shape[-2:], "pad_shape": input_shape[-2:]}
+    meta = {"ori_shape": input_shape[-2:], "pad_shape": input_shape[-2:],
+            "img_shape": input_shape[-2:]}
     data = model.data_preprocessor({"inputs": [torch.rand(input_shape, device=device)],
                                     "data_samples": [SegDataSample(metainfo=meta)]})
     model.eval()
     inputs = data["inputs"]
+    if mask_heads:
+        for sample in data["data_samples"]:    # what mmdet's heads read for the padded size
+            sample.set_metainfo({"batch_input_shape": tuple(inputs.shape[-2:])})
+        _forward_with_data_samples(model, data["data_samples"])
+    elif any(h.get("type") in REFINING_HEADS
+             for h in (heads if isinstance(heads, list) else [heads])):
+        _forward_as_inference(model, [s.metainfo for s in data["data_samples"]])
     return model, (inputs,), tuple(inputs.shape[-2:])
 
 
+# Their forward takes the batch's data samples (it reads each image's size for the mask
+# queries), which mmseg's tensor-mode forward does not pass.
+MASK_CLASSIFICATION_HEADS = ("MaskFormerHead", "Mask2FormerHead")
+# PointRend's PointHead refines the coarse map at sampled points at test time; its forward takes
+# point features, and mmseg 1.2.2's CascadeEncoderDecoder._forward calls it with the feature
+# maps instead ("TODO support PointRend tensor mode"), which raises.
+# SAN's SideAdapterCLIPHead likewise: its forward wants the deep-supervision indices, which only
+# its predict passes.
+REFINING_HEADS = ("PointHead", "SideAdapterCLIPHead")
+
+
+def _forward_with_data_samples(model, data_samples) -> None:
+    # The tensor-mode forward (EncoderDecoder._forward: extract_feat, then the decode head's
+    # forward), with the data samples the MaskFormer heads need; bound on the instance so the
+    # trace sees a one-tensor forward.
+    def forward(inputs):
+        return model.decode_head.forward(model.extract_feat(inputs), data_samples)
+
+    model.forward = forward
+
+
+def _forward_as_inference(model, batch_img_metas) -> None:
+    # What mmseg runs at test time in "whole" mode: encode_decode, whose last head predicts
+    # with the test_cfg (PointRend: subdivision_steps of upsample + refine at
+    # subdivision_num_points points), then resizes to the image. SAN's CLIP text encoder embeds
+    # every class name under every prompt template once and caches the result
+    # (cache_feature=True, its default): filled here first, so the count is per image, as
+    # mmseg runs every image after the first.
+    text_encoder = getattr(model, "text_encoder", None)
+    if getattr(text_encoder, "cache_feature", False):
+        with torch.no_grad():
+            text_encoder()
+
+    def forward(inputs):
+        return model.encode_decode(inputs, batch_img_metas)
+
+    model.forward = forward
+
+
 def _import_custom_modules(cfg, config_name: str) -> None:
-    # What Config.fromfile does for custom_imports (how VMamba registers its backbones), with
-    # an error that says which module failed and why.
+    # What Config.fromfile does for custom_imports, with an error that says which module failed
+    # and why.
     custom = cfg.get("custom_imports") or {}
     modules = custom.get("imports", [])
     for module in [modules] if isinstance(modules, str) else modules:
@@ -276,14 +360,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not args.no_mmcv_standin:
                 from .standins import install_mmcv_ext_standin
                 standin = install_mmcv_ext_standin()
+            if args.standins:
+                from .standins import install_standin_kernels
+                install_standin_kernels()
             model, inputs, pad_shape = build_segmentor(args.config, input_shape,
-                                                       args.cfg_options, args.device)
+                                                       args.cfg_options, args.device,
+                                                       args.imports)
             report = count_model(model, inputs, preset=args.preset)
     except MetaDeviceError as error:   # the model reads tensor data: say so, suggest CPU
         return _error(error.line("--device cpu"), args.format)
     except Exception as error:  # a config or a model may raise anything
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return _error(f"{type(error).__name__}: {text}", args.format)
+        return _error(f"{type(error).__name__}: {text}{standin_hint(error)}", args.format)
     if args.format == "json":
         text = json.dumps(dict(report.to_dict(), config=args.config, pad_shape=list(pad_shape),
                                mmcv_standin=standin), indent=2)

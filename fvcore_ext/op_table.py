@@ -444,7 +444,7 @@ ELEMENTWISE_OPS = _with_inplace(
     "frac", "log1p", "log2", "log10", "expm1", "exp2", "logit", "lerp", "addcmul", "addcdiv",
     "relu6", "selu", "celu", "true_divide", "xlogy", "hypot",
 ) + _aten("rsub", "softplus", "softmax", "log_softmax", "glu", "logaddexp", "log_sigmoid",
-          "polar")
+          "polar", "prelu")      # prelu: CGNet's activation, a leaky_relu with learned slopes
 
 
 @counts(*ELEMENTWISE_OPS, family="elementwise")
@@ -566,6 +566,13 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     "tile", "meshgrid", "eye", "view_as_complex", "view_as_real", "real", "imag", "conj",
     "resolve_conj", "resolve_neg", "bucketize", "masked_scatter", "masked_select",
     "nan_to_num", "maximum", "minimum", "multinomial",
+    # in-place views and clamps (issue 21): the same zero cost as their out-of-place forms;
+    # diag (CCNet's criss-cross attention masks its diagonal with it) copies a diagonal
+    "transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_", "diag",
+    # torch.tensor(x.shape) under tracing (mmdet's MaskFormer heads): a shape, not compute
+    "_shape_as_tensor",
+    # max pooling picks, as max_pool2d does (SAN's side adapter)
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 )
 
 

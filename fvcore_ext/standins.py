@@ -21,7 +21,17 @@ host functions that launch them, in the modules whose Functions call them:
 - ``ssd_combined._mamba_chunk_scan_combined_fwd`` (``MambaChunkScanCombinedFn``,
   ``MambaSplitConv1dScanCombinedFn``), ``ssd_combined._swiglu_fwd``;
 - ``layernorm_gated._layer_norm_fwd`` (also bound in ``ssd_combined``): the gated RMSNorm;
-- ``layer_norm._layer_norm_fwd``: the fused residual add + norm of ``MambaLMHeadModel`` blocks.
+- ``layer_norm._layer_norm_fwd`` (``layernorm`` in mamba-ssm 1.x and Vim's mamba-1p1p1): the
+  fused residual add + norm of ``MambaLMHeadModel`` and Vim blocks;
+- VMamba's own copies: any module named ``ssd_combined`` or ``layernorm_gated`` (its
+  ``classification/models/mamba2``, whatever package it is imported as), and
+  ``csm_triton.cross_scan_fn`` / ``cross_merge_fn``, which enter ``torch.cuda.device(x.device)``
+  before choosing their torch path and so raise on a CPU or meta tensor: they run as they are,
+  with that context a no-op for such tensors.
+
+Modules imported later are patched as they are imported, by an import hook on ``sys.meta_path``
+(:func:`install_standin_kernels`), before any other module can bind their functions; functions
+already bound elsewhere with ``from ... import`` are replaced there too.
 
 :func:`install_mmcv_ext_standin` is the same idea for ``mmcv._ext`` (mmcv-lite ships no compiled
 ops, yet mmsegmentation imports ``mmcv.ops`` unconditionally): it lets the import succeed and
@@ -34,6 +44,7 @@ never replaced, nor are the Triton functions where a CUDA device is present.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
@@ -42,12 +53,13 @@ import sys
 import types
 import warnings
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
-__all__ = ["EXTENSION_NAMES", "STANDIN_NAMES", "TRITON_FUNCTIONS", "install_mmcv_ext_standin",
-           "install_standin_kernels", "remove_standin_kernels", "standin_kernels"]
+__all__ = ["EXTENSION_NAMES", "STANDIN_NAMES", "TRITON_FUNCTIONS", "import_error_hint",
+           "install_mmcv_ext_standin",
+           "install_standin_kernels", "remove_standin_kernels", "standin_hint", "standin_kernels"]
 
 _CHUNK = 2048   # the CUDA scan keeps its state every 2048 steps: x is (B, D, chunks, 2N)
 
@@ -170,6 +182,7 @@ def _swiglu_fwd(a: Dict[str, Any]) -> torch.Tensor:
 
 
 TRITON_FUNCTIONS = "mamba_ssm.ops.triton"
+# By full module name: mamba-ssm 2.x, and 1.x (what hustvl/Vim vendors as mamba-1p1p1).
 _TRITON_PATCHES: Dict[str, Dict[str, Callable]] = {
     "mamba_ssm.ops.triton.ssd_combined": {"_mamba_chunk_scan_combined_fwd":
                                           _chunk_scan_combined_fwd,
@@ -179,11 +192,44 @@ _TRITON_PATCHES: Dict[str, Dict[str, Callable]] = {
     "mamba_ssm.ops.triton.layer_norm": {"_layer_norm_fwd": _add_norm_fwd},
     "mamba_ssm.ops.triton.layernorm": {"_layer_norm_fwd": _add_norm_fwd},   # mamba-ssm 1.x
 }
+# Sentinel: run the real function, letting its ``torch.cuda.device(...)`` take a CPU or meta
+# device (VMamba's csm_triton.cross_scan_fn picks its torch path for such tensors, but enters
+# ``torch.cuda.device(x.device)`` first, which raises "Expected a cuda device, but got: cpu").
+_ON_ANY_DEVICE: Callable = lambda arguments: None       # noqa: E731  (never called)
+# By the module's last name, wherever a repository keeps its copy: VMamba's
+# classification/models/mamba2/ssd_combined.py (imported as models.mamba2.ssd_combined, or as
+# ssd_combined from inside that folder) and classification/models/csm_triton.py.
+_PATCHES_BY_BASENAME: Dict[str, Dict[str, Callable]] = {
+    "ssd_combined": _TRITON_PATCHES["mamba_ssm.ops.triton.ssd_combined"],
+    "layernorm_gated": {"_layer_norm_fwd": _gated_norm_fwd},
+    "csm_triton": {"cross_scan_fn": _ON_ANY_DEVICE, "cross_merge_fn": _ON_ANY_DEVICE},
+}
+# Imported through the hook only to name the real cause when they fail (module docstring).
+_WATCHED_FOR_ERRORS = ("mamba_ssm", "mamba_ssm.utils.generation")
 STANDIN_NAMES = EXTENSION_NAMES + (TRITON_FUNCTIONS,)
-_patched: Dict[Tuple[str, str], Callable] = {}     # (module, attribute) -> the real function
+
+
+class _PatchRecord:
+    """One replaced attribute: ``module.attr`` was ``real``, is ``standin``."""
+
+    __slots__ = ("module", "attr", "real", "standin")
+
+    def __init__(self, module, attr, real, standin):
+        self.module, self.attr, self.real, self.standin = module, attr, real, standin
+
+
+_patched: List[_PatchRecord] = []
+
+
+def _patches_for(name: str) -> Dict[str, Callable]:
+    if name in _TRITON_PATCHES:
+        return _TRITON_PATCHES[name]
+    return _PATCHES_BY_BASENAME.get(name.rpartition(".")[2], {})
 
 
 def _triton_standin(module: str, attr: str, real: Callable, fake: Callable) -> Callable:
+    if fake is _ON_ANY_DEVICE:
+        return _any_device_standin(module, attr, real)
     signature = inspect.signature(real)
 
     def standin(*args, **kwargs):
@@ -199,37 +245,170 @@ def _triton_standin(module: str, attr: str, real: Callable, fake: Callable) -> C
     return standin
 
 
-def _patch_triton_functions() -> bool:
-    """Replace the Triton host functions of the installed mamba-ssm release (modules it does
-    not have are skipped) when no CUDA device is present; ``True`` if any is (now) replaced."""
-    if torch.cuda.is_available() or importlib.util.find_spec("mamba_ssm") is None:
-        return False
-    for module_name, functions in _TRITON_PATCHES.items():
+class _AnyDeviceContext(torch.cuda.device):
+    """``torch.cuda.device`` that is a no-op for a CPU or meta device (or ``None``), as it is
+    for a negative index, instead of raising."""
+
+    def __init__(self, device: Any):
+        if isinstance(device, str):
+            device = torch.device(device)
+        if device is None or (isinstance(device, torch.device) and device.type != "cuda"):
+            self.idx, self.prev_idx = -1, -1
+        else:
+            super().__init__(device)
+
+
+def _any_device_standin(module: str, attr: str, real: Callable) -> Callable:
+    def standin(*args, **kwargs):
+        saved = torch.cuda.device
+        torch.cuda.device = _AnyDeviceContext
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            if isinstance(error, ModuleNotFoundError) and error.name and \
-                    module_name.startswith(error.name):
-                continue                       # not in this mamba-ssm release
-            raise ImportError(f"cannot install the stand-in {TRITON_FUNCTIONS}: importing "
-                              f"{module_name} failed ({error}); install the extension "
-                              f"stand-ins first (install_standin_kernels())") from error
-        for attr, fake in functions.items():
-            real = getattr(module, attr)
-            if _is_standin(real):
+            return real(*args, **kwargs)
+        finally:
+            torch.cuda.device = saved
+
+    standin.__name__ = attr
+    standin.__qualname__ = f"{module}.{attr}"
+    standin.__doc__ = (f"fvcore_ext stand-in for {module}.{attr}: the real function, with "
+                       f"torch.cuda.device(...) a no-op for CPU and meta tensors.")
+    standin.__wrapped__ = real
+    standin.__fvcore_ext_standin__ = True
+    return standin
+
+
+def _patch_module(name: str, module: types.ModuleType) -> None:
+    """Replace the known host functions of ``module``, and the same functions where other
+    loaded modules bound them with ``from module import name``."""
+    for attr, fake in _patches_for(name).items():
+        real = module.__dict__.get(attr)
+        if not callable(real) or _is_standin(real):
+            continue
+        standin = _triton_standin(name, attr, real, fake)
+        others = [m for m in list(sys.modules.values())
+                  if isinstance(m, types.ModuleType) and m is not module]
+        for target in [module] + others:
+            if target.__dict__.get(attr) is real:
+                _patched.append(_PatchRecord(target, attr, real, standin))
+                setattr(target, attr, standin)
+
+
+# The real cause behind an ImportError in Vim's, VMamba's or mamba-ssm's code, in words.
+_TRITON_HINT = ("Triton must be installed, even without a GPU: mamba-ssm, Vim's mamba-1p1p1 and "
+                "VMamba import it at module level (pip install triton; it imports on a CPU-only "
+                "machine, and the stand-ins replace the functions that would launch its "
+                "kernels)")
+_TRANSFORMERS_5_HINT = (
+    "this mamba_ssm is 1.x (as hustvl/Vim's mamba-1p1p1), whose utils/generation.py imports "
+    "GreedySearchDecoderOnlyOutput and SampleDecoderOnlyOutput, which transformers 5 removed: "
+    "install transformers<5, or first set transformers.generation.GreedySearchDecoderOnlyOutput "
+    "and .SampleDecoderOnlyOutput to transformers.generation.GenerateDecoderOnlyOutput; the "
+    "stand-ins are not the cause")
+
+
+def import_error_hint(error: BaseException) -> str:
+    """The real cause of an ``ImportError`` (or VMamba's ``NameError: name 'triton' is not
+    defined``) raised while importing Mamba code, in words, or ``""`` when it is not one the
+    pack knows: Triton missing, or Vim's mamba-ssm 1.x under transformers 5."""
+    text = str(error)
+    if isinstance(error, ImportError) and (getattr(error, "name", None) == "triton"
+                                           or "No module named 'triton" in text):
+        return _TRITON_HINT
+    if isinstance(error, NameError) and "'triton'" in text:
+        return _TRITON_HINT
+    if isinstance(error, ImportError) and ("GreedySearchDecoderOnlyOutput" in text
+                                           or "SampleDecoderOnlyOutput" in text):
+        return _TRANSFORMERS_5_HINT
+    return ""
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """The real loader of a watched module; after it runs the module, the module's host
+    functions are replaced, and a failure names its real cause."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        try:
+            self._loader.exec_module(module)
+        except (ImportError, NameError) as error:
+            hint = import_error_hint(error)
+            if not hint or hint in str(error):
+                raise
+            raise ImportError(f"importing {module.__name__} failed: {error}. {hint}",
+                              name=getattr(error, "name", None)) from error
+        if _IMPORT_HOOK in sys.meta_path:
+            _patch_module(module.__name__, module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+class _StandinImportHook(importlib.abc.MetaPathFinder):
+    """A ``sys.meta_path`` finder that finds nothing itself: for a module with host functions
+    to replace (or one watched for its errors) it asks the other finders, and wraps the loader
+    they return in :class:`_PatchingLoader`. So a module imported after
+    :func:`install_standin_kernels`, whenever that is (Vim's mamba-1p1p1 put on ``sys.path``
+    later, VMamba's csm_triton), is patched before anyone can bind its functions."""
+
+    def find_spec(self, fullname, path, target=None):
+        if not _patches_for(fullname) and fullname not in _WATCHED_FOR_ERRORS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
                 continue
-            _patched[(module_name, attr)] = real
-            setattr(module, attr, _triton_standin(module_name, attr, real, fake))
-    return bool(_patched)
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module") \
+                and not isinstance(spec.loader, _PatchingLoader):
+            spec.loader = _PatchingLoader(spec.loader)
+        return spec
+
+
+_IMPORT_HOOK = _StandinImportHook()
+
+
+def _patch_triton_functions() -> bool:
+    """Where no CUDA device is present: install the import hook, and replace the host functions
+    of the modules already imported; ``True`` if the hook is (now) installed."""
+    if torch.cuda.is_available():
+        return False
+    if _IMPORT_HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _IMPORT_HOOK)
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, types.ModuleType) and _patches_for(name):
+            _patch_module(name, module)
+    return True
 
 
 def _unpatch_triton_functions() -> bool:
-    """Put the real Triton host functions back; ``True`` if any was replaced."""
+    """Remove the import hook and put the real host functions back, in their modules and
+    wherever a module bound a stand-in; ``True`` if the hook was installed or any function
+    was replaced."""
+    hooked = _IMPORT_HOOK in sys.meta_path
+    while _IMPORT_HOOK in sys.meta_path:
+        sys.meta_path.remove(_IMPORT_HOOK)
     restored = bool(_patched)
-    for (module_name, attr), real in list(_patched.items()):
-        setattr(sys.modules[module_name], attr, real)
-        del _patched[(module_name, attr)]
-    return restored
+    real_of = {id(r.standin): (r.standin, r.real) for r in _patched}
+    for record in _patched:
+        if record.module.__dict__.get(record.attr) is record.standin:
+            setattr(record.module, record.attr, record.real)
+    attrs = {r.attr for r in _patched}
+    for module in list(sys.modules.values()):     # bound after the patch, e.g. by VMamba
+        if not isinstance(module, types.ModuleType):
+            continue
+        for attr in attrs:
+            value = module.__dict__.get(attr)
+            if id(value) in real_of and real_of[id(value)][0] is value:
+                setattr(module, attr, real_of[id(value)][1])
+    _patched.clear()
+    return hooked or restored
 
 
 class _StandinModule(types.ModuleType):
@@ -261,20 +440,44 @@ def _real_extension_imports(name: str) -> bool:
     return True
 
 
+def standin_hint(error: BaseException) -> str:
+    """``" (a CUDA extension the stand-ins replace: add --standins ...)"`` when ``error`` is an
+    ``ImportError`` for one of ``EXTENSION_NAMES`` (``ModuleNotFoundError: No module named
+    'selective_scan_cuda'``) or, with the stand-ins not installed, the ``ValueError: Expected a
+    cuda device`` of VMamba's cross scan on CPU; else ``""``. The command lines append it to
+    their one-line reason."""
+    if isinstance(error, ImportError):
+        name = getattr(error, "name", None) or ""
+        if name in EXTENSION_NAMES or any(f"'{n}'" in str(error) for n in EXTENSION_NAMES):
+            return (" (a CUDA extension that fvcore_ext's stand-ins replace: add --standins "
+                    "to count without it)")
+    if isinstance(error, ValueError) and "Expected a cuda device" in str(error) \
+            and _IMPORT_HOOK not in sys.meta_path:
+        # VMamba's csm_triton.cross_scan_fn on a CPU or meta tensor
+        return " (code that expects CUDA, as VMamba's cross scan does: add --standins)"
+    return ""
+
+
 def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
     """Put a stand-in in ``sys.modules`` for each extension in ``names`` (default: all of
     ``STANDIN_NAMES``) that cannot be imported, and warn once which ones are active. Call it
-    before importing mamba_ssm, causal_conv1d or VMamba. The name ``TRITON_FUNCTIONS``
-    (``"mamba_ssm.ops.triton"``) replaces mamba-ssm's Triton host functions (module docstring)
-    when mamba-ssm is installed and no CUDA device is present; it imports mamba_ssm, after the
-    extension stand-ins.
+    before importing mamba_ssm, causal_conv1d, Vim or VMamba.
+
+    The name ``TRITON_FUNCTIONS`` (``"mamba_ssm.ops.triton"``), where no CUDA device is
+    present, replaces the host functions that launch Triton kernels (module docstring) in the
+    modules already imported, and installs an import hook that replaces them in every such
+    module imported later, whenever that is: Vim's mamba-1p1p1 put on ``sys.path`` after this
+    call, VMamba's ``csm_triton`` and its own ``mamba2/ssd_combined``. It imports nothing
+    itself. If one of those modules then fails to import for a reason the pack knows (Triton
+    missing, Vim's mamba-ssm 1.x under transformers 5), the ``ImportError`` names it
+    (:func:`import_error_hint`).
 
     Returns:
-        The names now served by stand-ins (empty when every real extension imports).
+        The names now served by stand-ins (empty when every real extension imports and a CUDA
+        device is present).
 
     Raises:
         KeyError: a name without a stand-in.
-        ImportError: mamba-ssm is installed but its Triton modules do not import.
     """
     chosen = list(STANDIN_NAMES if names is None else names)
     unknown = [n for n in chosen if n not in STANDIN_NAMES]
@@ -303,9 +506,10 @@ def install_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
 
 def remove_standin_kernels(names: Optional[Sequence[str]] = None) -> List[str]:
     """Remove the stand-ins in ``names`` (default: every stand-in, ``mmcv._ext``'s included)
-    from ``sys.modules``, and put the real Triton functions back if ``TRITON_FUNCTIONS`` is
-    among them; returns the names removed. Modules imported while an extension stand-in was
-    installed keep their reference to it."""
+    from ``sys.modules``; if ``TRITON_FUNCTIONS`` is among them, remove the import hook and put
+    the real host functions back, also where a module bound a stand-in with ``from ... import``.
+    Returns the names removed. Modules imported while an extension stand-in was installed keep
+    their reference to it."""
     removed = [n for n, m in list(sys.modules.items())
                if _is_standin(m) and (names is None or n in names)]
     for name in removed:
@@ -320,7 +524,7 @@ def standin_kernels(names: Optional[Sequence[str]] = None) -> Iterator[List[str]
     """:func:`install_standin_kernels` for the ``with`` block (yielding the active names), then
     remove the stand-ins it installed."""
     before = {n for n, m in sys.modules.items() if _is_standin(m)}
-    triton_before = bool(_patched)
+    triton_before = _IMPORT_HOOK in sys.meta_path
     active = install_standin_kernels(names)
     try:
         yield active

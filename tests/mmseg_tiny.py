@@ -1,5 +1,5 @@
 """A tiny backbone registered in mmseg's MODELS, imported through a config's custom_imports
-(the way VMamba registers its backbones)."""
+(VMamba registers its own with `import model` instead: tests/mmseg_imported.py)."""
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn

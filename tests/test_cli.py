@@ -177,3 +177,19 @@ def test_strict_flag_fails_on_an_unknown_op(capsys, spec, op):
     assert status == 2 and out == ""
     assert err.startswith(f"error: strict mode: {op} (in <top>) cannot be counted: no rule")
     assert err.count("\n") == 1
+
+
+def test_standins_option_counts_a_model_that_imports_a_cuda_extension(capsys, monkeypatch):
+    # issue 21: Vim's and VMamba's model files import the Mamba CUDA extensions; without them
+    # the spec fails to import, with a reason that names --standins.
+    for name in ("tests.scan_model", "selective_scan_cuda"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    status, out, err = run(capsys, "tests.scan_model:build", "--input-shape", "1", "3", "8", "8")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "selective_scan_cuda" in err and "add --standins" in err
+    status, out, _ = run(capsys, "tests.scan_model:build", "--input-shape", "1", "3", "8", "8",
+                         "--standins", "--format", "json", "--preset", "paper")
+    report = json.loads(out)
+    scan = 9 * 16 * 8 * 4 + 16 * 8           # 9·B·L·D·N + B·D·L (D), L = 4x4 positions
+    assert status == 0 and report["by_operator"]["PythonOp.SelectiveScanFn"] == scan
+    assert report["unsupported_ops"] == {}

@@ -208,3 +208,57 @@ def test_third_party_functions_and_conv_tbc():
         with torch.no_grad():
             results = torchprofile_ext.profile_macs(model, (x,), preset, reduction=None)
         assert torchprofile_ext.macs_by_operator(results) == expected
+
+
+class InPlaceViewsAndDiag(nn.Module):
+    """Issue 21, item 4: the in-place views and clamps, and CCNet's ``torch.diag``, which both
+    tools reported unsupported; a linear keeps the total non-zero. Input x (2, 1, 4, 4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4, bias=False)
+
+    def forward(self, x):
+        y = self.proj(x).clone()
+        y.squeeze_(1)                                    # (2, 4, 4)
+        y.transpose_(1, 2)
+        plane = y[0].clone()
+        plane.t_()
+        plane.clamp_min_(0.0)
+        plane.clamp_max_(1.0)
+        strided = y.clone().as_strided_((2, 8), (16, 1))
+        inf_diag = torch.diag(torch.full((4,), float("-inf")))    # CCNet's INF mask
+        return y, plane + inf_diag, strided
+
+
+@pytest.mark.parametrize("preset", ["full", "paper"])
+def test_in_place_views_clamps_and_diag_cost_nothing(preset):
+    from tests.helpers import count_in_both_tools
+    model, x = InPlaceViewsAndDiag().eval(), torch.randn(2, 1, 4, 4)
+    report = count_in_both_tools(model, [x], preset)
+    linear = 2 * 4 * 4 * 4
+    assert report.total_macs == linear + (16 if preset == "full" else 0)     # plane + inf_diag
+    families = {o.op: o.family for o in census(model, x).ops}
+    for op in ("transpose_", "t_", "squeeze_", "as_strided_", "clamp_min_", "clamp_max_",
+               "diag"):
+        assert families[f"aten::{op}"] == "zero-cost", op
+
+
+class PReLUAndAdaptiveMaxPool(nn.Module):
+    """Issue 21's mmseg sweep: CGNet's PReLU (an activation, 1 x numel under full) and SAN's
+    adaptive max pooling (a pick, 0); input x (1, 4, 6, 6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.PReLU(4)
+
+    def forward(self, x):
+        return self.act(x), F.adaptive_max_pool2d(x, 2), F.adaptive_max_pool1d(x.flatten(2), 3)
+
+
+@pytest.mark.parametrize("preset, expected", [("full", 4 * 36), ("paper", 0)])
+def test_prelu_is_an_activation_adaptive_max_pool_costs_nothing(preset, expected):
+    from tests.helpers import count_in_both_tools
+    report = count_in_both_tools(PReLUAndAdaptiveMaxPool().eval(), [torch.randn(1, 4, 6, 6)],
+                                 preset)
+    assert report.total_macs == expected

@@ -1,5 +1,7 @@
 """The mmseg get_flops drop-in, with mmsegmentation 1.2.2 and mmcv-lite (no compiled ops)."""
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,87 @@ def test_device_meta_on_a_data_dependent_model_is_one_line(capsys, monkeypatch):
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: cannot count on meta")
     assert err.rstrip().endswith("(--device cpu)")
+
+
+# ---------------------------------------------------------------- issue 21: how users run it
+IMPORTED = "tests/mmseg_configs/tiny_segmentor_imported.py"
+SCAN = "tests/mmseg_configs/tiny_scan_segmentor.py"
+# at 32x32: stem conv 3->8 s2 (16x16) + BN, the scan (9·B·L·D·N + B·D·L for D), conv_seg 8->4
+SCAN_PAPER = {"conv": 8 * 3 * 9 * 256 + 4 * 8 * 256, "batch_norm": 2 * 8 * 256,
+              "PythonOp.SelectiveScanFn": 9 * 256 * 8 * 4 + 256 * 8}
+
+
+@pytest.fixture
+def unimported(monkeypatch):
+    """tests.mmseg_imported, tests.mmseg_scan and tests.scan_model not imported, their backbones not registered
+    and no selective_scan_cuda in sys.modules for this test; all put back afterwards."""
+    from mmseg.registry import MODELS
+    for name in ("tests.mmseg_imported", "tests.mmseg_scan", "tests.scan_model",
+                 "selective_scan_cuda"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    for name in ("TinyImportedBackbone", "TinyScanBackbone"):
+        monkeypatch.delitem(MODELS._module_dict, name, raising=False)
+
+
+def test_import_option_registers_what_the_config_does_not_import(capsys, unimported):
+    status, _, err = run(capsys, IMPORTED, "--shape", "32")
+    assert status == 2 and "TinyImportedBackbone is not in the mmseg::model registry" in err
+    status, out, _ = run(capsys, IMPORTED, "--shape", "32", "--format", "json",
+                         "--import", "tests.mmseg_imported")
+    assert status == 0 and json.loads(out)["by_operator"] == TINY_PAPER
+    status, _, err = run(capsys, IMPORTED, "--import", "no_such_module_21")
+    assert status == 2 and err.count("\n") == 1 and "--import no_such_module_21 failed" in err
+
+
+def test_cfg_options_custom_imports_run_after_the_merge(capsys, unimported):
+    status, out, _ = run(capsys, IMPORTED, "--shape", "32", "--format", "json",
+                         "--cfg-options", "custom_imports.imports=[tests.mmseg_imported]")
+    assert status == 0 and json.loads(out)["by_operator"] == TINY_PAPER
+
+
+def test_standins_option_counts_a_backbone_that_imports_a_cuda_extension(capsys, unimported):
+    status, out, err = run(capsys, SCAN, "--shape", "32", "--import", "tests.mmseg_scan")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "selective_scan_cuda" in err and "add --standins" in err
+    status, out, _ = run(capsys, SCAN, "--shape", "32", "--format", "json", "--standins",
+                         "--import", "tests.mmseg_scan")
+    report = json.loads(out)
+    assert status == 0 and report["by_operator"] == SCAN_PAPER
+    assert report["unsupported_ops"] == {} and report["uncounted"] == []
+
+
+# CascadeEncoderDecoder: a list of decode heads. OCRNet's heads are plain tensor-mode heads;
+# PointRend's PointHead refines at test time (mmseg's tensor mode cannot run it), so its
+# inference path (encode_decode) is counted.
+@pytest.mark.parametrize("config", [
+    "ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py",
+    "point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py",
+])
+def test_cascade_segmentors_count(capsys, config):
+    status, out, err = run(capsys, str(CONFIGS / config), "--shape", "64", "--device", "meta",
+                           "--format", "json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["total_macs"] > 0 and report["unsupported_ops"] == {}
+    assert report["uncounted"] == []
+    if "point_rend" in config:      # point_sample is a grid_sample at the refined points
+        assert report["by_operator"]["grid_sampler"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mmdet") is None, reason="needs mmdet")
+def test_maskformer_heads_count_with_mmdet(capsys):
+    config = str(CONFIGS / "maskformer" / "maskformer_r50-d32_8xb2-160k_ade20k-512x512.py")
+    status, out, err = run(capsys, config, "--shape", "64", "--format", "json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["unsupported_ops"] == {} and report["uncounted"] == []
+    assert report["by_operator"]["linear"] > 0            # the transformer decoder's queries
+
+
+def test_change_detection_config_gets_its_six_channels(capsys):
+    # LEVIR-CD stacks two pictures: the random input has the data preprocessor's 6 channels
+    config = str(CONFIGS / "swin" / "swin-tiny-patch4-window7_upernet_1xb8-20k_levir-256x256.py")
+    status, out, err = run(capsys, config, "--shape", "64", "--device", "meta")
+    assert status == 0, err
+    assert "Counted on: (1, 6, 64, 64)" in out
+    assert "Not counted: nothing, every op in the trace has a rule" in out
