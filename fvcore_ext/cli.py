@@ -141,6 +141,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 bad input or an untraceable model).
     ``compare MODEL ...`` runs :func:`fvcore_ext.compare.compare_tools` instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
+        from .hf import main as hf_main
+        return hf_main(argv)
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
     try:
