@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .analysis import CountReport, count_model
-from .hf_inputs import InputSynthesisError, make_inputs
+from .hf_inputs import InputSynthesisError, make_inputs, no_data_checks
 from .meta import MetaDeviceError, build_on_meta
 from .op_table import FAMILIES, OP_TABLE
 from .rules import PRESETS, check_preset
@@ -325,7 +325,7 @@ def _count(model, tensors, names, preset, strict, engine) -> CountReport:
             raise HFSpecError(f"engine {engine!r} is not available in this version "
                               f"(only the JIT engine)")
         kwargs["engine"] = engine
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), no_data_checks():
         warnings.simplefilter("ignore")
         return count_model(model, tensors, names, preset, strict, **kwargs)
 
@@ -458,7 +458,7 @@ def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: st
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from .meta import meta_tracing
-        with meta_tracing():
+        with meta_tracing(), no_data_checks():
             out = model(**dict(zip(names, tensors)), use_cache=True)
     cache = next((getattr(out, k) for k in CACHE_NAMES if getattr(out, k, None) is not None),
                  None)

@@ -9,19 +9,39 @@ made raises :class:`InputSynthesisError` with one line naming what is missing.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
-__all__ = ["InputSynthesisError", "make_inputs", "image_hw", "special_token_ids",
-           "is_vision_language"]
+__all__ = ["InputSynthesisError", "image_hw", "is_vision_language", "make_inputs",
+           "no_data_checks", "special_token_ids", "token_ids"]
 
 ImageSize = Union[None, int, Sequence[int]]
 
 TOKEN_LOW = 3          # ids 0-2 are pad / bos / eos in most vocabularies
 TOKEN_HIGH = 100       # small ids: valid in every vocabulary, shrunk ones included
+
+
+@contextlib.contextmanager
+def no_data_checks():
+    """Turn off transformers' data-dependent consistency checks (``torch_compilable_check``,
+    which compares an image-token count with the image features' rows by reading tensor
+    values) for the block, with transformers' own switch ``TRANSFORMERS_DISABLE_TORCH_CHECK=1``.
+    On meta there are no values to read; the inputs made here are consistent by construction.
+    """
+    old = os.environ.get("TRANSFORMERS_DISABLE_TORCH_CHECK")
+    os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"]
+        else:
+            os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"] = old
 
 
 class InputSynthesisError(ValueError):
@@ -75,15 +95,15 @@ def token_ids(config, batch: int, length: int, seed: int = 0) -> torch.Tensor:
     return torch.where(bad, torch.full_like(ids, allowed[0]), ids)
 
 
-def image_hw(config, image_size: ImageSize = None) -> Tuple[int, int]:
+def image_hw(config, image_size: ImageSize = None, default: int = 224) -> Tuple[int, int]:
     """``(H, W)`` of the image the model takes: ``image_size`` if given (an int or ``(H, W)``),
-    else the vision config's ``image_size`` (224 when it has none)."""
+    else the vision config's ``image_size`` (``default`` when it has none)."""
     if image_size is None:
         vision = _vision_config(config)
         image_size = getattr(vision, "image_size", None) or getattr(config, "image_size", None)
         if isinstance(image_size, dict):     # {"height": H, "width": W}
             image_size = (image_size.get("height"), image_size.get("width"))
-        image_size = image_size or 224
+        image_size = image_size or default
     if isinstance(image_size, int):
         return image_size, image_size
     sizes = [int(s) for s in image_size]
@@ -122,7 +142,7 @@ class _Inputs:
 def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixels: bool = False,
                 seq_len: int = 16, decoder_seq_len: Optional[int] = None, batch: int = 1,
                 image_size: ImageSize = None, audio_samples: int = 16000,
-                device: Optional[Union[str, torch.device]] = None
+                default_image_size: int = 224, device: Optional[Union[str, torch.device]] = None
                 ) -> Tuple[List[torch.Tensor], List[str], Dict[str, Any]]:
     """Inputs for ``model.forward`` as ``(tensors, keyword names, description)``.
 
@@ -130,7 +150,8 @@ def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixe
     - token ids ``input_ids`` ``(batch, seq_len)`` (no attention mask: unpadded, the model's
       own causal mask); an encoder–decoder also gets ``decoder_input_ids``
       ``(batch, decoder_seq_len)`` (default: ``seq_len``);
-    - ``pixel_values`` ``(batch, C, H, W)`` at ``image_size`` or the config's (videos:
+    - ``pixel_values`` ``(batch, C, H, W)`` at ``image_size``, else the config's, else
+      ``default_image_size`` (videos:
       ``(batch, frames, C, H, W)``); ``pixels=True`` adds them to a text model (CLIP-like);
     - ``input_features``: Whisper-like ``(batch, mel_bins, 2 · max_source_positions)`` (its
       30 s window), Speech2Text ``(batch, 64, features)``, else ``(batch, 64, mel_bins)``;
@@ -154,11 +175,15 @@ def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixe
     name = getattr(model, "main_input_name", "input_ids")
     params = inspect.signature(model.forward).parameters
     out = _Inputs()
-    if is_vision_language(model, config):
-        _vision_language_inputs(out, model, config, model_type, seq_len, batch, image_size)
+    if "aspect_ratio_ids" in params and "cross_attention_mask" in params:
+        _cross_attention_vlm_inputs(out, config, seq_len, batch, image_size, default_image_size)
+    elif is_vision_language(model, config):
+        _vision_language_inputs(out, model, config, model_type, seq_len, batch, image_size,
+                                default_image_size)
     else:
         _plain_inputs(out, model, config, name, params, pixels, seq_len, decoder_seq_len,
-                      batch, image_size, audio_samples)
+                      batch, image_size or image_hw(config, None, default_image_size),
+                      audio_samples)
     if device is not None:
         out.tensors = [t.to(device) for t in out.tensors]
     return out.tensors, out.names, out.desc
@@ -221,14 +246,13 @@ def _qwen_vl_patches(config, h: int, w: int) -> Tuple[torch.Tensor, torch.Tensor
 
 def _count_image_tokens(model, pixel_values, extra: Dict[str, torch.Tensor]) -> int:
     """Image tokens the model's language model receives for ``pixel_values``: the rows of what
-    ``get_image_features`` returns, run on a meta copy (shapes only)."""
-    from .meta import copy_to_device, meta_tracing
+    ``get_image_features`` returns, run where the model is (on meta: shapes only)."""
+    from .meta import meta_tracing
 
-    meta = copy_to_device(model, "meta")
-    with torch.no_grad(), meta_tracing():
-        features = meta.get_image_features(pixel_values=pixel_values.to("meta"),
-                                           **{k: v.to("meta") if k != "image_grid_thw" else v
-                                              for k, v in extra.items()})
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with torch.no_grad(), meta_tracing(), no_data_checks():
+        features = model.get_image_features(pixel_values=pixel_values.to(device),
+                                            **{k: v[:1].to(device) for k, v in extra.items()})
     if hasattr(features, "pooler_output") and features.pooler_output is not None:
         features = features.pooler_output
     elif hasattr(features, "last_hidden_state"):
@@ -242,11 +266,11 @@ def _count_image_tokens(model, pixel_values, extra: Dict[str, torch.Tensor]) -> 
 
 
 def _vision_language_inputs(out: _Inputs, model, config, model_type, seq_len, batch,
-                            image_size) -> None:
+                            image_size, default_image_size) -> None:
     model_type = model_type or getattr(config, "model_type", "")
     params = inspect.signature(model.forward).parameters
     image_token = _image_token_id(config)
-    h, w = image_hw(config, image_size)
+    h, w = image_hw(config, image_size, default_image_size)
     vision = _vision_config(config)
     channels = getattr(vision, "num_channels", None) or 3
     extra: Dict[str, torch.Tensor] = {}
@@ -259,8 +283,12 @@ def _vision_language_inputs(out: _Inputs, model, config, model_type, seq_len, ba
         end = getattr(config, "vision_end_token_id", None)
     else:
         shape = (batch, channels, h, w)
-        if model_type.startswith("idefics"):         # (B, images, C, H, W)
+        if "pixel_attention_mask" in params:         # Idefics, SmolVLM: (B, images, C, H, W)
             shape = (batch, 1, channels, h, w)
+        wants = inspect.signature(model.get_image_features).parameters
+        if "image_sizes" in wants and wants["image_sizes"].default is inspect.Parameter.empty \
+                and "image_sizes" in params:         # Pixtral / Mistral3 need them
+            extra["image_sizes"] = torch.tensor([[h, w]] * batch)
         pixel_values = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
         try:
             per_image = _count_image_tokens(model, pixel_values[:1], extra)
@@ -284,3 +312,30 @@ def _vision_language_inputs(out: _Inputs, model, config, model_type, seq_len, ba
     for key, tensor in extra.items():
         out.add(key, tensor)
     out.desc["image_tokens"] = per_image
+
+
+def _cross_attention_vlm_inputs(out: _Inputs, config, seq_len, batch, image_size,
+                                default_image_size) -> None:
+    """Mllama: the prompt holds one image token (after bos); the image is cut into tiles that
+    the text attends to through cross-attention. One square image is one tile (aspect ratio
+    1x1, id 1) of ``max_num_tiles`` slots, as ``MllamaImageProcessor`` gives it."""
+    vision = _vision_config(config)
+    tiles = int(getattr(vision, "max_num_tiles", 4))
+    h, w = image_hw(config, image_size, default_image_size)
+    channels = getattr(vision, "num_channels", None) or 3
+    image_token = _image_token_id(config)
+    text = token_ids(config, batch, seq_len)
+    ids = torch.cat([text[:, :1], torch.full((batch, 1), image_token), text[:, 1:]], dim=1) \
+        if image_token is not None else text
+    length = ids.shape[1]
+    g = torch.Generator().manual_seed(0)
+    out.add("input_ids", ids)
+    out.add("pixel_values", torch.randn(batch, 1, tiles, channels, h, w, generator=g))
+    out.add("aspect_ratio_ids", torch.ones(batch, 1, dtype=torch.long))
+    mask = torch.zeros(batch, 1, tiles, dtype=torch.long)
+    mask[:, :, 0] = 1
+    out.add("aspect_ratio_mask", mask)
+    cross = torch.zeros(batch, length, 1, tiles, dtype=torch.long)
+    cross[:, :, :, 0] = 1
+    out.add("cross_attention_mask", cross)
+    out.desc["image_tokens"] = 1
