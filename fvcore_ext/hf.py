@@ -310,8 +310,11 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
 # ---------------------------------------------------------------- counting
 
 def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=None):
+    # A text-and-vision model (CLIP, BLIP, OWL-ViT) is counted with both towers.
+    pixels = "pixel_values" in inspect.signature(hf.model.forward).parameters and \
+        getattr(hf.config, "vision_config", None) is not None
     try:
-        return make_inputs(hf.model, hf.config, hf.model_type, seq_len=seq_len,
+        return make_inputs(hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
                            decoder_seq_len=decoder_seq_len, batch=batch,
                            image_size=image_size, device=hf.device)
     except InputSynthesisError as error:
