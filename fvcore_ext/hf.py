@@ -309,14 +309,15 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
 
 # ---------------------------------------------------------------- counting
 
-def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=None):
+def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=None,
+            text_only: bool = False):
     # A text-and-vision model (CLIP, BLIP, OWL-ViT) is counted with both towers.
     pixels = "pixel_values" in inspect.signature(hf.model.forward).parameters and \
-        getattr(hf.config, "vision_config", None) is not None
+        getattr(hf.config, "vision_config", None) is not None and not text_only
     try:
         return make_inputs(hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
                            decoder_seq_len=decoder_seq_len, batch=batch,
-                           image_size=image_size, device=hf.device)
+                           image_size=image_size, text_only=text_only, device=hf.device)
     except InputSynthesisError as error:
         raise HFSpecError(f"{hf.model_type}: {error}") from None
 
@@ -352,7 +353,7 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
              image_size=None, overrides: Optional[Dict[str, Any]] = None,
              head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
              device: str = "meta", decoder_seq_len: Optional[int] = None,
-             strict: bool = False) -> CountReport:
+             text_only: bool = False, strict: bool = False) -> CountReport:
     """Count a Hugging Face model from its config: the forward pass (prefill) over inputs
     synthesised by :func:`fvcore_ext.hf_inputs.make_inputs`.
 
@@ -370,6 +371,9 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
         engine: ``None`` or ``"jit"``: the JIT tracer (fvcore + the pack's handles);
             ``"dispatch"`` where this version of :func:`fvcore_ext.count_model` has it.
         device: ``"meta"`` (default; shapes only, the CPU numbers) or ``"cpu"``.
+        decoder_seq_len: an encoder–decoder's decoder tokens (default ``seq_len``).
+        text_only: token ids only, no image (a VLM's language path).
+        strict: raise instead of counting 0 where an op cannot be counted.
 
     Returns:
         A :class:`fvcore_ext.CountReport` (MACs; ``total_flops`` = 2 x MACs).
@@ -383,7 +387,7 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
     """
     check_preset(preset)
     hf = load_hf(spec, overrides, head, device)
-    tensors, names, _ = _inputs(hf, seq_len, batch, image_size, decoder_seq_len)
+    tensors, names, _ = _inputs(hf, seq_len, batch, image_size, decoder_seq_len, text_only)
     return _count(hf.model, tensors, names, preset, strict, engine)
 
 
@@ -446,7 +450,7 @@ def _strip_model(name: str) -> str:
 
 
 def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: str,
-                 strict: bool, engine) -> CountReport:
+                 strict: bool, engine, text_only: bool = False) -> CountReport:
     model, config = hf.model, hf.config
     params = inspect.signature(model.forward).parameters
     # transformers 5.25 calls the argument and the output field "cache"; before, it was
@@ -457,7 +461,7 @@ def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: st
                           f"{' / '.join(CACHE_NAMES)} argument): it has no decode step")
     if engine not in (None, "jit"):
         raise HFSpecError("the decode step is counted by the JIT engine (cache wrapped)")
-    tensors, names, _ = _inputs(hf, cache_len, batch, image_size)
+    tensors, names, _ = _inputs(hf, cache_len, batch, image_size, text_only=text_only)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from .meta import meta_tracing
@@ -495,7 +499,7 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
                  new_tokens: int = DEFAULT_NEW_TOKENS, batch: int = 1, image_size=None,
                  overrides: Optional[Dict[str, Any]] = None, head: Optional[str] = None,
                  preset: str = "full", engine: Optional[str] = None, device: str = "meta",
-                 strict: bool = False) -> DecodeCost:
+                 text_only: bool = False, strict: bool = False) -> DecodeCost:
     """One generation step after a prefill of ``seq_len`` tokens, and the cost of generating
     ``new_tokens`` tokens.
 
@@ -521,16 +525,17 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
     if new_tokens < 1:
         raise HFSpecError(f"new_tokens must be at least 1, not {new_tokens}")
     hf = load_hf(spec, overrides, head, device)
-    step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine)
+    step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine, text_only)
     if new_tokens == 1:
         return DecodeCost(seq_len, step, 0, 1, step.total_macs, True)
-    after = _decode_step(hf, seq_len + 1, batch, image_size, preset, strict, engine).total_macs
+    after = _decode_step(hf, seq_len + 1, batch, image_size, preset, strict, engine,
+                         text_only).total_macs
     slope = after - step.total_macs
     steps = new_tokens - 1
     exact = True
     if new_tokens > 2:
         last = _decode_step(hf, seq_len + steps, batch, image_size, preset, strict,
-                            engine).total_macs
+                            engine, text_only).total_macs
         exact = last == step.total_macs + slope * steps
         if not exact:
             slope_avg = (last - step.total_macs) / steps
@@ -546,7 +551,8 @@ def sweep_hf(spec: Union[str, HFModel], seq_lens: Sequence[int], batch: int = 1,
              image_size=None, overrides: Optional[Dict[str, Any]] = None,
              head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
              device: str = "meta", decode: bool = False,
-             new_tokens: int = DEFAULT_NEW_TOKENS, strict: bool = False) -> List[SweepRow]:
+             new_tokens: int = DEFAULT_NEW_TOKENS, text_only: bool = False,
+             strict: bool = False) -> List[SweepRow]:
     """:func:`count_hf` (and, with ``decode``, :func:`count_decode`) at each length of
     ``seq_lens``, building the model once. Returns one :class:`SweepRow` per length (MACs).
     Raises what :func:`count_hf` raises."""
@@ -555,9 +561,10 @@ def sweep_hf(spec: Union[str, HFModel], seq_lens: Sequence[int], batch: int = 1,
     for n in seq_lens:
         t0 = time.perf_counter()
         report = count_hf(hf, n, batch, image_size, preset=preset, engine=engine,
-                          strict=strict)
+                          text_only=text_only, strict=strict)
         cost = count_decode(hf, n, new_tokens, batch, image_size, preset=preset,
-                            engine=engine, strict=strict) if decode else None
+                            engine=engine, text_only=text_only, strict=strict) \
+            if decode else None
         rows.append(SweepRow(n, report, families(report), cost,
                              round(time.perf_counter() - t0, 2)))
     return rows
@@ -691,6 +698,8 @@ def _parser() -> argparse.ArgumentParser:
                         "text_config.num_hidden_layers=2); repeatable")
     p.add_argument("--head", help=f"model class: {', '.join(HEADS)} or a transformers class "
                                   f"name (default: the base model)")
+    p.add_argument("--text-only", action="store_true",
+                   help="token ids only: a vision-language model's language path, no image")
     p.add_argument("--decode", action="store_true",
                    help="also count one generation step at a KV cache of each length")
     p.add_argument("--new-tokens", type=int, default=DEFAULT_NEW_TOKENS,
@@ -732,7 +741,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             if len(lengths) == 1 and not args.decode and not args.plot:
                 report = count_hf(hf, lengths[0], args.batch, image, preset=args.preset,
-                                  engine=args.engine, strict=args.strict)
+                                  engine=args.engine, text_only=args.text_only,
+                                  strict=args.strict)
                 text = format_report(report, args.format, args.depth, title=title)
                 if args.format != "json":
                     fams = families(report)
@@ -744,7 +754,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return 0
             rows = sweep_hf(hf, lengths, args.batch, image, preset=args.preset,
                             engine=args.engine, decode=args.decode,
-                            new_tokens=args.new_tokens, strict=args.strict)
+                            new_tokens=args.new_tokens, text_only=args.text_only,
+                            strict=args.strict)
         except MetaDeviceError as error:
             raise HFSpecError(error.line("--device cpu")) from None
         except HFSpecError:

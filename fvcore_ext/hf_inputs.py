@@ -142,7 +142,7 @@ class _Inputs:
 def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixels: bool = False,
                 seq_len: int = 16, decoder_seq_len: Optional[int] = None, batch: int = 1,
                 image_size: ImageSize = None, audio_samples: int = 16000,
-                default_image_size: int = 224, device: Optional[Union[str, torch.device]] = None
+                default_image_size: int = 224, text_only: bool = False, device: Optional[Union[str, torch.device]] = None
                 ) -> Tuple[List[torch.Tensor], List[str], Dict[str, Any]]:
     """Inputs for ``model.forward`` as ``(tensors, keyword names, description)``.
 
@@ -162,6 +162,8 @@ def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixe
       ``vision_start`` and ``vision_end``; others after the first text token), with
       ``pixel_values`` (and ``image_grid_thw`` for Qwen2-VL).
 
+    ``text_only``: token ids alone (a VLM's language path, a text prompt with no image).
+
     Token values are drawn from ``[3, min(vocab, 100))`` with a fixed seed, never a special
     token; images and audio are ``randn``. On ``device="meta"`` only shapes are kept.
     ``desc`` maps each name to ``{"shape", "dtype"}`` (JSON-ready) and, for a VLM,
@@ -175,7 +177,13 @@ def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixe
     name = getattr(model, "main_input_name", "input_ids")
     params = inspect.signature(model.forward).parameters
     out = _Inputs()
-    if "aspect_ratio_ids" in params and "cross_attention_mask" in params:
+    if text_only:
+        if "input_ids" not in params:
+            raise InputSynthesisError(f"{type(model).__name__} takes no input_ids: it has no "
+                                      f"text-only input")
+        _plain_inputs(out, model, config, "input_ids", params, False, seq_len,
+                      decoder_seq_len, batch, None, audio_samples)
+    elif "aspect_ratio_ids" in params and "cross_attention_mask" in params:
         _cross_attention_vlm_inputs(out, config, seq_len, batch, image_size, default_image_size)
     elif is_vision_language(model, config):
         _vision_language_inputs(out, model, config, model_type, seq_len, batch, image_size,
