@@ -59,18 +59,34 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:240]
 
 
+def vocab_covering_specials(row) -> dict:
+    """The census shrinks a text sub-config's vocabulary to 512 but keeps the top config's
+    image / video token ids (151655, ...), which a real tokenizer would hold: grow the text
+    vocabulary to cover them (an override, as a user would pass with --set)."""
+    config = row["config"]
+    text = config.get("text_config")
+    if not isinstance(text, dict) or not isinstance(text.get("vocab_size"), int):
+        return {}
+    ids = [v for k, v in config.items() if isinstance(v, int) and not isinstance(v, bool)
+           and (k.endswith("_token_id") or k.endswith("_token_index"))]
+    if ids and max(ids) >= text["vocab_size"]:
+        return {"text_config.vocab_size": max(ids) + 1}
+    return {}
+
+
 def count_one(row, tmp: str, timeout: float) -> dict:
     path = os.path.join(tmp, f"{row['name']}.json")
     with open(path, "w") as f:
         json.dump(dict(row["config"], model_type=row["name"]), f)
     record = {"model_type": row["name"], "model_class": row["model_class"]}
+    overrides = vocab_covering_specials(row)
     for device in ("meta", "cpu"):
         t0 = time.time()
         try:
             with time_limit(timeout), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 report = count_hf(path, seq_len=16, decoder_seq_len=8, head=row["model_class"],
-                                  device=device)
+                                  device=device, overrides=overrides)
             record.update(status=f"counted on {device}", macs=report.total_macs,
                           seconds=round(time.time() - t0, 2),
                           inputs={n: list(s) for n, s in report.inputs},

@@ -312,8 +312,10 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
 def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=None,
             text_only: bool = False):
     # A text-and-vision model (CLIP, BLIP, OWL-ViT) is counted with both towers.
-    pixels = "pixel_values" in inspect.signature(hf.model.forward).parameters and \
-        getattr(hf.config, "vision_config", None) is not None and not text_only
+    params = inspect.signature(hf.model.forward).parameters
+    pixels = "pixel_values" in params and not text_only and (
+        getattr(hf.config, "vision_config", None) is not None
+        or params["pixel_values"].default is inspect.Parameter.empty)
     try:
         return make_inputs(hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
                            decoder_seq_len=decoder_seq_len, batch=batch,
