@@ -1,12 +1,16 @@
-"""Count one model with fvcore and the pack's handles, and collect everything a report needs.
+"""Count one model with one of the pack's engines, and collect everything a report needs.
 
-The model is counted in eval mode under ``torch.no_grad()`` (the fused attention handles make
-the fast paths count the same as the slow ones) and every module's mode is restored after.
+Two engines run the same op table: ``"jit"`` traces the model and counts with fvcore and the
+pack's handles; ``"dispatch"`` counts at PyTorch's dispatcher (:mod:`fvcore_ext.dispatch`), and
+can also count a backward pass. A forward count runs in eval mode under ``torch.no_grad()``
+(the fused attention handles make the fast paths count the same as the slow ones); a training
+count (``backward=True``) runs in train mode. Every module's mode is restored after.
 """
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -14,14 +18,18 @@ import torch
 from fvcore.nn import FlopCountAnalysis, parameter_count
 from torch import nn
 
+from . import dispatch
 from .diagnostics import UncountedOp, collect_ops
 from .handles import make_handles
 from .meta import copy_to_device, inputs_to_device, meta_tracing
-from .tracing import (TraceAdapter, eval_mode, parameter_consumers, unwrap_model,
-                      unwrap_name)
+from .op_table import families_by_name
+from .tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
+                      parameter_consumers, unwrap_model, unwrap_name)
 from .rules import check_preset
 
-__all__ = ["CountReport", "count_model"]
+__all__ = ["ENGINES", "CountReport", "count_model"]
+
+ENGINES = ("jit", "dispatch")
 
 @dataclass
 class CountReport:
@@ -50,6 +58,11 @@ class CountReport:
             count holds for inputs that take the same path.
         device: the device type the model was traced on (``"meta"``: shapes only, no
             arithmetic; the counts are the CPU counts).
+        engine: ``"jit"`` (fvcore's trace) or ``"dispatch"`` (PyTorch's dispatcher).
+        by_family: rule family (:data:`fvcore_ext.op_table.FAMILIES`: matmul, attention,
+            elementwise, ...) → MACs.
+        forward_macs, backward_macs: the two passes; ``total_macs`` is their sum.
+            ``backward_macs`` is 0 unless the count ran a backward pass (``backward=True``).
     """
 
     preset: str
@@ -67,6 +80,14 @@ class CountReport:
     train_mode_effects: List[str] = field(default_factory=list)
     trace_warnings: List[str] = field(default_factory=list)
     device: str = "cpu"
+    engine: str = "jit"
+    by_family: Dict[str, int] = field(default_factory=dict)
+    forward_macs: Optional[int] = None
+    backward_macs: int = 0
+
+    def __post_init__(self):
+        if self.forward_macs is None:
+            self.forward_macs = self.total_macs - self.backward_macs
 
     @property
     def total_flops(self) -> int:
@@ -83,9 +104,10 @@ class CountReport:
 
 def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
                 input_names: Optional[Sequence[Optional[str]]] = None, preset: str = "full",
-                strict: bool = False, device: Optional[Union[str, torch.device]] = None
-                ) -> CountReport:
-    """Count ``model`` on ``inputs`` with fvcore and the pack's handles.
+                strict: bool = False, device: Optional[Union[str, torch.device]] = None,
+                engine: str = "jit", backward: bool = False) -> CountReport:
+    """Count ``model`` on ``inputs`` with the pack's rules, by tracing (fvcore and the pack's
+    handles) or at PyTorch's dispatcher.
 
     Args:
         model: any ``nn.Module``; its output may be a tensor, tuple, list, dict or dataclass.
@@ -99,17 +121,31 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
             allocated, no arithmetic, the same counts as on CPU); ``model`` itself is never
             moved (:func:`fvcore_ext.meta.copy_to_device`). A model already on meta is
             counted as it is either way.
+        engine: ``"jit"`` (trace with ``torch.jit``, count with fvcore) or ``"dispatch"``
+            (run the model under :func:`fvcore_ext.dispatch.counting`: no trace, so
+            data-dependent models, dict or ``Cache`` inputs and ``torch.compile``d models
+            count too). Both give the same totals on every model both can run
+            (``../shared/CONVENTIONS.md``, "The dispatch engine").
+        backward: also run the backward pass from the sum of the floating outputs and count
+            it (``engine="dispatch"`` only), in train mode; ``CountReport.backward_macs``.
+            Every ``.grad`` is restored afterwards.
 
     Returns:
         A :class:`CountReport` (MACs).
 
     Raises:
-        ValueError: unknown preset, or the model returned no tensor.
+        ValueError: unknown preset or engine, ``backward`` with the JIT engine, the model
+            returned no tensor, or (``backward``) no output that requires grad.
         fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data (``.item()``,
             ``nonzero``) or runs an op without a meta kernel; one line, count on CPU instead.
         RuntimeError (and whatever the model raises): the model cannot be traced.
     """
     check_preset(preset)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if backward and engine != "dispatch":
+        raise ValueError("backward=True needs engine='dispatch': a JIT trace records no "
+                         "backward pass")
     model = unwrap_model(model)
     if device is not None:
         model = copy_to_device(model, device)
@@ -117,6 +153,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     names = list(input_names or [None] * len(inputs))
     adapter = TraceAdapter(model, names)
+    if engine == "dispatch":
+        return _count_dispatch(model, adapter, inputs, names, preset, strict, backward)
     analysis = FlopCountAnalysis(adapter, inputs)
     analysis.set_op_handle(**make_handles(preset, strict))
     analysis.unsupported_ops_warnings(False)
@@ -149,6 +187,89 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         train_mode_effects=_train_mode_effects(model) if was_training else [],
         trace_warnings=_trace_warnings(caught),
         device=_device_type(model, inputs),
+        by_family=_families(analysis.by_operator()),
+    )
+
+
+def _families(by_operator) -> Dict[str, int]:
+    families = families_by_name()
+    out: Dict[str, int] = {}
+    for name, macs in by_operator.items():
+        if macs:
+            family = families.get(name, "other")
+            out[family] = out.get(family, 0) + int(macs)
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
+
+
+def _no_op(module, args) -> None:
+    return None
+
+
+@contextmanager
+def _removed(hooks):
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@contextmanager
+def _grads_kept(tensors):
+    saved = [(t, t.grad) for t in tensors if t.requires_grad]
+    try:
+        for t, _ in saved:
+            t.grad = None
+        yield
+    finally:
+        for t, grad in saved:
+            t.grad = grad
+
+
+def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, preset: str,
+                    strict: bool, backward: bool) -> CountReport:
+    # fvcore's module hooks keep nn.TransformerEncoderLayer off its fused kernel ("forward
+    # pre-/hooks are attached to the module", torch/nn/modules/transformer.py); the same no-op
+    # hook here makes both engines count the same ops, family by family.
+    hooks = [m.register_forward_pre_hook(_no_op) for m in model.modules()
+             if isinstance(m, nn.TransformerEncoderLayer)]
+    with module_mode(model, training=backward) as was_training, _removed(hooks), \
+            torch.set_grad_enabled(backward), meta_tracing(), collect_ops() as log:
+        with dispatch.counting(preset, strict) as counter:
+            outputs = adapter(*inputs)
+            if backward:
+                floats = [t for t in flatten_tensors(outputs)
+                          if t.requires_grad and (t.is_floating_point() or t.is_complex())]
+                if not floats:
+                    raise ValueError("backward=True: no output of the model requires grad")
+                with counter.uncounted():     # seeding the gradient costs 0 (CONVENTIONS.md)
+                    loss = sum(t.real.sum() if t.is_complex() else t.sum() for t in floats)
+                # Counting is not a training step: every .grad is put back as it was, and
+                # starts empty so that an old one adds no accumulation to the count.
+                with _grads_kept(list(model.parameters()) + list(inputs)):
+                    loss.backward()
+    root = type(adapter).__name__
+    by_module: Dict[str, int] = {}
+    for name, macs in counter.by_module.items():
+        if name == root or name.startswith(root + "."):
+            by_module[unwrap_name(name[len(root) + 1:])] = int(macs)
+    return CountReport(
+        preset=preset,
+        inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
+        total_macs=counter.total_macs,
+        params=int(parameter_count(model)[""]),
+        by_operator={k: int(v) for k, v in counter.by_operator.most_common()},
+        by_module=dict(sorted(by_module.items())),
+        unsupported_ops=dict(counter.unknown_ops.most_common()),
+        uncounted=list(log.uncounted),
+        zero_by_design=dict(log.zero_by_design.most_common()),
+        was_training=was_training and not backward,
+        train_mode_effects=_train_mode_effects(model) if was_training and not backward else [],
+        device=_device_type(model, inputs),
+        engine="dispatch",
+        by_family={k: int(v) for k, v in counter.by_family.most_common() if v},
+        forward_macs=counter.forward_macs,
+        backward_macs=counter.backward_macs,
     )
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from .meta import meta_tracing
 
-__all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "parameter_consumers",
+__all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "module_mode", "parameter_consumers",
            "unwrap_model", "unwrap_name"]
 
 _WRAPPED = "model"
@@ -90,16 +90,21 @@ def unwrap_name(name: str) -> str:
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[bool]:
-    """Put every module of ``model`` in eval mode and restore each one's own mode on exit.
-    Yields whether ``model`` itself was in train mode."""
+def module_mode(model: nn.Module, training: bool) -> Iterator[bool]:
+    """Put every module of ``model`` in train (``training``) or eval mode and restore each
+    one's own mode on exit. Yields whether ``model`` itself was in train mode."""
     modes = {m: m.training for m in model.modules()}
     try:
-        model.eval()
+        model.train(training)
         yield modes.get(model, False)
     finally:
-        for module, training in modes.items():
-            module.training = training
+        for module, mode in modes.items():
+            module.training = mode
+
+
+def eval_mode(model: nn.Module):
+    """:func:`module_mode` in eval mode: yields whether ``model`` was in train mode."""
+    return module_mode(model, training=False)
 
 
 # Ops that only reshape or move a weight on its way to the op that computes with it.

@@ -28,8 +28,8 @@ def fvcore_count(model, inputs, preset="full", grad=False):
 
 def count_in_both_tools(model, inputs, preset):
     """The :class:`fvcore_ext.CountReport` of ``model`` under ``preset``, after checking that
-    nothing was unsupported or uncounted and that torchprofile (``torchprofile_ext``) gives the
-    same total."""
+    nothing was unsupported or uncounted, that torchprofile (``torchprofile_ext``) gives the
+    same total, and that the dispatch engine gives the same total and family totals."""
     import torchprofile_ext
     from fvcore_ext import count_model
 
@@ -38,7 +38,15 @@ def count_in_both_tools(model, inputs, preset):
         torchprofile_total = torchprofile_ext.profile_macs(model.eval(), tuple(inputs), preset)
     assert report.unsupported_ops == {} and report.uncounted == []
     assert torchprofile_total == report.total_macs
+    assert_engines_agree(report, count_model(model, inputs, preset=preset, engine="dispatch"))
     return report
+
+
+def assert_engines_agree(jit, dispatch):
+    """The dispatch engine's report equals the JIT engine's: total and every family total
+    (CONVENTIONS.md "The dispatch engine"), nothing unknown or uncounted in either."""
+    assert dispatch.unsupported_ops == {} and dispatch.uncounted == []
+    assert (dispatch.total_macs, dispatch.by_family) == (jit.total_macs, jit.by_family)
 
 
 def tiny_mixtral(experts_implementation):

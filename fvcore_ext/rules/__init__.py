@@ -4,6 +4,8 @@ Each module covers one family of ops; both tool adapters (``fvcore_ext.handles``
 ``torchprofile_ext``) read shapes from their graph and call these functions.
 """
 from .attention import native_mha_macs, sdpa_macs, transformer_encoder_layer_macs
+from .backward import (NORM_BACKWARD_PER_ELEMENT, conv_backward_macs, norm_backward_macs,
+                       sdpa_backward_macs)
 from .cost import PRESETS, Cost, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
 from .linalg import (addmm_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
@@ -26,4 +28,5 @@ __all__ = [
     "MACS_PER_OUTPUT", "grid_sample_macs", "upsample_macs",
     "bimamba_inner_macs", "causal_conv1d_macs", "mamba_inner_macs", "selective_scan_macs",
     "gated_norm_macs", "mamba_split_conv1d_scan_macs", "ssd_chunk_scan_macs", "ssd_layout",
+    "NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs", "norm_backward_macs", "sdpa_backward_macs",
 ]

@@ -1,0 +1,97 @@
+"""Backward passes: what a training count adds after the forward (``../shared/CONVENTIONS.md``,
+"Training: forward + backward").
+
+The dispatch engine (:mod:`fvcore_ext.dispatch`) sees the backward as aten ops. Matmuls
+(``mm``, ``bmm``, ``addmm``) and plain elementwise ops in the backward are counted by their
+forward rules as they run; the ops here are the backward kernels with no forward twin. Every
+result is MACs as a :class:`Cost`: matmul, convolution, normalisation, resampling and attention
+matmul work is ``core`` (kept under the paper preset, as the forward op is); the rest is
+``elementwise`` (0 under paper).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .attention import _batch
+from .cost import Cost, numel
+from .linalg import conv_macs
+
+__all__ = ["NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs", "norm_backward_macs",
+           "sdpa_backward_macs"]
+
+Shape = Sequence[int]
+
+# Per element of the normalised input x, from the reference backward of
+# y = x̂·γ + β, x̂ = (x − μ)·r (Ioffe & Szegedy 2015, §3; PyTorch's CPU kernel
+# aten/src/ATen/native/cpu/layer_norm_kernel.cpp, LayerNormBackwardKernelImplInternal):
+#   input gradient with batch statistics, dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ:
+#     x̂ recomputed from the saved mean and rstd (2), g·x̂ (1), the two means (2),
+#     x̂·mean(g·x̂) (1), two subtractions (2), the product with r (1): 9, plus g = dy·γ with
+#     affine weights (1);
+#   input gradient with running statistics (BatchNorm in eval): dx = dy·(γ·r), 1 per element
+#     (γ·r is per channel);
+#   weight gradient dγ = Σ dy·x̂: 2 (the product and its accumulation; x̂ as above);
+#   bias gradient dβ = Σ dy: 1.
+NORM_BACKWARD_PER_ELEMENT = {"input": 9, "input_affine": 1, "input_running_stats": 1,
+                             "weight": 2, "bias": 1}
+
+
+def conv_backward_macs(x: Shape, weight: Shape, grad_out: Shape, transposed: bool,
+                       input_grad: bool, weight_grad: bool, bias_grad: bool) -> Cost:
+    """``aten::convolution_backward`` of a convolution with input ``x``, ``weight`` and output
+    gradient ``grad_out`` (the forward output's shape). The input gradient and the weight
+    gradient are each a convolution with the forward's MACs (:func:`conv_macs`), counted only
+    when computed; the bias gradient sums ``grad_out`` over batch and space: 1 × its numel,
+    elementwise (``../shared/CONVENTIONS.md``, "Training")."""
+    forward = conv_macs(x, weight, grad_out, transposed).core
+    return Cost(core=forward * (int(input_grad) + int(weight_grad)),
+                elementwise=numel(grad_out) if bias_grad else 0)
+
+
+def norm_backward_macs(x: Shape, affine: bool, input_grad: bool, weight_grad: bool,
+                       bias_grad: bool, running_stats: bool = False) -> Cost:
+    """Backward of a layer, group, instance or batch norm of input ``x``
+    (``native_layer_norm_backward``, ``native_group_norm_backward``,
+    ``native_batch_norm_backward``): per element of ``x``, the counts of
+    :data:`NORM_BACKWARD_PER_ELEMENT` for each gradient computed. ``running_stats``: a
+    BatchNorm in eval mode, whose statistics are constants. Core, as the forward norm is
+    (counted under both presets)."""
+    per_element = 0
+    if input_grad:
+        if running_stats:
+            per_element += NORM_BACKWARD_PER_ELEMENT["input_running_stats"]
+        else:
+            per_element += NORM_BACKWARD_PER_ELEMENT["input"] + (
+                NORM_BACKWARD_PER_ELEMENT["input_affine"] if affine else 0)
+    if weight_grad:
+        per_element += NORM_BACKWARD_PER_ELEMENT["weight"]
+    if bias_grad:
+        per_element += NORM_BACKWARD_PER_ELEMENT["bias"]
+    return Cost(core=per_element * numel(x))
+
+
+def sdpa_backward_macs(q: Shape, k: Shape, v: Shape, query_grad: bool = True,
+                       key_grad: bool = True, value_grad: bool = True) -> Cost:
+    """The backward of ``scaled_dot_product_attention`` (every backend) with q ``(B, Hq, L, E)``,
+    k ``(B, Hkv, S, E)``, v ``(B, Hkv, S, Ev)``: what the backward of its explicit
+    implementation ``P = softmax((q @ kᵀ) · scale); O = P @ v`` computes
+    (``../shared/CONVENTIONS.md``, "Training"), at the query head count as the forward:
+
+    - ``dV = Pᵀ @ dO`` if v needs a gradient: ``B·Hq·L·S·Ev`` core;
+    - if q or k needs one: ``dP = dO @ vᵀ`` (``B·Hq·L·S·Ev`` core), the softmax gradient and
+      the scale gradient (``B·Hq·L·S`` elementwise each), then ``dQ = dS @ k`` and
+      ``dK = dSᵀ @ q`` (``B·Hq·L·S·E`` core each, only those needed).
+
+    With all three gradients that is four matmuls of the forward's size. A float mask's
+    gradient and the sum of a broadcast (GQA) key/value gradient over query heads are not
+    counted; dropout costs 0.
+    """
+    length, source = int(q[-2]), int(k[-2])
+    scores = _batch(q, k) * length * source
+    attend = _batch(q, k, v) * length * source * int(v[-1])
+    core = attend if value_grad else 0
+    elementwise = 0
+    if query_grad or key_grad:
+        core += attend + scores * int(q[-1]) * (int(query_grad) + int(key_grad))
+        elementwise = 2 * scores
+    return Cost(core=core, elementwise=elementwise)
