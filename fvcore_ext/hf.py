@@ -325,15 +325,14 @@ def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=N
 
 
 def _count(model, tensors, names, preset, strict, engine) -> CountReport:
-    kwargs = {}
-    if engine not in (None, "jit"):
-        if "engine" not in inspect.signature(count_model).parameters:
-            raise HFSpecError(f"engine {engine!r} is not available in this version "
-                              f"(only the JIT engine)")
-        kwargs["engine"] = engine
     with warnings.catch_warnings(), no_data_checks():
         warnings.simplefilter("ignore")
-        return count_model(model, tensors, names, preset, strict, **kwargs)
+        try:
+            return count_model(model, tensors, names, preset, strict, engine=engine or "jit")
+        except ValueError as error:
+            if "unknown engine" in str(error):
+                raise HFSpecError(str(error)) from None
+            raise
 
 
 def families(report: CountReport) -> Dict[str, int]:
@@ -371,7 +370,8 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
         head: the model class (:func:`load_hf`); the base model by default.
         preset: ``"full"`` or ``"paper"``.
         engine: ``None`` or ``"jit"``: the JIT tracer (fvcore + the pack's handles);
-            ``"dispatch"`` where this version of :func:`fvcore_ext.count_model` has it.
+            ``"dispatch"``: PyTorch's dispatcher (:mod:`fvcore_ext.dispatch`); the same
+            totals and families by the contract.
         device: ``"meta"`` (default; shapes only, the CPU numbers) or ``"cpu"``.
         decoder_seq_len: an encoder–decoder's decoder tokens (default ``seq_len``).
         text_only: token ids only, no image (a VLM's language path).
@@ -461,8 +461,6 @@ def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: st
     if cache_kwarg is None:
         raise HFSpecError(f"{type(model).__name__} takes no KV cache (no "
                           f"{' / '.join(CACHE_NAMES)} argument): it has no decode step")
-    if engine not in (None, "jit"):
-        raise HFSpecError("the decode step is counted by the JIT engine (cache wrapped)")
     tensors, names, _ = _inputs(hf, cache_len, batch, image_size, text_only=text_only)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -484,7 +482,7 @@ def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: st
     ids = torch.zeros(batch, 1, dtype=torch.long, device=tensors[0].device) + 3
     step = CachedDecodeStep(model, cache, cache_kwarg, id_name, extra_names)
     cache_tensors = _cache_tensors(cache)
-    report = _count(step, [ids] + cache_tensors + extra, None, preset, strict, None)
+    report = _count(step, [ids] + cache_tensors + extra, None, preset, strict, engine)
     report.inputs = [(id_name, (batch, 1))] + (
         [(f"{cache_kwarg} ({len(cache_tensors)} tensors, the first)",
           tuple(cache_tensors[0].shape))] if cache_tensors else []) + \
@@ -528,8 +526,10 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
         raise HFSpecError(f"new_tokens must be at least 1, not {new_tokens}")
     hf = load_hf(spec, overrides, head, device)
     step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine, text_only)
+    how = DECODE_NOTE if (engine or "jit") == "jit" else \
+        f"{engine} engine, the cache rebuilt around its tensors for each count"
     if new_tokens == 1:
-        return DecodeCost(seq_len, step, 0, 1, step.total_macs, True)
+        return DecodeCost(seq_len, step, 0, 1, step.total_macs, True, how)
     after = _decode_step(hf, seq_len + 1, batch, image_size, preset, strict, engine,
                          text_only).total_macs
     slope = after - step.total_macs
@@ -542,9 +542,9 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
         if not exact:
             slope_avg = (last - step.total_macs) / steps
             total = round(new_tokens * step.total_macs + slope_avg * steps * new_tokens / 2)
-            return DecodeCost(seq_len, step, slope, new_tokens, int(total), False)
+            return DecodeCost(seq_len, step, slope, new_tokens, int(total), False, how)
     total = new_tokens * step.total_macs + slope * steps * new_tokens // 2
-    return DecodeCost(seq_len, step, slope, new_tokens, total, exact)
+    return DecodeCost(seq_len, step, slope, new_tokens, total, exact, how)
 
 
 # ---------------------------------------------------------------- FLOPs against length
@@ -616,8 +616,9 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
     inputs = ", ".join(f"{n}={tuple(s)}" for n, s in first.inputs)
     lines = [f"{'## ' if md else ''}{title}", "",
              f"- parameters: {first.params:,} ({first.params / 1e6:.3f} M)",
-             f"- preset: {first.preset}; device: {first.device}; engine: JIT"
-             + (" (decode: cache wrapped)" if rows[0].decode else ""),
+             f"- preset: {first.preset}; device: {first.device}; engine: "
+             f"{getattr(first, 'engine', 'jit')}"
+             + (f" (decode: {rows[0].decode.how})" if rows[0].decode else ""),
              f"- inputs at the first length: {inputs}",
              "- MACs; FLOPs = 2 x MACs", ""]
     cols = _columns(rows, lambda r: r.by_family)

@@ -61,8 +61,10 @@ def llama_elementwise(tokens: int, keys: int, decode: bool) -> int:
         + N * tokens * F * 2                            # silu(gate) and silu(gate) · up
         + N * 2 * tokens * H                            # two residual adds per layer
         + tokens                                        # position ids: arange + past length
-        # decode builds a boolean mask (cost 0) from index vectors: q index + offset (1 token)
-        # and kv index + offset (all keys); a prefill takes SDPA's is_causal and builds none
+        # traced, a decode step builds a boolean mask (cost 0) from index vectors: q index +
+        # offset (1 token) and kv index + offset (all keys); a prefill takes SDPA's is_causal
+        # and builds none. (Run eagerly, as the dispatch engine runs it, transformers skips
+        # that mask: the dispatch step is 1 + keys MACs smaller.)
         + ((1 + keys) if decode else 0)
     )
 
@@ -106,6 +108,21 @@ def test_llama3_8b_one_decode_step_at_8192_tokens_exactly():
     assert cost.per_cache_token == N * HQ * (2 * E + 2) + 1
     assert cost.exact
     assert cost.generate_macs == 3 * step.total_macs + 3 * cost.per_cache_token
+
+
+def test_dispatch_engine_counts_the_same_prefill_and_decode_step():
+    sets = {"num_hidden_layers": 1, "hidden_size": 128, "intermediate_size": 256,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000}
+    model = load_hf("llama", sets)
+    jit = count_hf(model, 64)
+    dispatch = count_hf(model, 64, engine="dispatch")
+    assert dispatch.engine == "dispatch" and dispatch.by_family == jit.by_family
+    steps = [count_decode(model, 64, new_tokens=1, engine=e) for e in ("jit", "dispatch")]
+    assert "dispatch engine" in steps[1].how and "cache wrapped" in steps[0].how
+    fams = [s.step.by_family for s in steps]
+    assert fams[0]["matmul"] == fams[1]["matmul"] and fams[0]["attention"] == fams[1]["attention"]
+    # the traced step's mask index vectors (see llama_elementwise): 1 + 65 keys
+    assert fams[0]["elementwise"] - fams[1]["elementwise"] == 1 + 65
 
 
 def test_causal_lm_head_adds_the_logits():
