@@ -59,19 +59,23 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:240]
 
 
-def vocab_covering_specials(row) -> dict:
+def vocab_covering_specials(path: str) -> dict:
     """The census shrinks a text sub-config's vocabulary to 512 but keeps the top config's
-    image / video token ids (151655, ...), which a real tokenizer would hold: grow the text
+    image / video token ids (151655, ...), which a real tokenizer holds: grow the text
     vocabulary to cover them (an override, as a user would pass with --set)."""
-    config = row["config"]
-    text = config.get("text_config")
-    if not isinstance(text, dict) or not isinstance(text.get("vocab_size"), int):
+    from fvcore_ext.hf import resolve_config
+    from fvcore_ext.hf_inputs import special_token_ids
+
+    try:
+        config, _ = resolve_config(path)
+    except Exception:
         return {}
-    ids = [v for k, v in config.items() if isinstance(v, int) and not isinstance(v, bool)
-           and (k.endswith("_token_id") or k.endswith("_token_index"))]
-    if ids and max(ids) >= text["vocab_size"]:
-        return {"text_config.vocab_size": max(ids) + 1}
-    return {}
+    text = getattr(config, "text_config", None)
+    vocab = getattr(text, "vocab_size", None)
+    ids = special_token_ids(config)
+    if text is None or not isinstance(vocab, int) or not ids or max(ids) < vocab:
+        return {}
+    return {"text_config.vocab_size": max(ids) + 1}
 
 
 def count_one(row, tmp: str, timeout: float) -> dict:
@@ -79,7 +83,7 @@ def count_one(row, tmp: str, timeout: float) -> dict:
     with open(path, "w") as f:
         json.dump(dict(row["config"], model_type=row["name"]), f)
     record = {"model_type": row["name"], "model_class": row["model_class"]}
-    overrides = vocab_covering_specials(row)
+    overrides = vocab_covering_specials(path)
     for device in ("meta", "cpu"):
         t0 = time.time()
         try:

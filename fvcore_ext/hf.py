@@ -315,6 +315,7 @@ def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=N
     params = inspect.signature(hf.model.forward).parameters
     pixels = "pixel_values" in params and not text_only and (
         getattr(hf.config, "vision_config", None) is not None
+        or getattr(hf.config, "image_size", None) is not None    # ViLT: one tower, two inputs
         or params["pixel_values"].default is inspect.Parameter.empty)
     try:
         return make_inputs(hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
@@ -643,9 +644,13 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
                          f"{r.decode.generate_macs:,}" + ("" if r.decode.exact else " (approx.)"),
                          f"{2 * (r.prefill.total_macs + r.decode.generate_macs):,}")
                         for r in dec], md)
+        exact = all(r.decode.exact for r in dec)
         lines += ["", f"Generating T tokens after a prompt of N: T decode steps at cache "
-                      f"lengths N .. N+T-1 (exact where marked so: the step cost is affine in "
-                      f"the cache length, checked at N, N+1 and N+T-1)."]
+                      f"lengths N .. N+T-1; " + (
+                          "exact: the step cost is affine in the cache length (checked at N, "
+                          "N+1 and N+T-1)." if exact else
+                          "(approx.): the step cost is not affine in the cache length "
+                          "(sliding windows); interpolated from N, N+1 and N+T-1.")]
     return "\n".join(lines)
 
 
@@ -675,6 +680,7 @@ def plot_sweep(rows: Sequence[SweepRow], path: str, title: str = "") -> None:
     right.plot(xs, share, "s--", color="tab:red", label="attention share")
     right.set_ylabel("attention share of the total (%)", color="tab:red")
     right.set_ylim(0, 100)
+    right.axhline(50, color="tab:red", alpha=0.25, linewidth=1)   # attention = all the rest
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -769,7 +775,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               ) from None
         print(format_sweep(rows, args.format, title))
         if args.plot:
-            plot_sweep(rows, args.plot, title=f"{hf.title}, preset {args.preset}")
+            plot_sweep(rows, args.plot, title=f"{hf.title}, preset {args.preset}" + (
+                "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
+                if hf.overrides else ""))
             print(f"\nwrote {args.plot}")
     except HFSpecError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -319,6 +319,8 @@ def _vision_language_inputs(out: _Inputs, model, config, model_type, seq_len, ba
     out.add("pixel_values", pixel_values)
     for key, tensor in extra.items():
         out.add(key, tensor)
+    if "mm_token_type_ids" in params:                # Qwen3-VL's M-RoPE: 1 marks image tokens
+        out.add("mm_token_type_ids", (ids == image_token).long())
     out.desc["image_tokens"] = per_image
 
 
