@@ -370,13 +370,15 @@ def merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------- inputs
 
-def make_inputs(model, config, model_type: str, pixels: bool = False
+def make_inputs(model, config, model_type: str, pixels: bool = False, text_only: bool = False
                 ) -> Tuple[List[torch.Tensor], List[str], Dict]:
     """The package's input synthesis (:func:`fvcore_ext.hf_inputs.make_inputs`, which
     ``python -m fvcore_ext hf:SPEC`` uses too) at the census's sizes: ``SEQ`` tokens, ``DEC_SEQ``
-    decoder tokens, 4000 audio samples, 64-pixel images where the config names no size."""
+    decoder tokens, 4000 audio samples, 64-pixel images where the config names no size.
+    ``text_only``: a vision–language model's token ids alone."""
     return hf_make_inputs(model, config, model_type, pixels=pixels, seq_len=SEQ,
-                          decoder_seq_len=DEC_SEQ, audio_samples=4000, default_image_size=64)
+                          decoder_seq_len=DEC_SEQ, audio_samples=4000, default_image_size=64,
+                          text_only=text_only)
 
 
 # ---------------------------------------------------------------- one model
@@ -448,7 +450,12 @@ def try_model(model_type: str, levels, timeout: float) -> Dict[str, Any]:
                 if n_params > MAX_PARAMS:
                     raise MemoryError(f"{n_params / 1e6:.0f}M parameters > 50M")
                 stage = "inputs"
-                tensors, names, desc = make_inputs(model, config, model_type)
+                try:
+                    tensors, names, desc = make_inputs(model, config, model_type)
+                except Exception:
+                    # a vision-language model whose image tokens cannot be counted
+                    tensors, names, desc = make_inputs(model, config, model_type,
+                                                       text_only=True)
                 stage = "trace"
                 t0 = time.time()
                 try:
@@ -456,10 +463,17 @@ def try_model(model_type: str, levels, timeout: float) -> Dict[str, Any]:
                         warnings.simplefilter("ignore")
                         result = census(model, tensors, names)
                 except Exception:
-                    if "pixel_values" in names or "pixel_values" not in \
+                    if "image_tokens" in desc:
+                        # the shrunk text vocabulary may not hold the image token: the
+                        # language path alone, as before the package made VLM inputs
+                        tensors, names, desc = make_inputs(model, config, model_type,
+                                                           text_only=True)
+                    elif "pixel_values" in names or "pixel_values" not in \
                             inspect.signature(model.forward).parameters:
                         raise
-                    tensors, names, desc = make_inputs(model, config, model_type, pixels=True)
+                    else:
+                        tensors, names, desc = make_inputs(model, config, model_type,
+                                                           pixels=True)
                     t0 = time.time()
                     with collect_ops() as log, warnings.catch_warnings():
                         warnings.simplefilter("ignore")

@@ -327,3 +327,19 @@ def test_plot(tmp_path):
     path = tmp_path / "flops.png"
     plot_sweep(rows, str(path), title="tiny llama")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_census_feeds_models_with_the_package_input_synthesis():
+    import importlib.util
+
+    import fvcore_ext.hf_inputs
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "census_zoo.py")
+    spec = importlib.util.spec_from_file_location("census_zoo", path)
+    census_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(census_zoo)
+    assert census_zoo.hf_make_inputs is fvcore_ext.hf_inputs.make_inputs
+    model = load_hf(LLAVA, device="cpu")
+    tensors, names, desc = census_zoo.make_inputs(model.model, model.config, "llava")
+    assert names == ["input_ids", "pixel_values"] and desc["image_tokens"] == 16
+    assert desc["input_ids"]["shape"] == [1, census_zoo.SEQ + 16]
