@@ -343,3 +343,31 @@ def test_the_census_feeds_models_with_the_package_input_synthesis():
     tensors, names, desc = census_zoo.make_inputs(model.model, model.config, "llava")
     assert names == ["input_ids", "pixel_values"] and desc["image_tokens"] == 16
     assert desc["input_ids"]["shape"] == [1, census_zoo.SEQ + 16]
+
+
+QWEN2_VL_TINY = {"text_config.hidden_size": 256, "text_config.num_attention_heads": 2,
+                 "text_config.num_key_value_heads": 2, "text_config.intermediate_size": 512,
+                 "text_config.num_hidden_layers": 1, "text_config.vocab_size": 512,
+                 "vision_config.depth": 1, "vision_config.embed_dim": 64,
+                 "vision_config.num_heads": 2, "vision_config.hidden_size": 256,
+                 "image_token_id": 300, "video_token_id": 301, "vision_start_token_id": 302,
+                 "vision_end_token_id": 303}
+
+
+def test_qwen2_vl_gets_its_processor_inputs():
+    # head_dim stays 128, so the default M-RoPE sections (16, 24, 24) still fit.
+    # Qwen2-VL reads its image grid as Python numbers: on CPU.
+    from fvcore_ext.hf_inputs import make_inputs
+
+    model = load_hf("qwen2_vl", QWEN2_VL_TINY, device="cpu")
+    tensors, names, desc = make_inputs(model.model, model.config, seq_len=16, image_size=56)
+    inputs = dict(zip(names, tensors))
+    # 56 x 56 at patch 14: a 4 x 4 grid of patches of 3·2·14·14 values (two frames);
+    # 2 x 2 merging gives 4 image tokens, between vision_start and vision_end
+    assert inputs["pixel_values"].shape == (16, 3 * 2 * 14 * 14)
+    assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    ids = inputs["input_ids"][0].tolist()
+    assert len(ids) == 16 + 4 + 2 and ids[1:7] == [302, 300, 300, 300, 300, 303]
+    assert inputs["mm_token_type_ids"][0].tolist() == [int(i == 300) for i in ids]
+    report = count_hf(model, seq_len=16, image_size=56, preset="paper")
+    assert report.unsupported_ops == {} and report.total_macs > 0
