@@ -19,7 +19,7 @@ from fvcore.nn import FlopCountAnalysis, parameter_count
 from torch import nn
 
 from . import dispatch
-from .diagnostics import UncountedOp, collect_ops
+from .diagnostics import UncountedOp, collect_ops, unknown_op_error
 from .handles import make_handles
 from .meta import copy_to_device, inputs_to_device, meta_tracing
 from .op_table import families_by_name
@@ -91,7 +91,7 @@ class CountReport:
 
     @property
     def total_flops(self) -> int:
-        """FLOPs = 2 x MACs (``../shared/CONVENTIONS.md``)."""
+        """FLOPs = 2 x MACs (``docs/conventions.md``)."""
         return 2 * self.total_macs
 
     def to_dict(self) -> Dict[str, Any]:
@@ -114,8 +114,10 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         inputs: a tensor or a sequence of tensors, passed positionally unless named.
         input_names: per input, the keyword to pass it as (``"pixel_values"``) or ``None``.
         preset: "full" or "paper".
-        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` instead of warning
-            when an op cannot be counted.
+        strict: raise :class:`fvcore_ext.UncountableOpError` instead of counting 0 when any
+            op is left out: an op no rule counts (``unknown=True``; the report would list it
+            under ``unsupported_ops``) or an op whose rule cannot read the call (the report's
+            ``uncounted``).
         device: where to trace. ``None`` (the default): where the model and inputs are.
             ``"meta"``: on a meta copy of the model and meta inputs (shapes only: no weights
             allocated, no arithmetic, the same counts as on CPU); ``model`` itself is never
@@ -125,7 +127,7 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
             (run the model under :func:`fvcore_ext.dispatch.counting`: no trace, so
             data-dependent models, dict or ``Cache`` inputs and ``torch.compile``d models
             count too). Both give the same totals on every model both can run
-            (``../shared/CONVENTIONS.md``, "The dispatch engine").
+            (``docs/conventions.md``, "The dispatch engine").
         backward: also run the backward pass from the sum of the floating outputs and count
             it (``engine="dispatch"`` only), in train mode; ``CountReport.backward_macs``.
             Every ``.grad`` is restored afterwards.
@@ -136,6 +138,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     Raises:
         ValueError: unknown preset or engine, ``backward`` with the JIT engine, the model
             returned no tensor, or (``backward``) no output that requires grad.
+        fvcore_ext.UncountableOpError: ``strict`` and some op is unknown or uncounted; it
+            names the first such op, its innermost module and the reason.
         fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data (``.item()``,
             ``nonzero``) or runs an op without a meta kernel; one line, count on CPU instead.
         RuntimeError (and whatever the model raises): the model cannot be traced.
@@ -165,6 +169,9 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         with collect_ops() as log, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", torch.jit.TracerWarning)
             total = analysis.total()
+        if strict and analysis.unsupported_ops():
+            unknown = dict(analysis.unsupported_ops())
+            raise unknown_op_error(unknown, _innermost_scope(analysis, next(iter(unknown))))
         for warning in caught:   # hand the others back to the caller
             if not issubclass(warning.category, torch.jit.TracerWarning):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename,
@@ -271,6 +278,12 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
         forward_macs=counter.forward_macs,
         backward_macs=counter.backward_macs,
     )
+
+
+def _innermost_scope(analysis: FlopCountAnalysis, op: str) -> str:
+    # fvcore counts an unsupported op in every module around it: the deepest one ran it.
+    scopes = [name for name in analysis.by_module() if analysis.unsupported_ops(name)[op]]
+    return unwrap_name(max(scopes, key=lambda name: (name.count("."), len(name)), default=""))
 
 
 def _device_type(model: nn.Module, inputs: Sequence[torch.Tensor]) -> str:

@@ -148,14 +148,18 @@ def format_census(title: str, result: OpCensus) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fvcore_ext census MODEL [MODEL ...]``: print each model's census. The
     models share the input options (reference models have default inputs). Returns 0, 1 if
-    some op is unknown (so a script can gate on full coverage), or 2 on bad input or a model
-    that cannot be traced, with a one-line reason."""
-    from .cli import DEVICES, DTYPES, UsageError, _inputs, load_model
+    some op is unknown or uncounted (a rule could not read a call), so a script can gate on
+    full coverage, or 2 on bad input or a model that cannot be traced, with a one-line
+    reason."""
+    from .cli import (DEVICES, DTYPES, UsageError, _inputs, check_input_names, load_model,
+                      reference_models_help, trace_failure)
 
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext census",
         description="List every op kind a model runs, with the rule family that counts it "
-                    "or 'unknown'. Exit status 1 if some op is unknown.")
+                    "or 'unknown'. Exit status 1 if some op is unknown or could not be "
+                    "counted, 2 on bad input.",
+        epilog=reference_models_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a reference model name or package.module:callable")
     p.add_argument("--input-shape", nargs="+", action="append", metavar="N")
@@ -172,14 +176,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for spec in args.models:
             model = load_model(spec, args.device)
             inputs = _inputs(args, spec, args.device)
+            name_hint = check_input_names(model, args.input_name)
             try:
                 results[spec] = census(model, inputs, args.input_name, args.preset)
             except MetaDeviceError as error:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything
-                text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise UsageError(f"cannot trace {spec!r}: {type(error).__name__}: {text}"
-                                 ) from None
+                raise UsageError(trace_failure(spec, inputs, error, name_hint)) from None
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -189,4 +192,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           for spec, r in results.items()}, indent=2))
     else:
         print("\n\n".join(format_census(spec, r) for spec, r in results.items()))
-    return 1 if any(r.unknown for r in results.values()) else 0
+    return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0

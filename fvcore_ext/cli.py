@@ -1,10 +1,14 @@
 """``python -m fvcore_ext [MODEL] ...``: count a model with fvcore and the pack's handles and
 print the total (MACs and FLOPs), parameters, per-operator and per-module tables and what was
-not counted. Bad input exits with status 2 and a one-line reason."""
+not counted. Bad input, and with ``--strict`` any op left out of the count, exits with status 2
+and a one-line reason. ``python -m fvcore_ext compare MODEL`` compares the tools on a model;
+``python -m fvcore_ext census MODEL`` lists its ops (:mod:`fvcore_ext.census`)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import inspect
 import re
 import sys
 import warnings
@@ -13,13 +17,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .analysis import count_model
+from .analysis import ENGINES, count_model
 from .compare import compare_tools, format_comparison
 from .diagnostics import UncountableOpError
 from .meta import MetaDeviceError, build_on_meta
 from .reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
 from .rules import PRESETS
+from .tracing import unwrap_model
 
 __all__ = ["main"]
 
@@ -35,11 +40,62 @@ class UsageError(Exception):
 
 def parse_shape(text: Sequence[str]) -> Tuple[int, ...]:
     """``["1", "3", "224", "224"]``, ``["1,3,224,224"]`` or ``["1x3x224x224"]`` → a shape tuple.
-    ``UsageError`` unless every size is a non-negative integer."""
+    ``UsageError`` unless every size is a non-negative integer; a negative size is named."""
     parts = [p for t in text for p in re.split(r"[,x×\s]+", t.strip()) if p]
+    negative = [p for p in parts if re.fullmatch(r"-\d+", p)]
+    if negative:
+        raise UsageError(f"bad input shape {' '.join(text)!r}: size {negative[0]} is negative; "
+                         f"sizes are integers >= 0, like 1 3 224 224")
     if not parts or not all(p.isdigit() for p in parts):
         raise UsageError(f"bad input shape {' '.join(text)!r}: expected integers like 1 3 224 224")
     return tuple(int(p) for p in parts)
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return " ".join(str(n) for n in shape)
+
+
+def reference_models_line() -> str:
+    """Every reference model with the input shape it is built for and counted on by default:
+    ``cnn (2 3 16 16), vit (2 3 32 32), ...``."""
+    return ", ".join(f"{name} ({_shape_text(m.input_shape)})"
+                     for name, m in REFERENCE_MODELS.items())
+
+
+def check_input_names(model: nn.Module, names: Optional[Sequence[Optional[str]]]
+                      ) -> Optional[str]:
+    """Check each ``--input-name`` against ``model.forward``'s signature.
+
+    Returns:
+        ``None`` when every name is a named argument of ``forward`` (or nothing can be said),
+        else a hint for an error message, for a name ``forward`` may still take through
+        ``**kwargs`` (``--input-name 'image' is not a named argument of forward (it takes
+        pixel_values, ...)``).
+
+    Raises:
+        UsageError: ``forward`` has no ``**kwargs`` and no argument of that name, or the name
+            is a near miss of one (``pixel_value`` for ``pixel_values``).
+    """
+    try:
+        parameters = inspect.signature(unwrap_model(model).forward).parameters.values()
+    except (TypeError, ValueError):  # a builtin or scripted forward: nothing to check
+        return None
+    named = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in parameters)
+    for name in names or []:
+        if name is None or name in named:
+            continue
+        takes = f"it takes {', '.join(named)}" if named else "it takes no named argument"
+        close = difflib.get_close_matches(name, named, n=1, cutoff=0.8)
+        if close:
+            raise UsageError(f"--input-name {name!r}: forward has no argument {name!r}; "
+                             f"did you mean {close[0]!r}? ({takes})")
+        if not takes_kwargs:
+            raise UsageError(f"--input-name {name!r}: forward has no argument {name!r} "
+                             f"({takes})")
+        if named:
+            return f"--input-name {name!r} is not a named argument of forward ({takes})"
+    return None
 
 
 def load_model(spec: str, device: str = "cpu") -> nn.Module:
@@ -64,8 +120,9 @@ def _builder(spec: str) -> Callable[[], object]:
     if spec in REFERENCE_MODELS:
         return lambda: build(spec)[0]
     if ":" not in spec:
-        raise UsageError(f"unknown model {spec!r}: not a reference model "
-                         f"({', '.join(REFERENCE_MODELS)}) and not package.module:callable")
+        raise UsageError(f"unknown model {spec!r}: not package.module:callable and not a "
+                         f"reference model (name and default input shape: "
+                         f"{reference_models_line()})")
     module_name, _, attr = spec.partition(":")
     try:
         target = importlib.import_module(module_name)
@@ -104,33 +161,91 @@ def _inputs(args, model_name: str, device: str = "cpu") -> List[torch.Tensor]:
     return tensors
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type for ``--depth``: an integer >= 0 (``ArgumentTypeError`` otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: give 0 (the whole model only) "
+                                         f"or more")
+    return value
+
+
+def reference_models_help() -> str:
+    """The ``--help`` epilog: each reference model, its default input shape and what it is."""
+    width = max(len(name) for name in REFERENCE_MODELS)
+    shape_width = max(len(_shape_text(m.input_shape)) for m in REFERENCE_MODELS.values())
+    lines = ["reference models (MODEL), each with the input shape it is built for and counted "
+             "on\nwhen --input-shape is not given:"]
+    lines += [f"  {name.ljust(width)}  {_shape_text(m.input_shape).ljust(shape_width)}  "
+              f"{m.description}" for name, m in REFERENCE_MODELS.items()]
+    return "\n".join(lines)
+
+
+def trace_failure(spec: str, inputs: Sequence[torch.Tensor], error: BaseException,
+                  name_hint: Optional[str] = None) -> str:
+    """One line for a model that raised while traced: the model, the input shapes, the error,
+    and what likely caused it: a reference model given another shape than its own, or an
+    ``--input-name`` its ``forward`` does not name (``name_hint``)."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    shapes = [tuple(x.shape) for x in inputs]
+    line = f"cannot trace {spec!r} on inputs {shapes}: {type(error).__name__}: {message}"
+    if spec in REFERENCE_MODELS and shapes != [REFERENCE_MODELS[spec].input_shape]:
+        shape = REFERENCE_MODELS[spec].input_shape
+        line += (f"; the reference model {spec!r} is built for input shape {_shape_text(shape)}"
+                 f" (leave out --input-shape to use it)")
+    if name_hint:
+        line += f"; {name_hint}"
+    return line
+
+
 def _parser(compare: bool) -> argparse.ArgumentParser:
+    common = dict(epilog=reference_models_help(),
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     if compare:
         p = argparse.ArgumentParser(
             prog="python -m fvcore_ext compare",
             description="Count a model with fvcore and torchprofile, each alone and each with "
-                        "the pack, and explain every per-operator difference.")
+                        "the pack, and explain every per-operator difference.", **common)
     else:
         p = argparse.ArgumentParser(
             prog="python -m fvcore_ext",
+            usage="python -m fvcore_ext [MODEL] [options]\n"
+                  "       python -m fvcore_ext compare MODEL [options]\n"
+                  "       python -m fvcore_ext census MODEL [MODEL ...] [options]",
             description="Count MACs and FLOPs (FLOPs = 2 x MACs) of a PyTorch model with "
-                        "fvcore and the pack's handles. 'python -m fvcore_ext compare MODEL' "
-                        "compares fvcore and torchprofile on it.")
+                        "fvcore and the pack's handles.\n'compare MODEL' compares fvcore and "
+                        "torchprofile on it. 'census MODEL' lists every op it runs with\n"
+                        "the rule that counts it, exit status 1 if one has none "
+                        "('python -m fvcore_ext census --help').",
+            **common)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
-                   help=f"a reference model ({', '.join(REFERENCE_MODELS)}) or "
-                        f"package.module:callable returning an nn.Module "
-                        f"(default: {DEFAULT_MODEL})")
+                   help=f"a reference model (listed below) or package.module:callable "
+                        f"returning an nn.Module (default: {DEFAULT_MODEL})")
     p.add_argument("--input-shape", nargs="+", action="append", metavar="N",
-                   help="shape of one input, e.g. 1 3 224 224; repeat for several inputs")
+                   help="shape of one input, e.g. 1 3 224 224; repeat for several inputs "
+                        "(default for a reference model: its shape, listed below)")
     p.add_argument("--input-name", action="append",
                    help="pass the input as this keyword (e.g. pixel_values); one per input")
     p.add_argument("--input-dtype", action="append",
                    help=f"dtype of the inputs ({', '.join(DTYPES)}); long inputs are token ids")
     p.add_argument("--preset", choices=PRESETS, default="full")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--depth", type=int, default=2, help="per-module table depth (default 2)")
+    p.add_argument("--depth", type=non_negative_int, default=2,
+                   help="per-module table depth, 0 or more (default 2)")
     p.add_argument("--strict", action="store_true",
-                   help="fail instead of counting 0 when an op cannot be counted")
+                   help="exit 2 naming the op when any op is left out of the count (an op "
+                        "with no rule, or one a rule cannot read), instead of counting it 0 "
+                        "and listing it under 'Not counted'")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="jit (default): trace and count with fvcore; dispatch: count at "
+                        "PyTorch's dispatcher (FlopCounterMode), no trace needed"
+                        + ("; compare then adds a third engine's column" if compare else ""))
+    p.add_argument("--backward", action="store_true",
+                   help="count a training step: forward, then backward from the sum of the "
+                        "outputs (implies --engine dispatch)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="cpu (default) or meta: build and count the model on the meta device, "
                         "shapes only, no weights allocated, the same counts")
@@ -138,7 +253,8 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input or an untraceable model).
+    """Run the CLI; returns the exit status: 0 ok, 2 bad input, an untraceable model, or with
+    ``--strict`` an op left out of the count (one line on stderr each time).
     ``compare MODEL ...`` runs :func:`fvcore_ext.compare.compare_tools` instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
@@ -146,27 +262,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return hf_main(argv)
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
+    engine = args.engine or ("dispatch" if args.backward else "jit")
     try:
+        if args.backward and engine != "dispatch":
+            raise UsageError("--backward needs --engine dispatch: a JIT trace has no backward")
         model = load_model(args.model, args.device)
         inputs = _inputs(args, args.model, args.device)
+        name_hint = check_input_names(model, args.input_name)
         if compare:
-            counts = compare_tools(model, inputs, args.input_name, args.preset, args.device)
+            counts = compare_tools(model, inputs, args.input_name, args.preset, args.device,
+                                   dispatch=engine == "dispatch", backward=args.backward)
             print(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             try:
                 report = count_model(model, inputs, args.input_name, args.preset, args.strict,
-                                     device=args.device)
+                                     device=args.device, engine=engine,
+                                     backward=args.backward)
             except UncountableOpError as error:
                 raise UsageError(f"strict mode: {error}") from None
             except MetaDeviceError as error:
                 raise UsageError(error.line("--device cpu")) from None
             except Exception as error:  # the model's own code may raise anything while traced
-                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise UsageError(f"cannot trace {args.model!r} on inputs "
-                                 f"{[tuple(x.shape) for x in inputs]}: "
-                                 f"{type(error).__name__}: {message}") from None
+                raise UsageError(trace_failure(args.model, inputs, error, name_hint)) from None
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

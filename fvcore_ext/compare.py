@@ -22,7 +22,7 @@ from .tracing import TraceAdapter, eval_mode, unwrap_model
 
 __all__ = ["ToolCount", "compare_tools", "format_comparison"]
 
-TOOLS = ("fvcore", "fvcore+pack", "torchprofile", "torchprofile+pack")
+TOOLS = ("fvcore", "fvcore+pack", "torchprofile", "torchprofile+pack", "dispatch+pack")
 
 
 @dataclass
@@ -52,6 +52,12 @@ def _pack_fvcore(model, inputs, names, preset) -> ToolCount:
                      sorted({report_name(op) for op in report.unsupported_ops}))
 
 
+def _pack_dispatch(model, inputs, names, preset, backward: bool) -> ToolCount:
+    report = count_model(model, inputs, names, preset, engine="dispatch", backward=backward)
+    return ToolCount("dispatch+pack", report.total_macs, report.by_operator,
+                     sorted({report_name(op) for op in report.unsupported_ops}))
+
+
 def _torchprofile(adapter, inputs, preset, with_pack: bool) -> ToolCount:
     import torchprofile
     import torchprofile_ext
@@ -71,11 +77,13 @@ def _torchprofile(adapter, inputs, preset, with_pack: bool) -> ToolCount:
 
 def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
                   input_names: Optional[Sequence[Optional[str]]] = None,
-                  preset: str = "full", device: Optional[str] = None) -> List[ToolCount]:
+                  preset: str = "full", device: Optional[str] = None,
+                  dispatch: bool = False, backward: bool = False) -> List[ToolCount]:
     """Count ``model`` with plain fvcore, fvcore + the pack (``preset``), plain torchprofile and
-    torchprofile + the pack. A tool that fails gets ``error`` set instead of raising (plain
-    torchprofile, for one, crashes on PyTorch's fused attention under ``torch.no_grad()``).
-    Counts are MACs.
+    torchprofile + the pack, and with ``dispatch`` the pack's dispatch engine too (a training
+    count, forward + backward, with ``backward``). A tool that fails gets ``error`` set instead
+    of raising (plain torchprofile, for one, crashes on PyTorch's fused attention under
+    ``torch.no_grad()``). Counts are MACs.
 
     ``device="meta"`` counts a meta copy of the model on meta inputs (``model`` is untouched).
     Every tool traces inside :func:`fvcore_ext.meta.meta_tracing`, so plain fvcore and plain
@@ -93,6 +101,8 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
         lambda: _torchprofile(adapter, inputs, preset, with_pack=False),
         lambda: _torchprofile(adapter, inputs, preset, with_pack=True),
     ]
+    if dispatch or backward:
+        runs.append(lambda: _pack_dispatch(model, inputs, input_names, preset, backward))
     counts = []
     with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), meta_tracing():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -123,6 +133,11 @@ def _reason(op: str, counts: Dict[str, ToolCount]) -> str:
             reasons.append(f"{plain} counts it as 0")
         else:
             reasons.append(f"{plain}'s convention differs")
+    d, a = value.get("dispatch+pack"), value.get("fvcore+pack")
+    if d is not None and a is not None and d != a:
+        reasons.append("the dispatch engine runs this op under another name, or in the "
+                       "backward, or runs work the trace leaves out" if d else
+                       "the dispatch engine sees this op under another name")
     a, b = value.get("fvcore+pack"), value.get("torchprofile+pack")
     if a is not None and b is not None and a != b:
         if a and not b:

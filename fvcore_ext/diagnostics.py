@@ -1,9 +1,13 @@
 """What could not be counted: one warning per op kind, a record for the report, strict mode.
 
-A handle never raises inside an analysis and never guesses (``../shared/CONVENTIONS.md``,
-"Where a handle cannot count"): it warns once per op kind, naming the op, its module scope and
-what was missing, counts 0 and records the op here. In strict mode it raises
+A handle never raises inside an analysis and never guesses (``docs/conventions.md``, "Where a
+handle cannot count"): it warns once per op kind, naming the op, its module scope and what was
+missing, counts 0 and records the op here. In strict mode it raises
 :class:`UncountableOpError` instead.
+
+An op with no rule at all (neither the host tool nor the pack counts it: "unknown") never
+reaches a handle; each engine checks for those after its count and, in strict mode, raises
+the same error (:func:`unknown_op_error`).
 """
 from __future__ import annotations
 
@@ -14,19 +18,44 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List
 
-__all__ = ["OpLog", "UncountableOpError", "UncountedOp", "collect_ops", "record_uncounted",
-           "record_zero"]
+__all__ = ["NO_RULE", "OpLog", "UncountableOpError", "UncountedOp", "collect_ops",
+           "record_uncounted", "record_zero", "unknown_op_error"]
+
+NO_RULE = ("no rule for this op in the tool or the pack (it would count 0); add one with "
+           "fvcore_ext.register_rule")
 
 
 class UncountableOpError(RuntimeError):
-    """Strict mode: an op the pack has a rule for could not be counted.
+    """Strict mode: an op was left out of the count. Either the op has no rule at all
+    (``unknown`` is True: neither the host tool nor the pack counts it) or the pack has a rule
+    that could not read this call (a missing shape, an unknown argument layout).
 
-    Attributes: ``op`` (op name), ``scope`` (module scope in the trace), ``reason``.
+    Attributes: ``op`` (op name, ``"prim::PythonOp.MyKernel"``), ``scope`` (the innermost
+    module scope in the trace, ``""`` for the top level), ``reason``, ``unknown``.
     """
 
-    def __init__(self, op: str, scope: str, reason: str):
-        self.op, self.scope, self.reason = op, scope, reason
+    def __init__(self, op: str, scope: str, reason: str, unknown: bool = False):
+        self.op, self.scope, self.reason, self.unknown = op, scope, reason, unknown
         super().__init__(f"{op} (in {scope or '<top>'}) cannot be counted: {reason}")
+
+
+def unknown_op_error(unknown: Dict[str, int], scope: str = "") -> UncountableOpError:
+    """The strict-mode error for ops no rule counts.
+
+    Args:
+        unknown: op name → calls, in the order the trace met them (fvcore's
+            ``unsupported_ops()``); must not be empty.
+        scope: the module the first op ran in (``""``: top level or not known).
+
+    Returns:
+        An :class:`UncountableOpError` (``unknown=True``) naming the first op, its calls and
+        the other unknown ops, for the caller to raise.
+    """
+    (first, calls), *others = unknown.items()
+    reason = f"{NO_RULE}; {calls} call(s)"
+    if others:
+        reason += "; also without a rule: " + ", ".join(f"{op} x{n}" for op, n in others)
+    return UncountableOpError(first, scope, reason, unknown=True)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The third adapter next to the fvcore handles (:mod:`fvcore_ext.handles`) and the torchprofile
 handlers (:mod:`torchprofile_ext.handlers`). It counts below the JIT tracer, at the dispatcher
-(``../shared/CONVENTIONS.md``, "The dispatch engine"), so it needs no trace: it counts
+(``docs/conventions.md``, "The dispatch engine"), so it needs no trace: it counts
 data-dependent models, models taking dicts or ``Cache`` objects, and backward passes
 ("Training: forward + backward"), at about the cost of running the model.
 
@@ -541,7 +541,7 @@ def counting(preset: str = "full", strict: bool = False) -> Iterator[DispatchCou
         c.total_macs, c.forward_macs, c.backward_macs, c.by_operator, c.by_module, c.by_family
 
     Args:
-        preset: "full" or "paper" (``../shared/CONVENTIONS.md``).
+        preset: "full" or "paper" (``docs/conventions.md``).
         strict: raise :class:`fvcore_ext.UncountableOpError` at the first op that no rule
             counts or that a rule cannot read, instead of reporting it.
 

@@ -34,7 +34,7 @@ def _make_handle(rule: OpRule, preset: str, strict: bool) -> Handle:
 
 
 def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle]:
-    """Handles for every op of ``../shared/CONVENTIONS.md`` under ``preset``, keyed by op name
+    """Handles for every op of ``docs/conventions.md`` under ``preset``, keyed by op name
     (``"aten::mul"``, ``"prim::PythonOp.SelectiveScanFn"``), for
     ``FlopCountAnalysis(model, x).set_op_handle(**make_handles(...))`` or
     ``mmengine.analysis.FlopAnalyzer``. Counts are MACs (fvcore's "flops").
@@ -42,8 +42,11 @@ def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle
     Args:
         preset: ``"full"`` (every op counted) or ``"paper"`` (elementwise ops registered at 0,
             fused ops count their matmul, conv and scan parts).
-        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` when an op cannot be
-            counted, instead of warning once and counting 0.
+        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` when a rule cannot
+            read its call, instead of warning once and counting 0. fvcore never calls a handle
+            for an op that has none, so strict handles cannot see unknown ops: check
+            ``analysis.unsupported_ops()``, or use :func:`fvcore_ext.count_model`
+            (``strict=True`` raises on those too).
 
     Raises:
         ValueError: unknown preset.

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from .diagnostics import UncountedOp, collect_ops
+from .diagnostics import UncountedOp, collect_ops, unknown_op_error
 from .handles import make_handles
 from .rules import check_preset
 
@@ -35,8 +35,11 @@ _MMENGINE_NAMES = ("mmengine.analysis", "mmengine.analysis.print_helper",
 def pack_handles_in_mmengine(preset: str = "full", strict: bool = False) -> Iterator[None]:
     """Inside the block, every ``mmengine.analysis.FlopAnalyzer`` constructed (and so mmengine's
     own ``get_model_complexity_info``) counts with the pack's handles under ``preset``. On exit
-    mmengine's original handle table object is bound again. ``ValueError`` on an unknown
-    preset; ``ImportError`` without mmengine."""
+    mmengine's original handle table object is bound again. With ``strict`` a handle that
+    cannot read its call raises :class:`fvcore_ext.UncountableOpError`; an op with no rule
+    never reaches a handle, so check ``FlopAnalyzer.unsupported_ops()`` (the pack's
+    :func:`get_model_complexity_info` does, and raises). ``ValueError`` on an unknown preset;
+    ``ImportError`` without mmengine."""
     from mmengine.analysis import complexity_analysis
 
     original = complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS
@@ -80,7 +83,8 @@ def get_model_complexity_info(
         inputs: a tensor or tuple of positional inputs.
         show_table, show_arch: build mmengine's ``out_table`` / ``out_arch`` strings.
         preset: "full" or "paper".
-        strict: raise :class:`fvcore_ext.UncountableOpError` where an op cannot be counted.
+        strict: raise :class:`fvcore_ext.UncountableOpError` where an op is left out: an op
+            no rule counts (``unknown=True``) or one whose rule cannot read the call.
 
     Returns:
         mmengine's dict: ``flops`` (MACs, fvcore's and mmengine's "flops"), ``flops_str``,
@@ -122,6 +126,9 @@ def _complexity_info(model, input_shape, inputs, show_table, show_arch, preset, 
         handler.uncalled_modules_warnings(False)
     with torch.no_grad(), collect_ops() as log:
         flops = int(flop_handler.total())
+        if strict and flop_handler.unsupported_ops():
+            # handles never see an op with no rule; strict fails on those too
+            raise unknown_op_error(dict(flop_handler.unsupported_ops()))
         activations = int(activation_handler.total())
         out_table = ("\n" + complexity_stats_table(flops=flop_handler,
                                                    activations=activation_handler,

@@ -1,4 +1,4 @@
-"""The op table: every op name of ``../shared/CONVENTIONS.md`` mapped to the rule that counts it.
+"""The op table: every op name of ``docs/conventions.md`` mapped to the rule that counts it.
 
 One entry per op name, registered with :func:`counts`; a second registration of a name is an
 error. Each reader takes an :class:`OpCall`, reads shapes and flags, and calls a pure rule from
@@ -229,7 +229,7 @@ def _grouped_mm(call: OpCall) -> Cost:
     # The MoE expert matmuls (torch.nn.functional.grouped_mm), and their FP8 form
     # (mat_a, mat_b, scale_a, scale_b, offs, ...) whose scales are applied in the kernel's
     # epilogue. Offsets are data: the rule reads shapes only, so it holds for any routing
-    # (CONVENTIONS.md "Grouped matmul").
+    # (docs/conventions.md "Grouped matmul").
     return rules.grouped_mm_macs(call.shape(0), call.shape(1))
 
 
@@ -380,12 +380,12 @@ counts("aten::_upsample_bicubic2d_aa", family="resampling")(_upsample_reader("bi
 
 def _is_shape_arithmetic(call: OpCall) -> bool:
     # `bsz * num_heads` inside F.multi_head_attention_forward: a 0-dim result computed from
-    # traced sizes and constants only. Not compute (CONVENTIONS.md, "Shape arithmetic").
+    # traced sizes and constants only. Not compute (docs/conventions.md, "Shape arithmetic").
     out = call.outputs[0] if call.outputs else None
     return isinstance(out, TensorArg) and out.from_sizes
 
 
-# CONVENTIONS.md "Elementwise ops" and "Every other op a real model runs": 1 x output numel
+# docs/conventions.md "Elementwise ops" and "Every other op a real model runs": 1 x output numel
 # (the broadcast shape), full preset only. glu, lerp, addcmul and addcdiv do two or three
 # operations per output element; the contract counts each op once, as it counts gelu.
 ELEMENTWISE_OPS = _with_inplace(
@@ -409,7 +409,7 @@ def _elementwise(call: OpCall) -> Cost:
 
 @counts("aten::diff", family="elementwise")
 def _diff(call: OpCall) -> Cost:
-    # diff(self, n, dim, prepend, append): n passes of a subtraction (CONVENTIONS.md: "a
+    # diff(self, n, dim, prepend, append): n passes of a subtraction (docs/conventions.md: "a
     # subtraction"); pass k of a signal of length L along dim (prepend and append included)
     # leaves L - k differences, one subtraction each.
     out = call.output_shape()
@@ -423,7 +423,7 @@ def _diff(call: OpCall) -> Cost:
 
 @counts(*_with_inplace("index_add"), family="elementwise")
 def _index_add(call: OpCall) -> Cost:
-    # self.index_add_(dim, index, source, alpha): one add per source element (CONVENTIONS.md).
+    # self.index_add_(dim, index, source, alpha): one add per source element (docs/conventions.md).
     return rules.elementwise_macs(call.shape(3))
 
 
@@ -510,7 +510,7 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     "amax", "amin", "__or__", "__xor__", "__iand__", "__ior__", "__ixor__", "bitwise_and_",
     "bitwise_or_", "bitwise_xor_", "logical_xor", "any", "all", "isnan", "isinf", "isfinite",
     "isin", "eq_", "ne_", "ge_", "gt_", "le_", "lt_",
-    # MoE routing and data movement (CONVENTIONS.md "Routing and data movement")
+    # MoE routing and data movement (docs/conventions.md "Routing and data movement")
     "histc", "bincount", "one_hot", "scatter_", "argsort", "numpy_T", "as_strided",
     "reshape_as", "unique", "_unique2", "unique_dim", "unique_consecutive", "searchsorted",
     # F.unfold (Swin's patch merging in mmseg): copies patches into columns

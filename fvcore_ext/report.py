@@ -67,12 +67,19 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
         "",
         f"- input shape: {inputs}",
         f"- preset: {report.preset}",
+        "- engine: " + ("jit (fvcore's trace)" if report.engine == "jit" else
+                        "dispatch (PyTorch's dispatcher, FlopCounterMode)"),
         *(["- device: meta (shapes only: no weights, no arithmetic; the CPU numbers)"]
           if report.device == "meta" else []),
         f"- total: {total:,} MACs = {report.total_flops:,} FLOPs "
         f"({total / 1e9:.4f} GMACs, {report.total_flops / 1e9:.4f} GFLOPs)",
         f"- parameters: {report.params:,} ({report.params / 1e6:.3f} M)",
     ]
+    if report.backward_macs:
+        lines[-1:-1] = [
+            f"- training step: forward {report.forward_macs:,} MACs + backward "
+            f"{report.backward_macs:,} MACs (backward / forward = "
+            f"{report.backward_macs / max(report.forward_macs, 1):.2f})"]
     if report.was_training:
         lines.append("- the model was in train mode; it was counted in eval mode and restored:")
         lines += [f"  - {effect}" for effect in report.train_mode_effects]
@@ -82,6 +89,9 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     lines += ["", f"{head}By operator (MACs)" if md else "By operator (MACs):"]
     lines += _grid(["operator", "MACs", "share"],
                    [(op, f"{m:,}", _share(m, total)) for op, m in report.by_operator.items()], md)
+    lines += ["", f"{head}By family (MACs)" if md else "By family (MACs):"]
+    lines += _grid(["family", "MACs", "share"],
+                   [(f, f"{m:,}", _share(m, total)) for f, m in report.by_family.items()], md)
     lines += ["", f"{head}By module, depth {depth} (MACs)" if md else
               f"By module, depth {depth} (MACs):"]
     lines += _grid(["module", "MACs", "share"],

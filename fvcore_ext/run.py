@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default="paper",
                    help="counting rules (default: paper, what mmengine's own handles count)")
     p.add_argument("--strict", action="store_true",
-                   help="raise instead of counting 0 where a rule cannot read an op")
+                   help="fail instead of counting 0 where an op is left out: an op with no "
+                        "rule, or one a rule cannot read")
     p.add_argument("--no-mmcv-standin", action="store_true",
                    help="do not stand in for a missing mmcv._ext")
     p.add_argument("--traceback", action="store_true",
@@ -86,7 +87,8 @@ def run_script(script: str, args: Sequence[str] = (), preset: str = "paper",
         script: path of a Python script.
         args: its command-line arguments (``sys.argv[1:]`` while it runs).
         preset: "paper" (default, what mmengine's handles count) or "full".
-        strict: raise :class:`fvcore_ext.UncountableOpError` where a rule cannot read an op.
+        strict: raise :class:`fvcore_ext.UncountableOpError` where an op is left out of a
+            ``get_model_complexity_info`` count (an op with no rule, or one a rule cannot read).
         mmcv_standin: install the ``mmcv._ext`` stand-in when the real one is missing.
 
     Returns:

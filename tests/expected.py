@@ -1,4 +1,4 @@
-"""Per-operator MACs of every reference model, derived by hand from ../shared/CONVENTIONS.md.
+"""Per-operator MACs of every reference model, derived by hand from docs/conventions.md.
 
 ``EXPECTED[name][preset]`` is the per-operator count of the model traced with grad enabled
 (the slow paths of PyTorch's attention modules); ops that cost 0 are absent, as fvcore leaves

@@ -73,3 +73,11 @@ def test_meta_census_of_a_data_dependent_model_is_one_line(capsys):
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1
     assert err.startswith("error: cannot count on meta") and "(--device cpu)" in err
+
+
+def test_an_uncounted_op_exits_1_too(capsys):
+    # the pack has a rule for SelectiveScanFn but cannot read this call's layout
+    status = main(["tests.test_uncountable:OddScan", "--input-shape", "1", "8", "5"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert out.splitlines()[-1].startswith("has a rule but some calls could not be read")

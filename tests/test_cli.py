@@ -88,6 +88,16 @@ def test_model_mode_restored(capsys):
     (["vit", "--input-shape", "1", "3", "7", "7"], "cannot trace 'vit'"),
     (["tests.hf_small:vit_tiny"], "--input-shape is required"),
     (["vit", "--input-dtype", "complex7"], "unknown dtype"),
+    (["vit", "--input-shape", "1", "-3"], "size -3 is negative"),
+    (["vit", "--input-shape", "1", "3", "224", "224"],
+     "the reference model 'vit' is built for input shape 2 3 32 32"),
+    (["no_such_model"], "vit (2 3 32 32)"),
+    (["vit", "--input-name", "images"], "--input-name 'images': forward has no argument"),
+    (["tests.hf_small:vit_tiny", "--input-shape", "1", "3", "32", "32", "--input-name",
+      "pixel_value"], "did you mean 'pixel_values'?"),
+    (["tests.hf_small:vit_tiny", "--input-shape", "1", "3", "32", "32", "--input-name",
+      "image"], "--input-name 'image' is not a named argument of forward (it takes "
+                "pixel_values"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, reason):
     status, out, err = run(capsys, *argv)
@@ -135,3 +145,34 @@ def test_strict_flag_fails_on_an_uncountable_op(capsys):
     assert status == 2 and out == ""
     assert err.startswith("error: strict mode: prim::PythonOp.SelectiveScanFn")
     assert "unknown argument layout" in err and err.count("\n") == 1
+
+
+def test_negative_depth_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["vit", "--depth", "-1"])
+    assert exit_.value.code == 2
+    assert "argument --depth: -1 is negative" in capsys.readouterr().err
+
+
+def test_help_lists_every_reference_model_with_its_input_shape(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "census MODEL" in out and "--device" in out and "--strict" in out
+    for name, line in (("vit", "2 3 32 32"), ("vmamba_tiny", "1 3 224 224"),
+                       ("transformer_encoder_layer", "2 10 32")):
+        assert any(row.split()[:1] == [name] and line in row for row in out.splitlines())
+
+
+@pytest.mark.parametrize("spec, op", [
+    ("tests.test_custom_rules:GLUBlock", "prim::PythonOp.FusedGLU"),   # the README's Block
+    ("tests.test_uncountable:UsesCdist", "aten::cdist"),
+])
+def test_strict_flag_fails_on_an_unknown_op(capsys, spec, op):
+    shape = ["--input-shape", "2", "8", "16"] if "GLU" in spec else ["--input-shape", "1", "6", "6"]
+    status, out, _ = run(capsys, spec, *shape)
+    assert status == 0 and f"unknown, no rule (may be large): {op} x1" in out
+    status, out, err = run(capsys, spec, *shape, "--strict")
+    assert status == 2 and out == ""
+    assert err.startswith(f"error: strict mode: {op} (in <top>) cannot be counted: no rule")
+    assert err.count("\n") == 1

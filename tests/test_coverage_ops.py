@@ -1,4 +1,4 @@
-"""The ops today's models run beyond the first contract (CONVENTIONS.md, "Every other op a real
+"""The ops today's models run beyond the first contract (docs/conventions.md, "Every other op a real
 model runs"): rotary embeddings, T5 buckets, erf-GELU, MoE routing and grouped matmuls, BLOOM's
 own gelu. Exact per-operator counts in both tools, derived by hand below."""
 import math

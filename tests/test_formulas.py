@@ -1,4 +1,4 @@
-"""The counting rules as pure shape functions: exact integers from ../shared/CONVENTIONS.md."""
+"""The counting rules as pure shape functions: exact integers from docs/conventions.md."""
 import pytest
 
 from fvcore_ext import rules
@@ -90,7 +90,7 @@ def test_upsample_per_output_element(mode, per_output):
 
 
 def test_upsample_contract_example_no_overflow():
-    # CONVENTIONS.md: a 2000x3x10x10 bilinear x2 upsample is 9,600,000 MACs.
+    # docs/conventions.md: a 2000x3x10x10 bilinear x2 upsample is 9,600,000 MACs.
     assert rules.upsample_macs("bilinear", (2000, 3, 20, 20)).macs("paper") == 9_600_000
 
 

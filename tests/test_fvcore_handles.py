@@ -1,5 +1,5 @@
 """fvcore + the pack's handles on traced reference models: exact per-operator integers derived
-by hand from ../shared/CONVENTIONS.md, under both presets, and the contract's invariants."""
+by hand from docs/conventions.md, under both presets, and the contract's invariants."""
 import pytest
 import torch
 import torch.nn.functional as F

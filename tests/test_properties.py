@@ -3,7 +3,7 @@
 Part 1 checks every public rule of :mod:`fvcore_ext.rules` as a pure function of shapes. Each
 rule is described by a :class:`RuleSpec`: named free sizes (every shape the rule receives is
 built from them, so the shapes are always consistent with each other), flags, and an
-*independent* expected ``(core, elementwise)`` written here from ../shared/CONVENTIONS.md with
+*independent* expected ``(core, elementwise)`` written here from docs/conventions.md with
 Python ints (never by calling another rule). On random points the tests check:
 
 1. every result (``core``, ``elementwise``, ``macs("full")``, ``macs("paper")``) is a Python

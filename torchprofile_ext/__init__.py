@@ -31,13 +31,29 @@ def profile_macs(model: torch.nn.Module, args: Any = (), preset: str = "full",
     (:func:`fvcore_ext.meta.copy_to_device`). A model already on meta needs no ``device``: the
     pack's trace handles meta tensors (:func:`fvcore_ext.meta.meta_tracing`).
 
+    ``strict=True`` raises instead of counting 0 where an op is left out: an op no handler
+    names (torchprofile alone warns ``No handlers found: "..."`` and skips it) or one whose
+    rule cannot read the node.
+
+    Args:
+        model: any ``nn.Module``; outputs may be tensors, tuples, dicts or dataclasses.
+        args: a tensor or a tuple of tensors, passed positionally.
+        preset: ``"full"`` or ``"paper"``.
+        reduction: how to combine per-node MACs (``sum``), or ``None`` for the per-node dict.
+        strict: raise :class:`fvcore_ext.UncountableOpError` on an unknown or uncountable op.
+        device: ``None`` (trace where the model is) or ``"meta"``.
+
     Returns:
         Total MACs (an ``int``) with the default ``reduction``; with ``reduction=None`` a dict
         from each torchprofile ``Node`` to its MACs (see :func:`macs_by_operator`).
 
     Raises:
-        ValueError: unknown preset. fvcore_ext.meta.MetaDeviceError: on meta, the model reads
-        tensor data (one line; count on CPU instead). Whatever the model raises while traced.
+        ValueError: unknown preset.
+        fvcore_ext.UncountableOpError: ``strict`` and an op is unknown or cannot be counted
+            (``.op``, ``.scope``, ``.reason``, ``.unknown``).
+        fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data (one line;
+            count on CPU instead).
+        Whatever the model raises while traced.
     """
     if device is not None:
         model = copy_to_device(model, device)

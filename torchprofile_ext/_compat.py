@@ -28,14 +28,42 @@ else:  # pragma: no cover - a layout nobody has released yet
                       "HANDLER_MAP (0.1.x) nor handlers (0.0.x)")
 
 
-def merge_handlers(original, ours: dict):
+class _TableWithFallback(dict):
+    # 0.1.x asks `node.operator in HANDLER_MAP`, then `HANDLER_MAP[node.operator]`: every
+    # operator is "in" the table, and one neither table names gets the fallback handler.
+    def __init__(self, items, fallback):
+        super().__init__(items)
+        self.fallback = fallback
+
+    def __contains__(self, operator) -> bool:
+        return True
+
+    def __missing__(self, operator):
+        return self.fallback
+
+
+class _AnyOperator:
+    # 0.0.4 asks `node.operator in operators` for each entry, first match wins.
+    def __contains__(self, operator) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "<any operator>"
+
+
+def merge_handlers(original, ours: dict, fallback=None):
     """torchprofile's handler table with ``ours`` (op name → handler) taking precedence, in the
-    layout of the installed version. ``original`` is never modified."""
+    layout of the installed version. ``original`` is never modified.
+
+    ``fallback`` (a handler, or ``None``): where torchprofile would skip an operator that
+    neither table names (warning ``No handlers found``), it calls ``fallback`` instead; strict
+    mode passes one that raises."""
     if HANDLERS_ATTR == "HANDLER_MAP":
         merged = dict(original)
         merged.update(ours)
-        return merged
-    return tuple(ours.items()) + tuple(original)
+        return merged if fallback is None else _TableWithFallback(merged, fallback)
+    merged = tuple(ours.items()) + tuple(original)
+    return merged if fallback is None else merged + ((_AnyOperator(), fallback),)
 
 
 def set_operator(node, operator: str) -> None:

@@ -9,10 +9,10 @@ import functools
 from typing import Callable, Dict
 
 from fvcore_ext.op_table import OP_TABLE, OpRule, report_name, table_version
-from fvcore_ext.diagnostics import record_uncounted, record_zero
+from fvcore_ext.diagnostics import record_uncounted, record_zero, unknown_op_error
 from fvcore_ext.rules import check_preset
 
-__all__ = ["make_handlers", "operator_name"]
+__all__ = ["make_handlers", "operator_name", "unknown_op_handler"]
 
 Handler = Callable[[object], int]
 
@@ -49,11 +49,20 @@ STRUCTURAL_OPS = ("prim::constant", "prim::listconstruct", "prim::listunpack",
                   "prim::getattr")
 
 
+def unknown_op_handler(node) -> int:
+    """Strict mode's handler for an operator no table names (torchprofile alone would warn
+    ``No handlers found`` and skip it): raises :class:`fvcore_ext.UncountableOpError`
+    (``unknown=True``) naming the node's operator and module scope. Never returns."""
+    raise unknown_op_error({node.operator: 1}, getattr(node, "scope", "") or "")
+
+
 def make_handlers(preset: str = "full", strict: bool = False) -> Dict[str, Handler]:
-    """Handlers for every op of ``../shared/CONVENTIONS.md`` under ``preset`` ("full" or
-    "paper"), keyed by op name as torchprofile_ext's trace names nodes (lower-case, except a
-    PythonOp's class name), plus ``None`` for graph-structure nodes. Counts are MACs.
-    ``ValueError`` on an unknown preset."""
+    """Handlers for every op of ``docs/conventions.md`` under ``preset`` ("full" or "paper"),
+    keyed by op name as torchprofile_ext's trace names nodes (lower-case, except a PythonOp's
+    class name), plus ``None`` for graph-structure nodes. Counts are MACs. With ``strict``, a
+    handler whose rule cannot read its node raises :class:`fvcore_ext.UncountableOpError`
+    (ops no rule names are caught by the table :func:`torchprofile_ext.register` binds, which
+    sends them to :func:`unknown_op_handler`). ``ValueError`` on an unknown preset."""
     check_preset(preset)
     handlers: Dict[str, Handler] = dict.fromkeys(STRUCTURAL_OPS)
     for kind, rule in OP_TABLE.items():

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional, Tuple
 from fvcore_ext.op_table import on_table_change, table_version
 
 from ._compat import HANDLERS_ATTR, merge_handlers, profile_module
-from .handlers import make_handlers
+from .handlers import make_handlers, unknown_op_handler
 from .trace import trace
 
 __all__ = ["is_registered", "register", "registered", "unregister"]
@@ -45,9 +45,12 @@ def register(preset: str = "full", strict: bool = False) -> None:
     """Make ``torchprofile.profile_macs`` count with the pack's rules under ``preset`` ("full"
     or "paper"). Registering again with the same arguments changes nothing; with others it
     replaces the preset (it never stacks). A rule added or removed later
-    (:func:`fvcore_ext.register_rule`) is bound at once. ``strict=True`` raises
-    :class:`fvcore_ext.UncountableOpError` where an op cannot be counted. ``ValueError`` on an
-    unknown preset."""
+    (:func:`fvcore_ext.register_rule`) is bound at once.
+
+    ``strict=True``: ``profile_macs`` raises :class:`fvcore_ext.UncountableOpError` on the
+    first op it would leave out: an op no table names (torchprofile alone warns
+    ``No handlers found`` and skips it) or one whose rule cannot read the node.
+    ``ValueError`` on an unknown preset."""
     global _original, _registered_as
     state = (preset, strict, table_version())
     if _registered_as == state:
@@ -55,7 +58,9 @@ def register(preset: str = "full", strict: bool = False) -> None:
     handlers = make_handlers(preset, strict)
     if _original is None:
         _original = _bound()
-    _bind((trace, merge_handlers(_original[1], handlers)))
+    # strict: an operator no table names raises instead of torchprofile's warning and skip
+    _bind((trace, merge_handlers(_original[1], handlers,
+                                 unknown_op_handler if strict else None)))
     _registered_as = state
 
 

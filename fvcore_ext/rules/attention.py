@@ -1,6 +1,6 @@
 """Attention: ``aten::scaled_dot_product_attention`` and PyTorch's fused fast paths.
 
-A fused op costs what its explicit implementation costs (``../shared/CONVENTIONS.md``):
+A fused op costs what its explicit implementation costs (``docs/conventions.md``):
 ``softmax((q @ kᵀ) * scale [+ float mask]) @ v``. The two matmuls are ``core``; the scale, the
 softmax and an additive float mask are ``elementwise`` (``B·H·L·S`` each). A boolean mask or
 ``is_causal`` is a ``masked_fill`` (0), and causal attention is counted dense, as its explicit
@@ -33,7 +33,7 @@ def sdpa_macs(q: Shape, k: Shape, v: Shape, mask: Optional[str] = None) -> Cost:
     core: ``B·Hq·L·S·(E + Ev)``, the two matmuls at the query head count. elementwise:
     ``B·Hq·L·S`` for the scale, ``B·Hq·L·S`` for the softmax and, when ``mask == "float"``,
     ``B·Hq·L·S`` for adding the mask. ``mask`` is ``None``, ``"bool"`` or ``"float"``; ``is_causal``
-    is a boolean mask. Dropout costs 0. Source: ``../shared/CONVENTIONS.md`` (Attention).
+    is a boolean mask. Dropout costs 0. Source: ``docs/conventions.md`` (Attention).
     Leading dims broadcast as in the explicit implementation: the scores take those of q and k,
     ``attn @ v`` those of all three.
 

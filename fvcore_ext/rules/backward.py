@@ -1,4 +1,4 @@
-"""Backward passes: what a training count adds after the forward (``../shared/CONVENTIONS.md``,
+"""Backward passes: what a training count adds after the forward (``docs/conventions.md``,
 "Training: forward + backward").
 
 The dispatch engine (:mod:`fvcore_ext.dispatch`) sees the backward as aten ops. Matmuls
@@ -42,7 +42,7 @@ def conv_backward_macs(x: Shape, weight: Shape, grad_out: Shape, transposed: boo
     gradient ``grad_out`` (the forward output's shape). The input gradient and the weight
     gradient are each a convolution with the forward's MACs (:func:`conv_macs`), counted only
     when computed; the bias gradient sums ``grad_out`` over batch and space: 1 × its numel,
-    elementwise (``../shared/CONVENTIONS.md``, "Training")."""
+    elementwise (``docs/conventions.md``, "Training")."""
     forward = conv_macs(x, weight, grad_out, transposed).core
     return Cost(core=forward * (int(input_grad) + int(weight_grad)),
                 elementwise=numel(grad_out) if bias_grad else 0)
@@ -75,7 +75,7 @@ def sdpa_backward_macs(q: Shape, k: Shape, v: Shape, query_grad: bool = True,
     """The backward of ``scaled_dot_product_attention`` (every backend) with q ``(B, Hq, L, E)``,
     k ``(B, Hkv, S, E)``, v ``(B, Hkv, S, Ev)``: what the backward of its explicit
     implementation ``P = softmax((q @ kᵀ) · scale); O = P @ v`` computes
-    (``../shared/CONVENTIONS.md``, "Training"), at the query head count as the forward:
+    (``docs/conventions.md``, "Training"), at the query head count as the forward:
 
     - ``dV = Pᵀ @ dO`` if v needs a gradient: ``B·Hq·L·S·Ev`` core;
     - if q or k needs one: ``dP = dO @ vᵀ`` (``B·Hq·L·S·Ev`` core), the softmax gradient and

@@ -1,6 +1,6 @@
 """The unit every rule returns: MACs split by what each preset keeps.
 
-``../shared/CONVENTIONS.md``: one multiply-accumulate counts 1 (fvcore's "flop"); FLOPs are
+``docs/conventions.md``: one multiply-accumulate counts 1 (fvcore's "flop"); FLOPs are
 2 x MACs. The **full** preset counts everything; the **paper** preset (what VMamba, Swin and
 most vision papers report) drops elementwise work and keeps matmuls, convolutions, scans,
 normalisations and resampling, i.e. what plain fvcore already counts.

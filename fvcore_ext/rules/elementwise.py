@@ -1,4 +1,4 @@
-"""Elementwise ops, activations, softmax and reductions (new in ``../shared/CONVENTIONS.md``).
+"""Elementwise ops, activations, softmax and reductions (new in ``docs/conventions.md``).
 
 One MAC per output element for arithmetic, transcendental functions, activations and softmax;
 one per input element for reductions and average pools. These count only under the **full**

@@ -79,7 +79,7 @@ def bmm_macs(a: Shape, b: Shape) -> Cost:
 
 def grouped_mm_macs(a: Shape, b: Shape) -> Cost:
     """``aten::_grouped_mm(a, b, offs)`` (and ``_scaled_grouped_mm``), the MoE expert matmul of
-    ``torch.nn.functional.grouped_mm``, in MACs from shapes only (``../shared/CONVENTIONS.md``,
+    ``torch.nn.functional.grouped_mm``, in MACs from shapes only (``docs/conventions.md``,
     "Grouped matmul"):
 
     - a ``(T, K)``, b ``(E, K, N)``: ``T·K·N``. ``offs`` splits the T token rows among the E
