@@ -752,14 +752,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 report = count_hf(hf, lengths[0], args.batch, image, preset=args.preset,
                                   engine=args.engine, text_only=args.text_only,
                                   strict=args.strict)
-                text = format_report(report, args.format, args.depth, title=title)
-                if args.format != "json":
-                    fams = families(report)
-                    text += "\n\nBy family (MACs):\n" + "\n".join(
-                        _grid(["family", "MACs", "share"],
-                              [(f, f"{m:,}", _share(m, report.total_macs))
-                               for f, m in fams.items()], args.format == "markdown"))
-                print(text)
+                print(format_report(report, args.format, args.depth, title=title))
                 return 0
             rows = sweep_hf(hf, lengths, args.batch, image, preset=args.preset,
                             engine=args.engine, decode=args.decode,
