@@ -33,6 +33,7 @@ from torch import nn
 
 from .analysis import CountReport, count_model
 from .hf_inputs import InputSynthesisError, make_inputs, no_data_checks
+from .diagnostics import UncountableOpError
 from .meta import MetaDeviceError, build_on_meta
 from .op_table import FAMILIES, OP_TABLE
 from .rules import PRESETS, check_preset
@@ -326,6 +327,10 @@ def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=N
 
 
 def _count(model, tensors, names, preset, strict, engine) -> CountReport:
+    """``engine=None``: the JIT engine, and the dispatch engine where the tracer cannot take
+    the model (an internal tracer error, a model that breaks under tracing); the report's
+    ``engine`` says which counted. A data-dependent model on meta is not retried: the
+    dispatch engine cannot read meta data either."""
     with warnings.catch_warnings(), no_data_checks():
         warnings.simplefilter("ignore")
         try:
@@ -333,7 +338,19 @@ def _count(model, tensors, names, preset, strict, engine) -> CountReport:
         except ValueError as error:
             if "unknown engine" in str(error):
                 raise HFSpecError(str(error)) from None
+            if engine is not None:
+                raise
+            first = error
+        except (MetaDeviceError, UncountableOpError):
             raise
+        except Exception as error:   # the tracer or the model's code under tracing
+            if engine is not None:
+                raise
+            first = error
+        try:
+            return count_model(model, tensors, names, preset, strict, engine="dispatch")
+        except Exception:
+            raise first from None
 
 
 def families(report: CountReport) -> Dict[str, int]:
@@ -370,9 +387,10 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
         overrides: dotted config key → value (``{"text_config.num_hidden_layers": 2}``).
         head: the model class (:func:`load_hf`); the base model by default.
         preset: ``"full"`` or ``"paper"``.
-        engine: ``None`` or ``"jit"``: the JIT tracer (fvcore + the pack's handles);
-            ``"dispatch"``: PyTorch's dispatcher (:mod:`fvcore_ext.dispatch`); the same
-            totals and families by the contract.
+        engine: ``"jit"``: the JIT tracer (fvcore + the pack's handles); ``"dispatch"``:
+            PyTorch's dispatcher (:mod:`fvcore_ext.dispatch`), the same totals and families
+            by the contract. ``None`` (default): JIT, and dispatch where the tracer fails on
+            the model (``report.engine`` says which counted).
         device: ``"meta"`` (default; shapes only, the CPU numbers) or ``"cpu"``.
         decoder_seq_len: an encoder–decoder's decoder tokens (default ``seq_len``).
         text_only: token ids only, no image (a VLM's language path).
@@ -527,8 +545,8 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
         raise HFSpecError(f"new_tokens must be at least 1, not {new_tokens}")
     hf = load_hf(spec, overrides, head, device)
     step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine, text_only)
-    how = DECODE_NOTE if (engine or "jit") == "jit" else \
-        f"{engine} engine, the cache rebuilt around its tensors for each count"
+    how = DECODE_NOTE if getattr(step, "engine", "jit") == "jit" else \
+        "dispatch engine, the cache rebuilt around its tensors for each count"
     if new_tokens == 1:
         return DecodeCost(seq_len, step, 0, 1, step.total_macs, True, how)
     after = _decode_step(hf, seq_len + 1, batch, image_size, preset, strict, engine,
