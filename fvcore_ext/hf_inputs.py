@@ -142,7 +142,8 @@ class _Inputs:
 def make_inputs(model: nn.Module, config, model_type: Optional[str] = None, pixels: bool = False,
                 seq_len: int = 16, decoder_seq_len: Optional[int] = None, batch: int = 1,
                 image_size: ImageSize = None, audio_samples: int = 16000,
-                default_image_size: int = 224, text_only: bool = False, device: Optional[Union[str, torch.device]] = None
+                default_image_size: int = 224, text_only: bool = False,
+                device: Optional[Union[str, torch.device]] = None
                 ) -> Tuple[List[torch.Tensor], List[str], Dict[str, Any]]:
     """Inputs for ``model.forward`` as ``(tensors, keyword names, description)``.
 

@@ -10,12 +10,10 @@ reductions 1 per input element under full, 0 under paper; grouped matmul (MoE ex
 """
 import json
 import os
-import warnings
 
 import pytest
 import torch
 
-from fvcore_ext import count_model
 from fvcore_ext.hf import (HFSpecError, count_decode, count_hf, families, load_hf, main,
                            parse_overrides, resolve_config, sweep_hf)
 
