@@ -38,7 +38,7 @@ from .meta import MetaDeviceError, build_on_meta
 from .op_table import FAMILIES, OP_TABLE
 from .rules import PRESETS, check_preset
 
-__all__ = ["DecodeCost", "HEADS", "HFModel", "HFSpecError", "SweepRow", "count_decode",
+__all__ = ["CachedDecodeStep", "DecodeCost", "HEADS", "HFModel", "HFSpecError", "SweepRow", "count_decode",
            "count_hf", "families", "format_sweep", "load_hf", "main", "parse_overrides",
            "plot_sweep", "resolve_config", "sweep_hf"]
 
