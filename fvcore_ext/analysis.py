@@ -24,7 +24,7 @@ from .handles import make_handles
 from .meta import copy_to_device, inputs_to_device, meta_tracing
 from .op_table import families_by_name
 from .tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
-                      parameter_consumers, unwrap_model, unwrap_name)
+                      parameter_consumers, recording_trace_graph, unwrap_model, unwrap_name)
 from .rules import check_preset
 
 __all__ = ["ENGINES", "CountReport", "count_model"]
@@ -49,7 +49,9 @@ class CountReport:
         fused_weight_modules: modules the trace never entered whose weights another op
             computes with (a fused kernel such as ``MambaInnerFn`` reading ``x_proj.weight``),
             with those ops' names. Their MACs are in that op's count.
-        unused_modules: modules the trace never entered and whose weights nothing uses.
+        unused_modules: modules the trace never entered that have weights, none of which any
+            op uses. Modules without parameters are never listed: an ``nn.Identity``,
+            ``DropPath`` or eval-mode dropout leaves no node in a trace even when it runs.
         was_training: the model was in train mode before counting (it is counted in eval mode).
         train_mode_effects: what counting in eval mode changed, one line per affected kind of
             layer (empty if the model was in eval mode).
@@ -166,7 +168,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     analysis.tracer_warnings("all")
     # meta_tracing: a meta model's convolutions trace as on CPU (fvcore_ext/meta.py says why)
     with eval_mode(model) as was_training, torch.no_grad(), meta_tracing():
-        with collect_ops() as log, warnings.catch_warnings(record=True) as caught:
+        with collect_ops() as log, warnings.catch_warnings(record=True) as caught, \
+                recording_trace_graph(adapter) as graphs:
             warnings.simplefilter("always", torch.jit.TracerWarning)
             total = analysis.total()
         if strict and analysis.unsupported_ops():
@@ -177,7 +180,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
                 warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                        warning.lineno)
         uncalled = sorted(unwrap_name(m) for m in analysis.uncalled_modules())
-        fused, unused = _classify_uncalled(model, adapter, inputs, uncalled)
+        fused, unused = _classify_uncalled(model, adapter, inputs, uncalled,
+                                           graphs[-1] if graphs else None)
     return CountReport(
         preset=preset,
         inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
@@ -302,18 +306,30 @@ def _trace_warnings(caught) -> List[str]:
     return messages
 
 
-def _classify_uncalled(model: nn.Module, adapter: TraceAdapter, inputs, uncalled: List[str]):
-    """Split modules the trace never entered into those whose weights an op uses (name → ops)
-    and those nothing uses."""
+def _classify_uncalled(model: nn.Module, adapter: TraceAdapter, inputs, uncalled: List[str],
+                       graph: Optional[torch._C.Graph] = None):
+    """Sort the modules the trace never entered into those whose weights an op uses
+    (name → ops) and those with weights that nothing uses (names).
+
+    A module without parameters is in neither: the tracer records no node for an
+    ``nn.Identity``, a ``DropPath`` or dropout in eval mode, or an activation that a fused
+    kernel applies itself, so its absence from the trace says nothing about dead code. Only
+    weights that no op reads do.
+
+    ``graph``: fvcore's trace of ``adapter`` (:func:`fvcore_ext.tracing.recording_trace_graph`),
+    read for the weights' consumers; the model is traced again only when it is missing.
+    """
     modules = dict(model.named_modules())
-    with_weights = [m for m in uncalled if m in modules and
-                    any(True for _ in modules[m].parameters())]
-    consumers = parameter_consumers(adapter, inputs) if with_weights else {}
+    weighted = {name: [f"{name}.{p}" if name else p
+                       for p, _ in modules[name].named_parameters(remove_duplicate=False)]
+                for name in uncalled if name in modules}
+    weighted = {name: params for name, params in weighted.items() if params}
+    if not weighted:
+        return {}, []
+    consumers = parameter_consumers(adapter, inputs, graph) or {}
     fused, unused = {}, []
-    for name in uncalled:
-        prefix = name + "." if name else ""
-        ops = sorted({op for p, users in (consumers or {}).items() if p.startswith(prefix)
-                      for op in users})
+    for name, params in weighted.items():
+        ops = sorted({op for p in params for op in consumers.get(p, ())})
         if ops:
             fused[name] = ops
         else:

@@ -2,14 +2,19 @@
 alone and each with the pack, and explain every per-operator difference.
 
 All four counts trace the model the same way: eval mode, ``torch.no_grad()``, positional or
-named inputs through :class:`fvcore_ext.tracing.TraceAdapter`.
+named inputs through :class:`fvcore_ext.tracing.TraceAdapter`, each on a fresh copy of the
+model. A model may keep something from its first forward (timm's ConViT caches
+``rel_indices``): counted on one instance in turn, the first tool would pay for the cache and
+the others not. fvcore + pack then counts its copy a second time, and the comparison says when
+that second count differs.
 """
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from fvcore.nn import FlopCountAnalysis
@@ -28,13 +33,22 @@ TOOLS = ("fvcore", "fvcore+pack", "torchprofile", "torchprofile+pack", "dispatch
 @dataclass
 class ToolCount:
     """One tool's count: MACs in total and per operator, the ops it had no rule for, or the
-    error that stopped it."""
+    error that stopped it.
+
+    ``fresh_copy``: the tool counted its own copy of the model (``False`` when the model could
+    not be deep-copied and the tools counted the same instance in turn).
+    ``second_total`` / ``second_by_operator``: fvcore + pack only, set when a second count of
+    the same instance differs from the first (the model keeps something from its first
+    forward); ``None`` / empty otherwise."""
 
     tool: str
     total: Optional[int] = None
     by_operator: Dict[str, int] = field(default_factory=dict)
     unsupported: List[str] = field(default_factory=list)
     error: Optional[str] = None
+    fresh_copy: bool = True
+    second_total: Optional[int] = None
+    second_by_operator: Dict[str, int] = field(default_factory=dict)
 
 
 def _plain_fvcore(adapter, inputs) -> ToolCount:
@@ -48,8 +62,30 @@ def _plain_fvcore(adapter, inputs) -> ToolCount:
 
 def _pack_fvcore(model, inputs, names, preset) -> ToolCount:
     report = count_model(model, inputs, names, preset)   # traces inside meta_tracing itself
-    return ToolCount("fvcore+pack", report.total_macs, report.by_operator,
-                     sorted({report_name(op) for op in report.unsupported_ops}))
+    count = ToolCount("fvcore+pack", report.total_macs, report.by_operator,
+                      sorted({report_name(op) for op in report.unsupported_ops}))
+    try:
+        again = count_model(model, inputs, names, preset)
+    except Exception:  # noqa: BLE001 - the first count stands; the check is a bonus
+        return count
+    if (again.total_macs, again.by_operator) != (count.total, count.by_operator):
+        count.second_total, count.second_by_operator = again.total_macs, again.by_operator
+    return count
+
+
+def _fresh_copy(model: nn.Module) -> Tuple[nn.Module, bool]:
+    """A copy of ``model`` that shares its parameters (no weight is duplicated) but not its
+    modules, buffers or other attributes, so whatever a forward stores on the copy (a cache,
+    an attribute, a buffer written in place) never reaches ``model`` or another copy.
+    ``(model, False)`` when it cannot be deep-copied (a lock or an open file in an attribute).
+    """
+    params = list(model.parameters())
+    memo = {id(p): p for p in params}
+    memo[id(memo)] = params   # deepcopy's keep-alive slot
+    try:
+        return copy.deepcopy(model, memo), True
+    except Exception:  # noqa: BLE001 - any attribute may refuse to be copied
+        return model, False
 
 
 def _pack_dispatch(model, inputs, names, preset, backward: bool) -> ToolCount:
@@ -85,6 +121,10 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
     of raising (plain torchprofile, for one, crashes on PyTorch's fused attention under
     ``torch.no_grad()``). Counts are MACs.
 
+    Each tool counts a fresh copy of ``model`` (sharing its parameters), so a model that caches
+    on its first forward gives every tool the same first call, and ``model`` itself never runs.
+    fvcore + pack counts its copy twice; ``second_total`` is set when the counts differ.
+
     ``device="meta"`` counts a meta copy of the model on meta inputs (``model`` is untouched).
     Every tool traces inside :func:`fvcore_ext.meta.meta_tracing`, so plain fvcore and plain
     torchprofile count a meta model's convolutions too: the fix is the tracer's, not the
@@ -94,12 +134,11 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
         model = copy_to_device(model, device)
         inputs = inputs_to_device(inputs, device)
     inputs = tuple(inputs)
-    adapter = TraceAdapter(model, input_names)
-    runs: List[Callable[[], ToolCount]] = [
-        lambda: _plain_fvcore(adapter, inputs),
-        lambda: _pack_fvcore(model, inputs, input_names, preset),
-        lambda: _torchprofile(adapter, inputs, preset, with_pack=False),
-        lambda: _torchprofile(adapter, inputs, preset, with_pack=True),
+    runs: List[Callable[[nn.Module], ToolCount]] = [
+        lambda m: _plain_fvcore(TraceAdapter(m, input_names), inputs),
+        lambda m: _pack_fvcore(m, inputs, input_names, preset),
+        lambda m: _torchprofile(TraceAdapter(m, input_names), inputs, preset, with_pack=False),
+        lambda m: _torchprofile(TraceAdapter(m, input_names), inputs, preset, with_pack=True),
     ]
     if dispatch or backward:
         runs.append(lambda: _pack_dispatch(model, inputs, input_names, preset, backward))
@@ -107,12 +146,16 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
     with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), meta_tracing():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         for tool, run in zip(TOOLS, runs):
+            instance, fresh = _fresh_copy(model)   # copied in eval mode
             try:
-                counts.append(run())
+                count = run(instance)
             except Exception as error:  # a tool's own bug must not hide the others' numbers
                 on_meta = meta_error(error)   # a model that reads data on meta: one line
-                counts.append(ToolCount(tool, error=f"{type(error).__name__}: {error}"
-                                        if on_meta is None else str(on_meta)))
+                count = ToolCount(tool, error=f"{type(error).__name__}: {error}"
+                                  if on_meta is None else str(on_meta))
+            count.fresh_copy = fresh
+            counts.append(count)
+            del instance
     return counts
 
 
@@ -149,6 +192,27 @@ def _reason(op: str, counts: Dict[str, ToolCount]) -> str:
     return "; ".join(reasons)
 
 
+def _instance_notes(counts: List[ToolCount]) -> List[str]:
+    lines = []
+    if not all(c.fresh_copy for c in counts):
+        lines.append("Note: the model could not be copied, so the four tools counted the same "
+                     "instance in turn; a model that keeps something from its first forward "
+                     "gives each tool a different call to count.")
+    for c in counts:
+        if c.second_total is None:
+            continue
+        ops = sorted(set(c.by_operator) | set(c.second_by_operator))
+        changes = [(op, c.second_by_operator.get(op, 0) - c.by_operator.get(op, 0))
+                   for op in ops]
+        changes = ", ".join(f"{op} {d:+,}" for op, d in changes if d)
+        lines.append(f"Note: a second count of the same instance differs: {c.tool} gives "
+                     f"{c.second_total:,} ({c.second_total - c.total:+,}"
+                     + (f": {changes}" if changes else "") + "). The model keeps something "
+                     "from its first forward (a cache such as ConViT's rel_indices); each "
+                     "total above is a first call, on a fresh copy.")
+    return lines
+
+
 def format_comparison(counts: List[ToolCount], fmt: str = "table") -> str:
     """The comparison as a table (per-operator MACs per tool, with the reason for each
     difference) or as JSON."""
@@ -159,6 +223,7 @@ def format_comparison(counts: List[ToolCount], fmt: str = "table") -> str:
     for c in counts:
         lines.append(f"  {c.tool:18s} " + (f"{c.total:,}" if c.error is None else
                                            f"failed: {c.error.splitlines()[0]}"))
+    lines += _instance_notes(counts)
     ops = sorted({op for c in counts for op in c.by_operator} |
                  {op for c in counts for op in c.unsupported},
                  key=lambda op: -max(c.by_operator.get(op, 0) for c in counts))

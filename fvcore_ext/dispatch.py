@@ -492,7 +492,14 @@ def _wrap_function(original: Callable, kind: str, read_args: ArgMap) -> Callable
     return counted
 
 
-_function_apply = torch.autograd.Function.apply.__func__
+# Function.apply: a classmethod in torch 2.13, a C++ classmethod descriptor in 2.14. Either is
+# bound to the Function class it is called on.
+_APPLY_OWNER = next(c for c in torch.autograd.Function.__mro__ if "apply" in vars(c))
+_APPLY = vars(_APPLY_OWNER)["apply"]
+
+
+def _function_apply(cls, *args, **kwargs):
+    return _APPLY.__get__(None, cls)(*args, **kwargs)
 
 
 def _counted_apply(cls, *args, **kwargs):
@@ -522,7 +529,10 @@ def _boundaries() -> Iterator[None]:
         torch.autograd.Function.apply = classmethod(_counted_apply)
         yield
     finally:
-        torch.autograd.Function.apply = classmethod(_function_apply)
+        if _APPLY_OWNER is torch.autograd.Function:
+            torch.autograd.Function.apply = _APPLY
+        else:
+            del torch.autograd.Function.apply
         for owner, name, original, own in reversed(saved):
             if own:
                 setattr(owner, name, original)

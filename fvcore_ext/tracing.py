@@ -7,6 +7,8 @@ wrapped model's module names gain a ``model.`` prefix, which :func:`unwrap_name`
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
@@ -16,7 +18,7 @@ from torch import nn
 from .meta import meta_tracing
 
 __all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "module_mode", "parameter_consumers",
-           "unwrap_model", "unwrap_name"]
+           "recording_trace_graph", "unwrap_model", "unwrap_name"]
 
 _WRAPPED = "model"
 
@@ -128,20 +130,76 @@ def _consumers(value, depth: int = 0) -> Set[str]:
     return kinds
 
 
-def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor]
+_recording: "weakref.WeakKeyDictionary[nn.Module, List[torch._C.Graph]]" = \
+    weakref.WeakKeyDictionary()
+_recording_lock = threading.Lock()
+
+
+def _install_graph_recorder() -> None:
+    from fvcore.nn import jit_analysis
+
+    with _recording_lock:
+        original = jit_analysis._get_scoped_trace_graph
+        if getattr(original, "_keeps_graphs", False):
+            return
+
+        def scoped_trace_graph(module, inputs, aliases):
+            graph = original(module, inputs, aliases)
+            graphs = _recording.get(module)
+            if graphs is not None:
+                graphs.append(graph)
+            return graph
+
+        scoped_trace_graph._keeps_graphs = True
+        jit_analysis._get_scoped_trace_graph = scoped_trace_graph
+
+
+@contextmanager
+def recording_trace_graph(module: nn.Module) -> Iterator[List[torch._C.Graph]]:
+    """Keep the graph that fvcore traces for ``module`` inside the block.
+
+    ``FlopCountAnalysis`` traces in ``_analyze`` (``fvcore.nn.jit_analysis.
+    _get_scoped_trace_graph``), counts the graph's nodes and drops it. The first block wraps
+    that function, for good and transparently (it returns what fvcore's returns), so the caller
+    can read the same graph again (which ops use which weights) instead of tracing the model a
+    second time. Yields a list that receives the graph of each trace of ``module`` made inside
+    the block; other modules' traces (another analysis) are not kept.
+    """
+    _install_graph_recorder()
+    graphs: List[torch._C.Graph] = []
+    with _recording_lock:
+        _recording[module] = graphs
+    try:
+        yield graphs
+    finally:
+        with _recording_lock:
+            _recording.pop(module, None)
+
+
+def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor],
+                        graph: Optional[torch._C.Graph] = None
                         ) -> Optional[Dict[str, List[str]]]:
     """For each parameter of the adapted model (by its name in the user's model), the ops of a
     plain trace that compute with it, looking through reshapes and casts. ``None`` when the
     trace's inputs cannot be matched to the parameters.
 
+    ``graph``: a trace of ``adapter`` on ``inputs`` already made (fvcore's, kept by
+    :func:`recording_trace_graph`); without it the model is traced here. A weight shared by
+    several modules appears under each of its names.
+
     The tracer appends the module's state (``torch.jit._trace._unique_state_dict``) to the
     graph's inputs after the model inputs; that order is what maps a graph input to a name.
     """
-    with meta_tracing():   # a meta model traces as on CPU (fvcore_ext/meta.py)
-        graph, _ = torch.jit._get_trace_graph(adapter, tuple(inputs))
+    if graph is None:
+        with meta_tracing():   # a meta model traces as on CPU (fvcore_ext/meta.py)
+            graph, _ = torch.jit._get_trace_graph(adapter, tuple(inputs))
     state = torch.jit._trace._unique_state_dict(adapter, keep_vars=True)
     graph_inputs = list(graph.inputs())[len(inputs):]
     if len(graph_inputs) != len(state):
         return None
-    return {unwrap_name(name): sorted(_consumers(value))
-            for name, value in zip(state, graph_inputs)}
+    by_tensor = {id(tensor): sorted(_consumers(value))
+                 for tensor, value in zip(state.values(), graph_inputs)}
+    named = list(adapter.named_parameters(remove_duplicate=False)) + \
+        list(adapter.named_buffers(remove_duplicate=False))
+    return {unwrap_name(name): by_tensor[id(tensor)] for name, tensor in named
+            if id(tensor) in by_tensor}
