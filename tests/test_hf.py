@@ -369,3 +369,20 @@ def test_qwen2_vl_gets_its_processor_inputs():
     assert inputs["mm_token_type_ids"][0].tolist() == [int(i == 300) for i in ids]
     report = count_hf(model, seq_len=16, image_size=56, preset="paper")
     assert report.unsupported_ops == {} and report.total_macs > 0
+
+
+def test_mllama_cross_attends_to_its_tiles():
+    # Llama-3.2-Vision's default shape with 2 vision layers (1 global, features of layer 0)
+    # and 2 text layers, the second one cross-attending; counted on meta
+    overrides = {"vision_config.num_hidden_layers": 2, "vision_config.num_global_layers": 1,
+                 "vision_config.intermediate_layers_indices": [0],
+                 "vision_config.vision_output_dim": 2 * 1280,
+                 "text_config.num_hidden_layers": 2, "text_config.cross_attention_layers": [1]}
+    report = count_hf("mllama", seq_len=32, overrides=overrides, preset="paper")
+    shapes = dict(report.inputs)
+    assert shapes["input_ids"] == (1, 33)                 # the image token after bos
+    assert shapes["pixel_values"] == (1, 1, 4, 3, 448, 448)  # one image, 4 tile slots
+    assert shapes["cross_attention_mask"] == (1, 33, 1, 4)
+    assert report.unsupported_ops == {} and report.uncounted == []
+    # the vision tower runs every tile slot: (448 / 14)² = 1024 patches + CLS per tile
+    assert report.by_operator["conv"] == 4 * 1024 * 1280 * 3 * 14 * 14
