@@ -386,3 +386,11 @@ def test_mllama_cross_attends_to_its_tiles():
     assert report.unsupported_ops == {} and report.uncounted == []
     # the vision tower runs every tile slot: (448 / 14)² = 1024 patches + CLS per tile
     assert report.by_operator["conv"] == 4 * 1024 * 1280 * 3 * 14 * 14
+
+
+def test_llava_decode_step_attends_to_text_and_image_tokens():
+    # the cache holds 32 text + 16 image tokens; the new token attends to them and itself
+    cost = count_decode(LLAVA, seq_len=32, new_tokens=4, preset="paper")
+    assert cost.step.by_operator == {"linear": 2 * 64 * (2 * 64 + 2 * 32 + 3 * 128),
+                                     "scaled_dot_product_attention": 2 * 4 * (48 + 1) * 32}
+    assert cost.per_cache_token == 2 * 4 * 32 and cost.exact
