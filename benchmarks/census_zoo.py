@@ -63,6 +63,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fvcore_ext.census import UNKNOWN_FAMILY, census  # noqa: E402
 from fvcore_ext.diagnostics import collect_ops  # noqa: E402
+from fvcore_ext.hf_inputs import make_inputs as hf_make_inputs  # noqa: E402
 
 MAX_PARAMS = 50_000_000
 WIDTH, HEADS, HEAD_DIM, KV_HEADS = 64, 4, 16, 2
@@ -369,63 +370,15 @@ def merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------- inputs
 
-def make_inputs(model, config, model_type: str, pixels: bool = False
+def make_inputs(model, config, model_type: str, pixels: bool = False, text_only: bool = False
                 ) -> Tuple[List[torch.Tensor], List[str], Dict]:
-    """Inputs for the base model's forward and a JSON description of them; ``pixels`` adds
-    ``pixel_values`` to a text model's ``input_ids`` (CLIP-like dual encoders)."""
-    name = getattr(model, "main_input_name", "input_ids")
-    params = inspect.signature(model.forward).parameters
-    text = getattr(config, "text_config", None) or config
-    desc: Dict[str, Any] = {}
-    tensors, names = [], []
-
-    def add(key, tensor):
-        tensors.append(tensor)
-        names.append(key)
-        desc[key] = {"shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", "")}
-
-    def ids(length):
-        vocab = getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 100
-        hi = max(4, min(int(vocab), 100))
-        g = torch.Generator().manual_seed(0)
-        return torch.randint(3, hi, (1, length), generator=g)
-
-    if name in ("input_ids", "decoder_input_ids"):
-        add("input_ids" if "input_ids" in params else name, ids(SEQ))
-    if name in ("pixel_values", "pixel_values_videos", "flattened_patches") or pixels:
-        vision = getattr(config, "vision_config", None) or getattr(config, "backbone_config",
-                                                                   None) or config
-        size = getattr(vision, "image_size", None) or getattr(config, "image_size", None) or 64
-        if isinstance(size, (list, tuple)):
-            size = size[0]
-        size = int(size)
-        channels = getattr(vision, "num_channels", None) or getattr(config, "num_channels", 3)
-        if name == "pixel_values_videos" or "pixel_values_videos" in params and \
-                "pixel_values" not in params:
-            frames = getattr(vision, "num_frames", 2) or 2
-            add("pixel_values", torch.randn(1, frames, channels, size, size))
-        else:
-            add("pixel_values", torch.randn(1, int(channels), size, size))
-    elif name in ("input_ids", "decoder_input_ids"):
-        pass
-    elif name == "input_values":
-        add("input_values", torch.randn(1, 4000))
-    elif name == "input_features":
-        bins = getattr(config, "num_mel_bins", None) or getattr(config, "feature_size", None)
-        per_channel = getattr(config, "input_feat_per_channel", None)
-        if per_channel:  # Speech2Text: (B, frames, features)
-            add("input_features", torch.randn(1, 64, per_channel * getattr(
-                config, "input_channels", 1)))
-        elif getattr(config, "max_source_positions", None) and bins:  # Whisper-like
-            add("input_features", torch.randn(1, bins, 2 * config.max_source_positions))
-        else:
-            add("input_features", torch.randn(1, 64, bins or 80))
-    else:
-        raise ValueError(f"main input {name!r} not supported by the sweep")
-    if config.is_encoder_decoder or "decoder_input_ids" in params and name != "input_ids":
-        if "decoder_input_ids" in params:
-            add("decoder_input_ids", ids(DEC_SEQ))
-    return tensors, names, desc
+    """The package's input synthesis (:func:`fvcore_ext.hf_inputs.make_inputs`, which
+    ``python -m fvcore_ext hf:SPEC`` uses too) at the census's sizes: ``SEQ`` tokens, ``DEC_SEQ``
+    decoder tokens, 4000 audio samples, 64-pixel images where the config names no size.
+    ``text_only``: a vision–language model's token ids alone."""
+    return hf_make_inputs(model, config, model_type, pixels=pixels, seq_len=SEQ,
+                          decoder_seq_len=DEC_SEQ, audio_samples=4000, default_image_size=64,
+                          text_only=text_only)
 
 
 # ---------------------------------------------------------------- one model
@@ -497,7 +450,12 @@ def try_model(model_type: str, levels, timeout: float) -> Dict[str, Any]:
                 if n_params > MAX_PARAMS:
                     raise MemoryError(f"{n_params / 1e6:.0f}M parameters > 50M")
                 stage = "inputs"
-                tensors, names, desc = make_inputs(model, config, model_type)
+                try:
+                    tensors, names, desc = make_inputs(model, config, model_type)
+                except Exception:
+                    # a vision-language model whose image tokens cannot be counted
+                    tensors, names, desc = make_inputs(model, config, model_type,
+                                                       text_only=True)
                 stage = "trace"
                 t0 = time.time()
                 try:
@@ -505,10 +463,17 @@ def try_model(model_type: str, levels, timeout: float) -> Dict[str, Any]:
                         warnings.simplefilter("ignore")
                         result = census(model, tensors, names)
                 except Exception:
-                    if "pixel_values" in names or "pixel_values" not in \
+                    if "image_tokens" in desc:
+                        # the shrunk text vocabulary may not hold the image token: the
+                        # language path alone, as before the package made VLM inputs
+                        tensors, names, desc = make_inputs(model, config, model_type,
+                                                           text_only=True)
+                    elif "pixel_values" in names or "pixel_values" not in \
                             inspect.signature(model.forward).parameters:
                         raise
-                    tensors, names, desc = make_inputs(model, config, model_type, pixels=True)
+                    else:
+                        tensors, names, desc = make_inputs(model, config, model_type,
+                                                           pixels=True)
                     t0 = time.time()
                     with collect_ops() as log, warnings.catch_warnings():
                         warnings.simplefilter("ignore")

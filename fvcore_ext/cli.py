@@ -310,6 +310,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     stdout also gets ``{"error": ..., "status": 2}``.
     ``compare MODEL ...`` runs :func:`fvcore_ext.compare.compare_tools` instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
+        from .hf import main as hf_main
+        return hf_main(argv)
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
     engine = args.engine or ("dispatch" if args.backward else "jit")

@@ -1,0 +1,796 @@
+"""Count any Hugging Face ``transformers`` model from its config: ``python -m fvcore_ext
+hf:SPEC``, or :func:`count_hf` from Python.
+
+``SPEC`` is a local ``config.json`` (or a directory holding one; weights are never read), a Hub
+model id (resolved with transformers' config loader: the local cache when offline), or a
+``model_type`` of transformers' registry (``llama``, ``qwen2_moe``, ``whisper``: its default
+config). ``--set key=value`` overrides config entries (dotted for sub-configs:
+``text_config.num_hidden_layers=2``); ``--head`` picks the model class (the base model by
+default). The model is built and counted on the meta device (shapes only, no weights) unless
+``device="cpu"``. Inputs come from :mod:`fvcore_ext.hf_inputs`.
+
+Counts are MACs (FLOPs = 2 x MACs). A prefill counts the forward pass over ``seq_len`` tokens;
+a decode step counts one token's forward pass with a KV cache of ``seq_len`` tokens. The JIT
+tracer cannot take a transformers ``Cache``, so the decode step is traced through a wrapper
+whose inputs are the cache's tensors and which rebuilds the cache inside its forward ("JIT
+engine, cache wrapped").
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import inspect
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .analysis import CountReport, count_model
+from .hf_inputs import InputSynthesisError, make_inputs, no_data_checks
+from .diagnostics import UncountableOpError
+from .meta import MetaDeviceError, build_on_meta
+from .op_table import FAMILIES, OP_TABLE
+from .rules import PRESETS, check_preset
+
+__all__ = ["CachedDecodeStep", "DecodeCost", "HEADS", "HFModel", "HFSpecError", "SweepRow", "count_decode",
+           "count_hf", "families", "format_sweep", "load_hf", "main", "parse_overrides",
+           "plot_sweep", "resolve_config", "sweep_hf"]
+
+DEFAULT_SEQ_LEN = 128
+DEFAULT_NEW_TOKENS = 128
+DECODE_NOTE = "JIT engine, cache wrapped"
+CACHE_NAMES = ("cache", "past_key_values", "cache_params")
+
+# --head keyword -> transformers' auto-mapping of model type -> class name
+HEADS = {
+    "base": "MODEL_MAPPING_NAMES",
+    "causal-lm": "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",
+    "seq2seq-lm": "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES",
+    "masked-lm": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+    "sequence-classification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+    "token-classification": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
+    "question-answering": "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+    "image-classification": "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+    "semantic-segmentation": "MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES",
+    "object-detection": "MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES",
+    "depth-estimation": "MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES",
+    "image-text-to-text": "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES",
+    "multimodal-lm": "MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES",
+    "speech-seq2seq": "MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES",
+    "ctc": "MODEL_FOR_CTC_MAPPING_NAMES",
+    "audio-classification": "MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES",
+}
+
+
+class HFSpecError(ValueError):
+    """A spec, override, head or input that cannot be resolved; the message is one line."""
+
+
+@dataclass
+class HFModel:
+    """A model built from a spec by :func:`load_hf`: ``config`` (the transformers config after
+    overrides), ``model`` (in eval mode, on ``device``), ``model_type``, ``source`` (where the
+    config came from, in words) and ``spec`` (as given)."""
+
+    spec: str
+    config: Any
+    model: nn.Module
+    model_type: str
+    source: str
+    device: str
+    overrides: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """``hf:SPEC (ClassName)`` for report headings."""
+        return f"hf:{self.spec} ({type(self.model).__name__})"
+
+
+@dataclass
+class DecodeCost:
+    """What :func:`count_decode` measures, in MACs: ``step`` is one decode step's report at a
+    cache of ``cache_len`` tokens; ``per_cache_token`` the extra MACs each further cache token
+    adds to a step; ``generate_macs`` the cost of ``new_tokens`` steps after the prefill
+    (cache lengths ``cache_len`` ... ``cache_len + new_tokens - 1``); ``exact`` whether that sum
+    is exact (the step cost was checked to be affine in the cache length at three lengths)
+    or interpolated; ``how`` says which engine traced the step."""
+
+    cache_len: int
+    step: CountReport
+    per_cache_token: int
+    new_tokens: int
+    generate_macs: int
+    exact: bool
+    how: str = DECODE_NOTE
+
+
+@dataclass
+class SweepRow:
+    """One sequence length of :func:`sweep_hf`: the prefill report (and its MACs by family) and,
+    with ``decode=True``, the :class:`DecodeCost`."""
+
+    seq_len: int
+    prefill: CountReport
+    by_family: Dict[str, int]
+    decode: Optional[DecodeCost] = None
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------- specs and configs
+
+def parse_overrides(items: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """``["num_hidden_layers=2", "text_config.vocab_size=1000", "rope_scaling=null"]`` → a dict
+    of dotted keys to values. Values are read as JSON (ints, floats, ``true``, ``null``, lists,
+    objects), else kept as strings. ``HFSpecError`` on an item without ``=``."""
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise HFSpecError(f"bad --set {item!r}: expected key=value")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = {"True": True, "False": False, "None": None}.get(text, text)
+        out[key.strip()] = value
+    return out
+
+
+def _config_classes():
+    from transformers import CONFIG_MAPPING
+    return CONFIG_MAPPING
+
+
+def _raw_config(spec: str) -> Tuple[Dict[str, Any], str]:
+    """The config dict a spec names, and where it came from."""
+    from transformers import PretrainedConfig
+
+    if os.path.isdir(spec):
+        path = os.path.join(spec, "config.json")
+        if not os.path.isfile(path):
+            raise HFSpecError(f"directory {spec!r} holds no config.json")
+        spec = path
+    if os.path.isfile(spec):
+        try:
+            with open(spec) as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as error:
+            raise HFSpecError(f"cannot read {spec!r}: {error}") from None
+        return raw, f"local config {spec}"
+    if spec in _config_classes():
+        return {"model_type": spec}, f"default config of model type {spec!r}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw, _ = PretrainedConfig.get_config_dict(spec)
+    except Exception as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise HFSpecError(
+            f"{spec!r} is not a config.json, a directory holding one, a model type of "
+            f"transformers or a Hub id in the local cache ({type(error).__name__}: {text})"
+        ) from None
+    return raw, f"Hub config {spec}"
+
+
+def _fit_layer_lists(sub: Dict[str, Any], key: str, value: Any) -> None:
+    # A shorter model keeps its pattern of layer kinds: a per-layer list ("layer_types",
+    # Qwen3.5's linear/full attention) is cycled to the new layer count.
+    if key not in ("num_hidden_layers", "num_layers", "n_layer", "n_layers") or \
+            not isinstance(value, int):
+        return
+    for name in ("layer_types", "layers_block_type", "block_types"):
+        kinds = sub.get(name)
+        if isinstance(kinds, list) and kinds and len(kinds) != value:
+            sub[name] = [kinds[i % len(kinds)] for i in range(value)]
+
+
+def _build_config(raw: Dict[str, Any]):
+    model_type = raw.get("model_type")
+    if not model_type:
+        raise HFSpecError("the config has no model_type")
+    classes = _config_classes()
+    if model_type not in classes:
+        raise HFSpecError(f"model type {model_type!r} is not in this transformers' registry "
+                          f"(transformers too old, or a custom model)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return classes[model_type].from_dict(copy.deepcopy(raw))
+        except Exception as error:
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise HFSpecError(f"cannot build the {model_type!r} config: "
+                              f"{type(error).__name__}: {text}") from None
+
+
+def resolve_config(spec: str, overrides: Optional[Dict[str, Any]] = None):
+    """The transformers config a spec names, with ``overrides`` applied.
+
+    Args:
+        spec: a ``config.json`` path, a directory holding one, a ``model_type`` of transformers'
+            registry (its default config) or a Hub id (the local cache when offline).
+        overrides: dotted key → value (:func:`parse_overrides`). A sub-config key
+            (``text_config.num_hidden_layers``) starts from the config's own sub-config. A new
+            layer count cycles per-layer lists (``layer_types``) to the new length.
+
+    Returns:
+        ``(config, source)``: the config object and where it came from, in words.
+
+    Raises:
+        HFSpecError: unknown spec, no ``model_type``, a key that is not in the config, or a
+            config class that rejects the values.
+    """
+    raw, source = _raw_config(spec)
+    overrides = dict(overrides or {})
+    if overrides:
+        built = _build_config(raw)
+        for key, value in overrides.items():
+            parts = key.split(".")
+            target, obj = raw, built
+            for part in parts[:-1]:
+                obj = getattr(obj, part, None) if obj is not None else None
+                if not isinstance(target.get(part), dict):
+                    if obj is None or not hasattr(obj, "to_dict"):
+                        raise HFSpecError(f"--set {key}: the config has no sub-config {part!r}")
+                    target[part] = obj.to_dict()
+                target = target[part]
+            leaf = parts[-1]
+            if leaf not in target and (obj is None or not hasattr(obj, leaf)):
+                raise HFSpecError(f"--set {key}: the {'sub-' if len(parts) > 1 else ''}config "
+                                  f"has no attribute {leaf!r}")
+            target[leaf] = value
+            _fit_layer_lists(target, leaf, value)
+    return _build_config(raw), source
+
+
+def _class_for(config, head: Optional[str]):
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    head = head or "base"
+    if head not in HEADS:
+        cls = getattr(transformers, head, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            return cls
+        raise HFSpecError(f"unknown head {head!r}: expected one of {', '.join(HEADS)} or a "
+                          f"transformers model class name")
+    mapping = getattr(modeling_auto, HEADS[head], {})
+    names = mapping.get(config.model_type)
+    if not names:
+        have = [h for h, m in HEADS.items()
+                if getattr(modeling_auto, m, {}).get(config.model_type)]
+        raise HFSpecError(f"model type {config.model_type!r} has no {head} class"
+                          + (f"; it has: {', '.join(have)}" if have else ""))
+    for name in [names] if isinstance(names, str) else list(names):
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    raise HFSpecError(f"transformers has no class {names!r}")
+
+
+def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = None,
+            head: Optional[str] = None, device: str = "meta") -> HFModel:
+    """Build the model a spec names (:func:`resolve_config`), in eval mode.
+
+    Args:
+        spec: see :func:`resolve_config`; an :class:`HFModel` is returned as it is.
+        overrides: dotted config key → value.
+        head: ``None``/``"base"`` (the base model), a key of :data:`HEADS` (``"causal-lm"``,
+            ``"seq2seq-lm"``, ``"image-classification"``, ...) or a transformers class name
+            (``"SegformerForSemanticSegmentation"``).
+        device: ``"meta"`` (the default: built under ``torch.device("meta")``, no weights
+            allocated) or ``"cpu"`` (random weights).
+
+    Raises:
+        HFSpecError: the spec, an override or the head cannot be resolved, or the class
+            cannot be built from the config (one line).
+    """
+    if isinstance(spec, HFModel):
+        return spec
+    if device not in ("meta", "cpu"):
+        raise HFSpecError(f"unknown device {device!r}: expected meta or cpu")
+    config, source = resolve_config(spec, overrides)
+    cls = _class_for(config, head)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(0)
+            model = build_on_meta(lambda: cls(config)) if device == "meta" else cls(config)
+    except Exception as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise HFSpecError(f"cannot build {cls.__name__} from the config: "
+                          f"{type(error).__name__}: {text}") from None
+    return HFModel(spec=spec, config=config, model=model.eval(), model_type=config.model_type,
+                   source=source, device=device, overrides=dict(overrides or {}))
+
+
+# ---------------------------------------------------------------- counting
+
+def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=None,
+            text_only: bool = False):
+    # A text-and-vision model (CLIP, BLIP, OWL-ViT) is counted with both towers.
+    params = inspect.signature(hf.model.forward).parameters
+    pixels = "pixel_values" in params and not text_only and (
+        getattr(hf.config, "vision_config", None) is not None
+        or getattr(hf.config, "image_size", None) is not None    # ViLT: one tower, two inputs
+        or params["pixel_values"].default is inspect.Parameter.empty)
+    try:
+        return make_inputs(hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
+                           decoder_seq_len=decoder_seq_len, batch=batch,
+                           image_size=image_size, text_only=text_only, device=hf.device)
+    except InputSynthesisError as error:
+        raise HFSpecError(f"{hf.model_type}: {error}") from None
+
+
+def _count(model, tensors, names, preset, strict, engine) -> CountReport:
+    """``engine=None``: the JIT engine, and the dispatch engine where the tracer cannot take
+    the model (an internal tracer error, a model that breaks under tracing); the report's
+    ``engine`` says which counted. A data-dependent model on meta is not retried: the
+    dispatch engine cannot read meta data either."""
+    with warnings.catch_warnings(), no_data_checks():
+        warnings.simplefilter("ignore")
+        try:
+            return count_model(model, tensors, names, preset, strict, engine=engine or "jit")
+        except ValueError as error:
+            if "unknown engine" in str(error):
+                raise HFSpecError(str(error)) from None
+            if engine is not None:
+                raise
+            first = error
+        except (MetaDeviceError, UncountableOpError):
+            raise
+        except Exception as error:   # the tracer or the model's code under tracing
+            if engine is not None:
+                raise
+            first = error
+        try:
+            return count_model(model, tensors, names, preset, strict, engine="dispatch")
+        except Exception:
+            raise first from None
+
+
+def families(report: CountReport) -> Dict[str, int]:
+    """MACs per rule family (:data:`fvcore_ext.op_table.FAMILIES`, plus ``"unknown"`` for ops
+    with no rule), largest first. Uses ``report.by_family`` where the report has it, else maps
+    ``report.by_operator`` through the op table (rule name → family)."""
+    given = getattr(report, "by_family", None)
+    if given:
+        return dict(sorted(given.items(), key=lambda kv: -kv[1]))
+    family_of = {rule.name: rule.family for rule in OP_TABLE.values()}
+    totals: Dict[str, int] = {}
+    for op, macs in report.by_operator.items():
+        fam = family_of.get(op, "unknown")
+        totals[fam] = totals.get(fam, 0) + macs
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: int = 1,
+             image_size=None, overrides: Optional[Dict[str, Any]] = None,
+             head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
+             device: str = "meta", decoder_seq_len: Optional[int] = None,
+             text_only: bool = False, strict: bool = False) -> CountReport:
+    """Count a Hugging Face model from its config: the forward pass (prefill) over inputs
+    synthesised by :func:`fvcore_ext.hf_inputs.make_inputs`.
+
+    Args:
+        spec: a config.json, a directory, a model type or a Hub id (:func:`resolve_config`), or
+            an :class:`HFModel` from :func:`load_hf` (built once, counted at several lengths).
+        seq_len: text tokens ``L`` (``input_ids`` ``(batch, L)``; a VLM adds its image tokens;
+            an encoder–decoder's decoder gets ``decoder_seq_len``, default ``L``; Whisper's
+            encoder always gets its 30 s window).
+        batch: batch size ``B``.
+        image_size: ``H`` or ``(H, W)`` of image inputs; default the config's.
+        overrides: dotted config key → value (``{"text_config.num_hidden_layers": 2}``).
+        head: the model class (:func:`load_hf`); the base model by default.
+        preset: ``"full"`` or ``"paper"``.
+        engine: ``"jit"``: the JIT tracer (fvcore + the pack's handles); ``"dispatch"``:
+            PyTorch's dispatcher (:mod:`fvcore_ext.dispatch`), the same totals and families
+            by the contract. ``None`` (default): JIT, and dispatch where the tracer fails on
+            the model (``report.engine`` says which counted).
+        device: ``"meta"`` (default; shapes only, the CPU numbers) or ``"cpu"``.
+        decoder_seq_len: an encoder–decoder's decoder tokens (default ``seq_len``).
+        text_only: token ids only, no image (a VLM's language path).
+        strict: raise instead of counting 0 where an op cannot be counted.
+
+    Returns:
+        A :class:`fvcore_ext.CountReport` (MACs; ``total_flops`` = 2 x MACs).
+
+    Raises:
+        HFSpecError: the spec, an override, the head or the inputs cannot be resolved (one
+            line naming what is missing).
+        fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data; use
+            ``device="cpu"``.
+        Whatever the model raises while traced.
+    """
+    check_preset(preset)
+    hf = load_hf(spec, overrides, head, device)
+    tensors, names, _ = _inputs(hf, seq_len, batch, image_size, decoder_seq_len, text_only)
+    return _count(hf.model, tensors, names, preset, strict, engine)
+
+
+# ---------------------------------------------------------------- decode
+
+def _cache_tensors(cache) -> List[torch.Tensor]:
+    """Every tensor a transformers cache object holds (its layers' keys and values, an
+    encoder–decoder cache's two caches, a Mamba cache's states), in a fixed order."""
+    found: List[torch.Tensor] = []
+    seen = set()
+
+    def walk(obj, depth):
+        if isinstance(obj, torch.Tensor):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                found.append(obj)
+        elif depth > 5:
+            return
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                walk(value, depth + 1)
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                walk(value, depth + 1)
+        elif type(obj).__module__.startswith("transformers") and hasattr(obj, "__dict__"):
+            for value in vars(obj).values():
+                walk(value, depth + 1)
+
+    walk(cache, 0)
+    return found
+
+
+class CachedDecodeStep(nn.Module):
+    """One decode step as a module the JIT tracer can take: its inputs are the new token ids
+    ``(B, 1)`` and every tensor of a prefill's cache; ``forward`` rebuilds the cache object
+    around them (a deep copy of the template whose tensors are the traced inputs) and calls
+    the model with it, so the trace sees plain tensors."""
+
+    def __init__(self, model: nn.Module, cache, cache_kwarg: str, id_name: str,
+                 extra_names: Sequence[str] = ()):
+        super().__init__()
+        self.model = model
+        self.cache_kwarg, self.id_name, self.extra_names = cache_kwarg, id_name, list(extra_names)
+        self._template = cache
+        self._slots = _cache_tensors(cache)
+
+    def forward(self, ids: torch.Tensor, *rest: torch.Tensor):
+        n = len(self._slots)
+        memo = {id(old): new for old, new in zip(self._slots, rest[:n])}
+        memo[id(memo)] = list(self._slots)    # deepcopy's keep-alive slot
+        cache = copy.deepcopy(self._template, memo)
+        kwargs = {self.id_name: ids, self.cache_kwarg: cache, "use_cache": True}
+        for name, value in zip(self.extra_names, rest[n:]):
+            kwargs[name] = (value,) if name == "encoder_outputs" else value
+        return self.model(**kwargs)
+
+
+def _strip_model(name: str) -> str:
+    return "" if name == "model" else name[len("model."):] if name.startswith("model.") else name
+
+
+def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: str,
+                 strict: bool, engine, text_only: bool = False) -> CountReport:
+    model, config = hf.model, hf.config
+    params = inspect.signature(model.forward).parameters
+    # transformers 5.25 calls the argument and the output field "cache"; before, it was
+    # "past_key_values" ("cache_params" for Mamba)
+    cache_kwarg = next((k for k in CACHE_NAMES if k in params), None)
+    if cache_kwarg is None:
+        raise HFSpecError(f"{type(model).__name__} takes no KV cache (no "
+                          f"{' / '.join(CACHE_NAMES)} argument): it has no decode step")
+    tensors, names, _ = _inputs(hf, cache_len, batch, image_size, text_only=text_only)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from .meta import meta_tracing
+        with meta_tracing(), no_data_checks():
+            out = model(**dict(zip(names, tensors)), use_cache=True)
+    cache = next((getattr(out, k) for k in CACHE_NAMES if getattr(out, k, None) is not None),
+                 None)
+    if cache is None:
+        raise HFSpecError(f"{type(model).__name__} returned no cache from its prefill")
+    is_seq2seq = "decoder_input_ids" in names
+    id_name = "decoder_input_ids" if is_seq2seq else "input_ids"
+    extra, extra_names = [], []
+    if is_seq2seq:
+        encoder = getattr(out, "encoder_last_hidden_state", None)
+        if encoder is None:
+            raise HFSpecError(f"{type(model).__name__}'s prefill returned no encoder output")
+        extra, extra_names = [encoder], ["encoder_outputs"]
+    ids = torch.zeros(batch, 1, dtype=torch.long, device=tensors[0].device) + 3
+    step = CachedDecodeStep(model, cache, cache_kwarg, id_name, extra_names)
+    cache_tensors = _cache_tensors(cache)
+    report = _count(step, [ids] + cache_tensors + extra, None, preset, strict, engine)
+    report.inputs = [(id_name, (batch, 1))] + (
+        [(f"{cache_kwarg} ({len(cache_tensors)} tensors, the first)",
+          tuple(cache_tensors[0].shape))] if cache_tensors else []) + \
+        [(n, tuple(t.shape)) for n, t in zip(extra_names, extra)]
+    report.by_module = {_strip_model(k): v for k, v in report.by_module.items()}
+    report.unused_modules = [_strip_model(m) for m in report.unused_modules]
+    report.fused_weight_modules = {_strip_model(k): v
+                                   for k, v in report.fused_weight_modules.items()}
+    report.params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return report
+
+
+def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
+                 new_tokens: int = DEFAULT_NEW_TOKENS, batch: int = 1, image_size=None,
+                 overrides: Optional[Dict[str, Any]] = None, head: Optional[str] = None,
+                 preset: str = "full", engine: Optional[str] = None, device: str = "meta",
+                 text_only: bool = False, strict: bool = False) -> DecodeCost:
+    """One generation step after a prefill of ``seq_len`` tokens, and the cost of generating
+    ``new_tokens`` tokens.
+
+    The step's inputs are one new token ``(batch, 1)`` and the KV cache that a prefill of
+    ``seq_len`` tokens leaves (for a VLM: text and image tokens; an encoder–decoder also gets
+    the encoder output, and its cross-attention cache). The cache comes from running the
+    prefill (on meta: shapes only); the step is traced through :class:`CachedDecodeStep` (JIT
+    engine, cache wrapped). Generating ``T`` tokens costs ``Σ_{t<T} step(seq_len + t)``: the
+    step is counted at ``seq_len``, ``seq_len + 1`` and ``seq_len + T - 1``; when the three lie
+    on a line (attention over the cache is linear in its length) the sum is exact, else it is
+    interpolated and ``exact`` is False (sliding windows, for instance).
+
+    Args: as :func:`count_hf`; ``new_tokens`` ``T`` ≥ 1.
+
+    Returns:
+        A :class:`DecodeCost` (MACs).
+
+    Raises:
+        HFSpecError: the model takes no cache, returns none, or the spec cannot be resolved.
+        fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data.
+    """
+    check_preset(preset)
+    if new_tokens < 1:
+        raise HFSpecError(f"new_tokens must be at least 1, not {new_tokens}")
+    hf = load_hf(spec, overrides, head, device)
+    step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine, text_only)
+    how = DECODE_NOTE if getattr(step, "engine", "jit") == "jit" else \
+        "dispatch engine, the cache rebuilt around its tensors for each count"
+    if new_tokens == 1:
+        return DecodeCost(seq_len, step, 0, 1, step.total_macs, True, how)
+    after = _decode_step(hf, seq_len + 1, batch, image_size, preset, strict, engine,
+                         text_only).total_macs
+    slope = after - step.total_macs
+    steps = new_tokens - 1
+    exact = True
+    if new_tokens > 2:
+        last = _decode_step(hf, seq_len + steps, batch, image_size, preset, strict,
+                            engine, text_only).total_macs
+        exact = last == step.total_macs + slope * steps
+        if not exact:
+            slope_avg = (last - step.total_macs) / steps
+            total = round(new_tokens * step.total_macs + slope_avg * steps * new_tokens / 2)
+            return DecodeCost(seq_len, step, slope, new_tokens, int(total), False, how)
+    total = new_tokens * step.total_macs + slope * steps * new_tokens // 2
+    return DecodeCost(seq_len, step, slope, new_tokens, total, exact, how)
+
+
+# ---------------------------------------------------------------- FLOPs against length
+
+def sweep_hf(spec: Union[str, HFModel], seq_lens: Sequence[int], batch: int = 1,
+             image_size=None, overrides: Optional[Dict[str, Any]] = None,
+             head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
+             device: str = "meta", decode: bool = False,
+             new_tokens: int = DEFAULT_NEW_TOKENS, text_only: bool = False,
+             strict: bool = False) -> List[SweepRow]:
+    """:func:`count_hf` (and, with ``decode``, :func:`count_decode`) at each length of
+    ``seq_lens``, building the model once. Returns one :class:`SweepRow` per length (MACs).
+    Raises what :func:`count_hf` raises."""
+    hf = load_hf(spec, overrides, head, device)
+    rows = []
+    for n in seq_lens:
+        t0 = time.perf_counter()
+        report = count_hf(hf, n, batch, image_size, preset=preset, engine=engine,
+                          text_only=text_only, strict=strict)
+        cost = count_decode(hf, n, new_tokens, batch, image_size, preset=preset,
+                            engine=engine, text_only=text_only, strict=strict) \
+            if decode else None
+        rows.append(SweepRow(n, report, families(report), cost,
+                             round(time.perf_counter() - t0, 2)))
+    return rows
+
+
+def _columns(rows: Sequence[SweepRow], key) -> List[str]:
+    present = set()
+    for row in rows:
+        present |= {f for f, m in key(row).items() if m}
+    return [f for f in FAMILIES + ("unknown",) if f in present]
+
+
+def _grid(header, body, md: bool) -> List[str]:
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in body]
+    if md:
+        return ["| " + " | ".join(cells[0]) + " |", "|" + "---|" + "---:|" * (len(header) - 1)] \
+            + ["| " + " | ".join(r) + " |" for r in cells[1:]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in
+            [cells[0], ["-" * w for w in widths]] + cells[1:]]
+
+
+def _share(part: int, total: int) -> str:
+    return f"{100 * part / total:.1f}%" if total else "-"
+
+
+def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") -> str:
+    """The rows of :func:`sweep_hf` as text: one prefill row per length with the total (MACs
+    and FLOPs) and its parts by family, the attention share; with decode, the per-token step
+    and the cost of generating. ``fmt``: ``"table"``, ``"markdown"`` or ``"json"``."""
+    if fmt == "json":
+        return json.dumps({"model": title, "rows": [{
+            "seq_len": r.seq_len, "total_macs": r.prefill.total_macs,
+            "total_flops": r.prefill.total_flops, "by_family": r.by_family,
+            "params": r.prefill.params, "inputs": [
+                {"name": n, "shape": list(s)} for n, s in r.prefill.inputs],
+            **({"decode": {"cache_len": r.decode.cache_len,
+                           "step_macs": r.decode.step.total_macs,
+                           "step_by_family": families(r.decode.step),
+                           "per_cache_token_macs": r.decode.per_cache_token,
+                           "new_tokens": r.decode.new_tokens,
+                           "generate_macs": r.decode.generate_macs,
+                           "exact": r.decode.exact, "how": r.decode.how}}
+               if r.decode else {})} for r in rows]}, indent=2)
+    md = fmt == "markdown"
+    first = rows[0].prefill
+    inputs = ", ".join(f"{n}={tuple(s)}" for n, s in first.inputs)
+    lines = [f"{'## ' if md else ''}{title}", "",
+             f"- parameters: {first.params:,} ({first.params / 1e6:.3f} M)",
+             f"- preset: {first.preset}; device: {first.device}; engine: "
+             f"{getattr(first, 'engine', 'jit')}"
+             + (f" (decode: {rows[0].decode.how})" if rows[0].decode else ""),
+             f"- inputs at the first length: {inputs}",
+             "- MACs; FLOPs = 2 x MACs", ""]
+    cols = _columns(rows, lambda r: r.by_family)
+    lines += [f"{'### ' if md else ''}Prefill" + ("" if md else ":")]
+    lines += _grid(["seq len", "total MACs", "total FLOPs", *cols, "attention share"],
+                   [(r.seq_len, f"{r.prefill.total_macs:,}", f"{r.prefill.total_flops:,}",
+                     *(f"{r.by_family.get(c, 0):,}" for c in cols),
+                     _share(r.by_family.get("attention", 0), r.prefill.total_macs))
+                    for r in rows], md)
+    if rows[0].decode:
+        dec = [r for r in rows if r.decode]
+        fams = {id(r): families(r.decode.step) for r in dec}
+        cols = _columns(dec, lambda r: fams[id(r)])
+        t = dec[0].decode.new_tokens
+        lines += ["", f"{'### ' if md else ''}Decode: one step with a KV cache of seq len "
+                  f"tokens ({dec[0].decode.how})" + ("" if md else ":")]
+        lines += _grid(["seq len", "per-token MACs", *cols, "+ per cache token",
+                        f"generate {t} tokens (MACs)", f"prefill + {t} tokens (FLOPs)"],
+                       [(r.seq_len, f"{r.decode.step.total_macs:,}",
+                         *(f"{fams[id(r)].get(c, 0):,}" for c in cols),
+                         f"{r.decode.per_cache_token:,}",
+                         f"{r.decode.generate_macs:,}" + ("" if r.decode.exact else " (approx.)"),
+                         f"{2 * (r.prefill.total_macs + r.decode.generate_macs):,}")
+                        for r in dec], md)
+        exact = all(r.decode.exact for r in dec)
+        lines += ["", f"Generating T tokens after a prompt of N: T decode steps at cache "
+                      f"lengths N .. N+T-1; " + (
+                          "exact: the step cost is affine in the cache length (checked at N, "
+                          "N+1 and N+T-1)." if exact else
+                          "(approx.): the step cost is not affine in the cache length "
+                          "(sliding windows); interpolated from N, N+1 and N+T-1.")]
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: Sequence[SweepRow], path: str, title: str = "") -> None:
+    """Draw total GFLOPs (log scale) and the attention family's share of the total against
+    sequence length to ``path`` (PNG). Needs matplotlib (``pip install matplotlib``).
+
+    Raises:
+        HFSpecError: matplotlib is not installed, or fewer than two lengths were counted.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise HFSpecError("--plot needs matplotlib: pip install matplotlib") from None
+    xs = [r.seq_len for r in rows]
+    total = [2 * r.prefill.total_macs / 1e9 for r in rows]
+    share = [100 * r.by_family.get("attention", 0) / max(1, r.prefill.total_macs) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(xs, total, "o-", color="tab:blue", label="total GFLOPs (prefill)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("GFLOPs (prefill)", color="tab:blue")
+    right = ax.twinx()
+    right.plot(xs, share, "s--", color="tab:red", label="attention share")
+    right.set_ylabel("attention share of the total (%)", color="tab:red")
+    right.set_ylim(0, 100)
+    right.axhline(50, color="tab:red", alpha=0.25, linewidth=1)   # attention = all the rest
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- command line
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m fvcore_ext hf:SPEC",
+        description="Count a Hugging Face model from its config (built on meta: no weights). "
+                    "SPEC: a config.json, a directory holding one, a Hub id (local cache) or "
+                    "a model type (hf:llama). MACs; FLOPs = 2 x MACs.")
+    p.add_argument("spec", help="hf:SPEC")
+    p.add_argument("--seq-len", default=str(DEFAULT_SEQ_LEN),
+                   help=f"text tokens, one or a comma list (default {DEFAULT_SEQ_LEN})")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--image-size", type=int, nargs="+", metavar="H W",
+                   help="image height and width (one number: square); default the config's")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                   help="override a config entry (dotted for sub-configs: "
+                        "text_config.num_hidden_layers=2); repeatable")
+    p.add_argument("--head", help=f"model class: {', '.join(HEADS)} or a transformers class "
+                                  f"name (default: the base model)")
+    p.add_argument("--text-only", action="store_true",
+                   help="token ids only: a vision-language model's language path, no image")
+    p.add_argument("--decode", action="store_true",
+                   help="also count one generation step at a KV cache of each length")
+    p.add_argument("--new-tokens", type=int, default=DEFAULT_NEW_TOKENS,
+                   help=f"with --decode: tokens to generate (default {DEFAULT_NEW_TOKENS})")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw total FLOPs and attention share against length (matplotlib)")
+    p.add_argument("--preset", choices=PRESETS, default="full")
+    p.add_argument("--engine", choices=("jit", "dispatch"), default=None)
+    p.add_argument("--device", choices=("meta", "cpu"), default="meta")
+    p.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    p.add_argument("--depth", type=int, default=2, help="per-module table depth (one length)")
+    p.add_argument("--strict", action="store_true")
+    return p
+
+
+def _lengths(text: str) -> List[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise HFSpecError(f"bad --seq-len {text!r}: expected positive integers like 1024,4096")
+    return [int(p) for p in parts]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m fvcore_ext hf:SPEC [options]``: returns the exit status (0 ok, 2 a spec,
+    option, input or trace that fails, with a one-line reason on stderr)."""
+    from .report import format_report
+
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    spec = args.spec[3:] if args.spec.startswith("hf:") else args.spec
+    try:
+        lengths = _lengths(args.seq_len)
+        image = tuple(args.image_size) if args.image_size else None
+        if image and len(image) > 2:
+            raise HFSpecError("--image-size takes H or H W")
+        hf = load_hf(spec, parse_overrides(args.overrides), args.head, args.device)
+        title = f"{hf.title}, {hf.source}" + (
+            "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
+            if hf.overrides else "")
+        try:
+            if len(lengths) == 1 and not args.decode and not args.plot:
+                report = count_hf(hf, lengths[0], args.batch, image, preset=args.preset,
+                                  engine=args.engine, text_only=args.text_only,
+                                  strict=args.strict)
+                print(format_report(report, args.format, args.depth, title=title))
+                return 0
+            rows = sweep_hf(hf, lengths, args.batch, image, preset=args.preset,
+                            engine=args.engine, decode=args.decode,
+                            new_tokens=args.new_tokens, text_only=args.text_only,
+                            strict=args.strict)
+        except MetaDeviceError as error:
+            raise HFSpecError(error.line("--device cpu")) from None
+        except HFSpecError:
+            raise
+        except Exception as error:   # the model's own code may raise anything while traced
+            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise HFSpecError(f"cannot count {hf.title}: {type(error).__name__}: {text}"
+                              ) from None
+        print(format_sweep(rows, args.format, title))
+        if args.plot:
+            plot_sweep(rows, args.plot, title=f"{hf.title}, preset {args.preset}" + (
+                "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
+                if hf.overrides else ""))
+            print(f"\nwrote {args.plot}")
+    except HFSpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,396 @@
+"""``hf:`` specs (``fvcore_ext.hf``): exact counts derived by hand from the configs shipped in
+``tests/hf_configs/`` (no network), counted on the meta device.
+
+Counts are MACs. The formulas are those of ``../shared/CONVENTIONS.md``: a linear is
+``rows · in · out`` (bias not counted); SDPA with q ``(B, Hq, L, E)`` and k/v of ``S`` tokens is
+``B·Hq·L·S·(E + Ev)``, plus ``B·Hq·L·S`` for the scale and ``B·Hq·L·S`` for the softmax under
+**full** (a causal or boolean mask costs 0); elementwise ops 1 per output element and
+reductions 1 per input element under full, 0 under paper; grouped matmul (MoE experts)
+``T · K · N`` over the routed rows.
+"""
+import json
+import os
+
+import pytest
+import torch
+
+from fvcore_ext.hf import (HFSpecError, count_decode, count_hf, families, load_hf, main,
+                           parse_overrides, resolve_config, sweep_hf)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+CONFIGS = os.path.join(os.path.dirname(__file__), "hf_configs")
+LLAMA3_8B = os.path.join(CONFIGS, "llama3_8b")
+MIXTRAL = os.path.join(CONFIGS, "mixtral_8x7b", "config.json")
+VIT = os.path.join(CONFIGS, "vit_base")
+WHISPER = os.path.join(CONFIGS, "whisper_tiny")
+LLAVA = os.path.join(CONFIGS, "llava_tiny")
+
+# ---------------------------------------------------------------- Llama-3-8B at 8192 tokens
+# hidden H, FFN F, query heads Hq, KV heads Hkv, head dim E, layers N, norms (2 per layer + 1)
+H, F, HQ, HKV, E, N = 4096, 14336, 32, 8, 128, 32
+NORMS = 2 * N + 1
+KV = HKV * E                                            # 1024: k and v projections' width
+
+
+def llama_linear(tokens: int) -> int:
+    # q and o: H -> H; k and v: H -> 1024 (GQA); gate, up: H -> F; down: F -> H
+    return N * tokens * H * (2 * H + 2 * KV + 3 * F)
+
+
+def llama_sdpa(queries: int, keys: int, full: bool) -> int:
+    core = N * HQ * queries * keys * (E + E)
+    return core + (N * 2 * HQ * queries * keys if full else 0)   # scale and softmax
+
+
+def llama_elementwise(tokens: int, keys: int, decode: bool) -> int:
+    """transformers' Llama under full, per op (tests measure them separately below)."""
+    rope_q, rope_k = HQ * E, HKV * E
+    return (
+        # RMSNorm: x·x (pow), + eps, rsqrt, x · rsqrt, weight · x
+        NORMS * tokens * H                              # pow
+        + NORMS * tokens                                # + eps
+        + NORMS * tokens                                # rsqrt
+        + 2 * NORMS * tokens * H                        # the two muls
+        # RoPE: q·cos + rotate_half(q)·sin (neg of half the dims, two muls, one add), same for k
+        + N * tokens * 3 * (rope_q + rope_k) + N * tokens * (rope_q + rope_k) // 2
+        # the rotary table, once: inv_freq (64) x positions outer product, cos, sin, and both
+        # times attention_scaling
+        + tokens * E // 2 + 2 * tokens * E + 2 * tokens * E
+        + N * tokens * F * 2                            # silu(gate) and silu(gate) · up
+        + N * 2 * tokens * H                            # two residual adds per layer
+        + tokens                                        # position ids: arange + past length
+        # traced, a decode step builds a boolean mask (cost 0) from index vectors: q index +
+        # offset (1 token) and kv index + offset (all keys); a prefill takes SDPA's is_causal
+        # and builds none. (Run eagerly, as the dispatch engine runs it, transformers skips
+        # that mask: the dispatch step is 1 + keys MACs smaller.)
+        + ((1 + keys) if decode else 0)
+    )
+
+
+def llama_reduction(tokens: int) -> int:
+    return NORMS * tokens * H                           # RMSNorm's mean of x²
+
+
+def test_llama3_8b_prefill_at_8192_tokens_exactly():
+    L = 8192
+    model = load_hf(LLAMA3_8B)
+    paper = count_hf(model, seq_len=L, preset="paper")
+    assert paper.by_operator == {"linear": llama_linear(L),
+                                 "scaled_dot_product_attention": llama_sdpa(L, L, False)}
+    assert paper.total_macs == 74_766_790_688_768
+    full = count_hf(model, seq_len=L)
+    assert families(full) == {"matmul": llama_linear(L), "attention": llama_sdpa(L, L, True),
+                              "elementwise": llama_elementwise(L, L, False),
+                              "reduction": llama_reduction(L)}
+    assert full.total_macs == 74_927_320_883_200
+    assert full.device == "meta" and full.inputs == [("input_ids", (1, L))]
+    assert full.params == 7_504_924_672                # Llama-3-8B without its LM head
+
+
+def test_llama3_8b_one_decode_step_at_8192_tokens_exactly():
+    # one new token attends to the 8192 cached tokens and itself: S = 8193 keys
+    L, S = 8192, 8193
+    model = load_hf(LLAMA3_8B)
+    paper = count_decode(model, seq_len=L, new_tokens=1, preset="paper")
+    assert paper.step.by_operator == {"linear": llama_linear(1),
+                                      "scaled_dot_product_attention": llama_sdpa(1, S, False)}
+    assert paper.step.total_macs == 9_127_067_648
+    cost = count_decode(model, seq_len=L, new_tokens=3)
+    step = cost.step
+    assert families(step) == {"matmul": llama_linear(1), "attention": llama_sdpa(1, S, True),
+                              "elementwise": llama_elementwise(1, S, True),
+                              "reduction": llama_reduction(1)}
+    assert step.inputs[0] == ("input_ids", (1, 1))
+    assert step.inputs[1][1] == (1, HKV, L, E)          # the cache, one layer's keys
+    # each further cached token adds its attention (E + Ev, scale, softmax) and its mask index
+    assert cost.per_cache_token == N * HQ * (2 * E + 2) + 1
+    assert cost.exact
+    assert cost.generate_macs == 3 * step.total_macs + 3 * cost.per_cache_token
+
+
+def test_dispatch_engine_counts_the_same_prefill_and_decode_step():
+    sets = {"num_hidden_layers": 1, "hidden_size": 128, "intermediate_size": 256,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000}
+    model = load_hf("llama", sets)
+    jit = count_hf(model, 64)
+    dispatch = count_hf(model, 64, engine="dispatch")
+    assert dispatch.engine == "dispatch" and dispatch.by_family == jit.by_family
+    steps = [count_decode(model, 64, new_tokens=1, engine=e) for e in ("jit", "dispatch")]
+    assert "dispatch engine" in steps[1].how and "cache wrapped" in steps[0].how
+    fams = [s.step.by_family for s in steps]
+    assert fams[0]["matmul"] == fams[1]["matmul"] and fams[0]["attention"] == fams[1]["attention"]
+    # the traced step's mask index vectors (see llama_elementwise): 1 + 65 keys
+    assert fams[0]["elementwise"] - fams[1]["elementwise"] == 1 + 65
+
+
+def test_causal_lm_head_adds_the_logits():
+    base = count_hf(LLAMA3_8B, seq_len=64, preset="paper")
+    lm = count_hf(LLAMA3_8B, seq_len=64, preset="paper", head="causal-lm")
+    assert lm.total_macs - base.total_macs == 64 * H * 128256
+
+
+# ---------------------------------------------------------------- Mixtral: routed top-k experts
+def test_mixtral_counts_the_routed_top_k_experts_not_all():
+    L, k, experts = 1024, 2, 8
+    report = count_hf(MIXTRAL, seq_len=L, preset="paper")
+    attention = N * L * H * (2 * H + 2 * KV)
+    router = N * L * H * experts
+    # every token row meets only its k experts: (L·k) rows through gate+up (H -> 2F), down
+    expert_mlp = N * (L * k) * (H * 2 * F + F * H)
+    assert report.by_operator == {"linear": attention + router, "_grouped_mm": expert_mlp,
+                                  "scaled_dot_product_attention": llama_sdpa(L, L, False)}
+    all_experts = N * (L * experts) * 3 * H * F
+    assert expert_mlp * experts // k == all_experts
+
+
+# ---------------------------------------------------------------- ViT-B/16 at 224
+def test_vit_base_exactly():
+    P, T, D, FF, LAYERS, HEADS = 196, 197, 768, 3072, 12, 12   # patches, tokens (+ CLS)
+    full = count_hf(VIT)
+    paper = count_hf(VIT, preset="paper")
+    conv = P * D * (3 * 16 * 16)                        # the 16x16 patch embedding
+    linear = LAYERS * (4 * T * D * D + 2 * T * D * FF) + D * D   # + the pooler on CLS
+    sdpa = LAYERS * HEADS * T * T * (64 + 64)
+    norms = (2 * LAYERS + 1) * 5 * T * D               # LayerNorm with affine: 5 x numel,
+    assert paper.by_operator == {"linear": linear, "conv": conv,   # in both presets
+                                 "scaled_dot_product_attention": sdpa, "layer_norm": norms}
+    assert full.inputs == [("pixel_values", (1, 3, 224, 224))]
+    assert families(full) == {
+        "matmul": linear, "convolution": conv,
+        "attention": sdpa + LAYERS * 2 * HEADS * T * T,
+        "normalization": norms,
+        # gelu, two residual adds per layer; + position embeddings; pooler tanh
+        "elementwise": LAYERS * (T * FF + 2 * T * D) + T * D + D,
+    }
+
+
+# ---------------------------------------------------------------- Whisper-tiny
+def test_whisper_tiny_paper_exactly():
+    T = 64                                              # decoder tokens
+    D, FF, LAYERS, HEADS, FRAMES = 384, 1536, 4, 6, 3000
+    S = FRAMES // 2                                     # 1500 encoder positions
+    report = count_hf(WHISPER, seq_len=T, preset="paper")
+    assert report.inputs == [("input_features", (1, 80, FRAMES)), ("decoder_input_ids", (1, T))]
+    conv = FRAMES * D * 80 * 3 + S * D * D * 3          # conv1 (k3), conv2 (k3, stride 2)
+    encoder = LAYERS * (4 * S * D * D + 2 * S * D * FF)
+    decoder = LAYERS * (4 * T * D * D                   # self-attention
+                        + 2 * T * D * D + 2 * S * D * D  # cross: q, o; k, v over the audio
+                        + 2 * T * D * FF)
+    sdpa = LAYERS * HEADS * 128 * (S * S + T * T + T * S)   # E + Ev = 64 + 64
+    # LayerNorm (5 x numel, both presets): encoder 2 per layer + final, decoder 3 + final
+    norms = 5 * D * ((2 * LAYERS + 1) * S + (3 * LAYERS + 1) * T)
+    assert report.by_operator == {"linear": encoder + decoder, "conv": conv,
+                                  "scaled_dot_product_attention": sdpa, "layer_norm": norms}
+
+
+def test_whisper_decode_reuses_the_cross_attention_cache():
+    T, D, LAYERS, HEADS, S, FF = 64, 384, 4, 6, 1500, 1536
+    cost = count_decode(WHISPER, seq_len=T, new_tokens=1, preset="paper")
+    # one token: self-attention q, k, v, o; cross-attention q, o only (k, v cached); the MLP
+    linear = LAYERS * (4 * D * D + 2 * D * D + 2 * D * FF)
+    sdpa = LAYERS * HEADS * 128 * ((T + 1) + S)
+    norms = 5 * D * (3 * LAYERS + 1)
+    assert cost.step.by_operator == {"linear": linear, "scaled_dot_product_attention": sdpa,
+                                     "layer_norm": norms}
+
+
+# ---------------------------------------------------------------- a vision–language model
+def test_llava_places_its_image_tokens_and_counts_both_towers():
+    L = 32
+    report = count_hf(LLAVA, seq_len=L, preset="paper")
+    patches, V, VF, VH = 16, 32, 64, 4                  # 56/14 squared; CLIP width, FFN, heads
+    ids, pixels = report.inputs
+    assert ids == ("input_ids", (1, L + patches)) and pixels == ("pixel_values", (1, 3, 56, 56))
+    T = L + patches                                     # the language model's sequence
+    vision_layers = 3                                   # LLaVA reads layer -2's output, but
+    # CLIP runs its whole encoder (returning every hidden state), so all 3 layers count
+    vision = vision_layers * (4 * (patches + 1) * V * V + 2 * (patches + 1) * V * VF)
+    projector = patches * V * 64 + patches * 64 * 64
+    text = 2 * T * 64 * (2 * 64 + 2 * 32 + 3 * 128)
+    sdpa = vision_layers * VH * (patches + 1) ** 2 * 16 + 2 * 4 * T * T * 32
+    # LayerNorm (5 x numel, both presets): CLIP's pre-norm and 2 per layer over 17 tokens;
+    # the Llama text model's RMSNorms are elementwise ops and a mean (0 under paper)
+    norms = 5 * (1 + 2 * vision_layers) * (patches + 1) * V
+    assert report.by_operator == {"linear": vision + projector + text,
+                                  "conv": patches * V * 3 * 14 * 14,
+                                  "scaled_dot_product_attention": sdpa, "layer_norm": norms}
+
+
+def test_llava_image_tokens_are_where_the_processor_puts_them():
+    from fvcore_ext.hf_inputs import make_inputs
+
+    model = load_hf(LLAVA, device="cpu")
+    tensors, names, desc = make_inputs(model.model, model.config, seq_len=8)
+    ids = tensors[names.index("input_ids")][0].tolist()
+    assert desc["image_tokens"] == 16
+    assert ids[1:17] == [500] * 16 and 500 not in ids[:1] + ids[17:]
+
+
+# ---------------------------------------------------------------- specs, overrides, heads
+def test_spec_kinds_resolve_to_the_same_config(tmp_path):
+    by_dir, _ = resolve_config(LLAMA3_8B)
+    by_file, _ = resolve_config(os.path.join(LLAMA3_8B, "config.json"))
+    assert by_dir.to_dict() == by_file.to_dict()
+    default, source = resolve_config("llama", {"num_hidden_layers": 2})
+    assert default.num_hidden_layers == 2 and "model type" in source
+    nested, _ = resolve_config(LLAVA, {"text_config.num_hidden_layers": 1,
+                                       "vision_config.image_size": 112})
+    assert nested.text_config.num_hidden_layers == 1 and nested.vision_config.image_size == 112
+
+
+def test_overrides_parse_as_json():
+    assert parse_overrides(["a=2", "b.c=1.5", "d=true", "e=null", "f=silu", "g=[1,2]"]) == \
+        {"a": 2, "b.c": 1.5, "d": True, "e": None, "f": "silu", "g": [1, 2]}
+    with pytest.raises(HFSpecError, match="key=value"):
+        parse_overrides(["nonsense"])
+
+
+@pytest.mark.parametrize("spec, overrides, head, message", [
+    ("no_such_model_type_or_file", None, None, "not a config.json"),
+    ("llama", {"no_such_key": 1}, None, "no attribute 'no_such_key'"),
+    ("llama", None, "image-classification", "no image-classification class"),
+    ("llama", None, "not-a-head", "unknown head"),
+])
+def test_bad_specs_get_one_line(spec, overrides, head, message):
+    with pytest.raises(HFSpecError, match=message) as error:
+        load_hf(spec, overrides, head)
+    assert "\n" not in str(error.value)
+
+
+def test_an_input_that_cannot_be_made_names_what_is_missing():
+    from fvcore_ext.hf_inputs import InputSynthesisError, make_inputs
+
+    class Odd(torch.nn.Module):
+        main_input_name = "point_cloud"
+
+        def forward(self, point_cloud):
+            return point_cloud
+
+    with pytest.raises(InputSynthesisError, match="'point_cloud'"):
+        make_inputs(Odd(), type("C", (), {})())
+
+
+def test_sweep_rows_and_layer_count_override():
+    rows = sweep_hf("llama", [256, 512], overrides={"num_hidden_layers": 1,
+                                                    "hidden_size": 256,
+                                                    "intermediate_size": 512,
+                                                    "num_attention_heads": 4,
+                                                    "num_key_value_heads": 4,
+                                                    "vocab_size": 1000})
+    assert [r.seq_len for r in rows] == [256, 512]
+    for row in rows:
+        assert sum(row.by_family.values()) == row.prefill.total_macs
+    # attention grows with L², the rest with L
+    assert rows[1].by_family["attention"] == 4 * rows[0].by_family["attention"]
+    assert rows[1].by_family["matmul"] == 2 * rows[0].by_family["matmul"]
+
+
+# ---------------------------------------------------------------- the command line
+def test_cli_table_with_decode(capsys):
+    status = main(["hf:llama", "--set", "num_hidden_layers=1", "--set", "hidden_size=128",
+                   "--set", "intermediate_size=256", "--set", "num_attention_heads=4",
+                   "--set", "num_key_value_heads=2", "--set", "vocab_size=1000",
+                   "--seq-len", "64,128", "--decode", "--new-tokens", "8"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Prefill" in out and "Decode" in out and "cache wrapped" in out
+    assert "attention share" in out and "generate 8 tokens" in out
+
+
+def test_cli_through_python_m(capsys):
+    from fvcore_ext.cli import main as cli_main
+
+    status = cli_main(["hf:" + VIT, "--preset", "paper", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["device"] == "meta"
+    assert report["total_macs"] == count_hf(VIT, preset="paper").total_macs
+
+
+def test_cli_bad_spec_exits_2(capsys):
+    assert main(["hf:no_such_thing_at_all"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from fvcore_ext.hf import plot_sweep
+
+    rows = sweep_hf("llama", [64, 128], overrides={"num_hidden_layers": 1,
+                                                  "hidden_size": 64,
+                                                  "intermediate_size": 128,
+                                                  "num_attention_heads": 4,
+                                                  "num_key_value_heads": 4,
+                                                  "vocab_size": 100})
+    path = tmp_path / "flops.png"
+    plot_sweep(rows, str(path), title="tiny llama")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_census_feeds_models_with_the_package_input_synthesis():
+    import importlib.util
+
+    import fvcore_ext.hf_inputs
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "census_zoo.py")
+    spec = importlib.util.spec_from_file_location("census_zoo", path)
+    census_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(census_zoo)
+    assert census_zoo.hf_make_inputs is fvcore_ext.hf_inputs.make_inputs
+    model = load_hf(LLAVA, device="cpu")
+    tensors, names, desc = census_zoo.make_inputs(model.model, model.config, "llava")
+    assert names == ["input_ids", "pixel_values"] and desc["image_tokens"] == 16
+    assert desc["input_ids"]["shape"] == [1, census_zoo.SEQ + 16]
+
+
+QWEN2_VL_TINY = {"text_config.hidden_size": 256, "text_config.num_attention_heads": 2,
+                 "text_config.num_key_value_heads": 2, "text_config.intermediate_size": 512,
+                 "text_config.num_hidden_layers": 1, "text_config.vocab_size": 512,
+                 "vision_config.depth": 1, "vision_config.embed_dim": 64,
+                 "vision_config.num_heads": 2, "vision_config.hidden_size": 256,
+                 "image_token_id": 300, "video_token_id": 301, "vision_start_token_id": 302,
+                 "vision_end_token_id": 303}
+
+
+def test_qwen2_vl_gets_its_processor_inputs():
+    # head_dim stays 128, so the default M-RoPE sections (16, 24, 24) still fit.
+    # Qwen2-VL reads its image grid as Python numbers: on CPU.
+    from fvcore_ext.hf_inputs import make_inputs
+
+    model = load_hf("qwen2_vl", QWEN2_VL_TINY, device="cpu")
+    tensors, names, desc = make_inputs(model.model, model.config, seq_len=16, image_size=56)
+    inputs = dict(zip(names, tensors))
+    # 56 x 56 at patch 14: a 4 x 4 grid of patches of 3·2·14·14 values (two frames);
+    # 2 x 2 merging gives 4 image tokens, between vision_start and vision_end
+    assert inputs["pixel_values"].shape == (16, 3 * 2 * 14 * 14)
+    assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]
+    ids = inputs["input_ids"][0].tolist()
+    assert len(ids) == 16 + 4 + 2 and ids[1:7] == [302, 300, 300, 300, 300, 303]
+    assert inputs["mm_token_type_ids"][0].tolist() == [int(i == 300) for i in ids]
+    report = count_hf(model, seq_len=16, image_size=56, preset="paper")
+    assert report.unsupported_ops == {} and report.total_macs > 0
+
+
+def test_mllama_cross_attends_to_its_tiles():
+    # Llama-3.2-Vision's default shape with 2 vision layers (1 global, features of layer 0)
+    # and 2 text layers, the second one cross-attending; counted on meta
+    overrides = {"vision_config.num_hidden_layers": 2, "vision_config.num_global_layers": 1,
+                 "vision_config.intermediate_layers_indices": [0],
+                 "vision_config.vision_output_dim": 2 * 1280,
+                 "text_config.num_hidden_layers": 2, "text_config.cross_attention_layers": [1]}
+    report = count_hf("mllama", seq_len=32, overrides=overrides, preset="paper")
+    shapes = dict(report.inputs)
+    assert shapes["input_ids"] == (1, 33)                 # the image token after bos
+    assert shapes["pixel_values"] == (1, 1, 4, 3, 448, 448)  # one image, 4 tile slots
+    assert shapes["cross_attention_mask"] == (1, 33, 1, 4)
+    assert report.unsupported_ops == {} and report.uncounted == []
+    # the vision tower runs every tile slot: (448 / 14)² = 1024 patches + CLS per tile
+    assert report.by_operator["conv"] == 4 * 1024 * 1280 * 3 * 14 * 14
+
+
+def test_llava_decode_step_attends_to_text_and_image_tokens():
+    # the cache holds 32 text + 16 image tokens; the new token attends to them and itself
+    cost = count_decode(LLAVA, seq_len=32, new_tokens=4, preset="paper")
+    assert cost.step.by_operator == {"linear": 2 * 64 * (2 * 64 + 2 * 32 + 3 * 128),
+                                     "scaled_dot_product_attention": 2 * 4 * (48 + 1) * 32}
+    assert cost.per_cache_token == 2 * 4 * 32 and cost.exact
