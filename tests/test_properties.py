@@ -697,6 +697,65 @@ WEIGHT_NORM = RuleSpec(
 )
 
 
+# ---------------------------------------------------------------- backward (training)
+
+CONV_BACKWARD = RuleSpec(
+    sizes=CONV.sizes,
+    flags={"nd": (1, 2, 3), "transposed": (False, True), "input_grad": (False, True),
+           "weight_grad": (False, True), "bias_grad": (False, True)},
+    call=lambda p: rules.conv_backward_macs(*_conv_shapes(p), p["transposed"], p["input_grad"],
+                                            p["weight_grad"], p["bias_grad"]),
+    # each of the input and weight gradients is a convolution of the forward's size; the bias
+    # gradient sums the output gradient
+    expected=lambda p: (_conv_expected(p)[0] * (p["input_grad"] + p["weight_grad"]),
+                        prod(_conv_shapes(p)[2]) if p["bias_grad"] else 0),
+    monotone_flags={"input_grad": (False, True), "weight_grad": (False, True),
+                    "bias_grad": (False, True)},
+    huge=2 ** 7,
+    elementwise_only=lambda p: not (p["input_grad"] or p["weight_grad"]),
+)
+
+NORM_BACKWARD = RuleSpec(
+    sizes=DIMS4,
+    flags={"rank": (1, 2, 3, 4), "affine": (False, True), "input_grad": (False, True),
+           "weight_grad": (False, True), "bias_grad": (False, True),
+           "running_stats": (False, True)},
+    call=lambda p: rules.norm_backward_macs(_dims(p), p["affine"], p["input_grad"],
+                                            p["weight_grad"], p["bias_grad"],
+                                            p["running_stats"]),
+    # dx = r·(g − mean(g) − x̂·mean(g·x̂)): 9 per element (+1 for g = dy·γ); with running
+    # statistics dx = dy·γr: 1; dγ = Σ dy·x̂: 2; dβ = Σ dy: 1
+    expected=lambda p: (prod(_dims(p)) * (
+        (0 if not p["input_grad"] else 1 if p["running_stats"] else 9 + p["affine"])
+        + 2 * p["weight_grad"] + p["bias_grad"]), 0),
+    monotone_flags={"rank": (1, 2, 3, 4), "weight_grad": (False, True),
+                    "bias_grad": (False, True)},
+    huge=2 ** 16,
+    elementwise_only=lambda p: not (p["input_grad"] or p["weight_grad"] or p["bias_grad"]),
+)
+
+
+def _sdpa_backward_expected(p: Point):
+    core, _ = _sdpa_expected(dict(p, mask=None))
+    scores = core // (p["E"] + p["Ev"])
+    needs_scores = p["dq"] or p["dk"]
+    # dV = Pᵀ dO; dP = dO Vᵀ; dQ = dS K; dK = dSᵀ Q; softmax and scale gradients
+    return (scores * p["Ev"] * (p["dv"] + needs_scores)
+            + scores * p["E"] * (p["dq"] + p["dk"]), 2 * scores * needs_scores)
+
+
+SDPA_BACKWARD = RuleSpec(
+    sizes=SDPA.sizes,
+    flags={"lead": (0, 1, 2), "q_b1": (False, True), "kv_b1": (False, True),
+           "dq": (False, True), "dk": (False, True), "dv": (False, True)},
+    call=lambda p: rules.sdpa_backward_macs(*_sdpa_shapes(p), p["dq"], p["dk"], p["dv"]),
+    expected=_sdpa_backward_expected,
+    monotone_flags={"dq": (False, True), "dk": (False, True), "dv": (False, True)},
+    huge=2 ** 11,
+    elementwise_only=lambda p: not (p["dq"] or p["dk"] or p["dv"]),
+)
+
+
 SPECS: dict[str, RuleSpec] = {
     "matmul_macs": MATMUL, "addmm_macs": ADDMM, "bmm_macs": BMM, "linear_macs": LINEAR,
     "einsum_macs": EINSUM, "conv_macs": CONV, "norm_macs": NORM,
@@ -710,6 +769,8 @@ SPECS: dict[str, RuleSpec] = {
     "ssd_chunk_scan_macs": SSD_CHUNK_SCAN, "mamba_split_conv1d_scan_macs": MAMBA_SPLIT_CONV1D_SCAN,
     "grouped_mm_macs": GROUPED_MM, "triangular_solve_macs": TRIANGULAR_SOLVE, "rnn_macs": RNN,
     "fft_macs": FFT, "weight_norm_macs": WEIGHT_NORM,
+    "conv_backward_macs": CONV_BACKWARD, "norm_backward_macs": NORM_BACKWARD,
+    "sdpa_backward_macs": SDPA_BACKWARD,
 }
 RULE_NAMES = sorted(SPECS)
 
@@ -824,6 +885,9 @@ HUGE_FLAGS = {
     "batch_norm_macs": {"rank": 4, "affine": True, "training": False},
     "grid_sample_macs": {"volumetric": True},
     "grouped_mm_macs": {"layout": "3d3d"}, "fft_macs": {"rank": 4, "nd": 4},
+    "conv_backward_macs": {"nd": 3, "transposed": False},
+    "norm_backward_macs": {"rank": 4, "running_stats": False},
+    "sdpa_backward_macs": {"lead": 2, "q_b1": False, "kv_b1": False},
 }
 
 
