@@ -30,9 +30,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from fvcore_ext import count_model  # noqa: E402
 from fvcore_ext.tracing import TraceAdapter  # noqa: E402
+from meta import write_section  # noqa: E402
 
 SECTION = "## 8. The dispatch engine"
 
@@ -176,15 +178,15 @@ def report(rows, training, meta, repeats, quick) -> str:
                      f"{cell('dispatch')} | {cell('fvcore+pack')} | {cell('torchprofile+pack')} "
                      f"| {t['dispatch'] / t['FlopCounterMode']:.2f} | "
                      f"{t['dispatch'] / t['forward']:.2f} | {c['dispatch']:,} |")
-    agree = [label for label, _, c in rows
-             if c.get("fvcore+pack", c["dispatch"]) == c["dispatch"]
-             == c.get("torchprofile+pack", c["dispatch"])]
+    compared = [(label, c) for label, _, c in rows if "fvcore+pack" in c]
+    agree = [label for label, c in compared
+             if c["fvcore+pack"] == c["dispatch"] == c["torchprofile+pack"]]
     train_times, train_counts = training
     seconds, macs = meta
     lines += [
         "",
         f"- Counts: the dispatch engine gives the JIT engines' number on "
-        f"{len(agree)} of {len(rows)} models ({', '.join(agree)}).",
+        f"{len(agree)} of the {len(compared)} models both ran ({', '.join(agree)}).",
         f"- Training (ViT-B/16, batch 1): plain forward + backward "
         f"{train_times['forward+backward']:.2f} s, training count "
         f"{train_times['training count']:.2f} s: "
@@ -202,18 +204,6 @@ def report(rows, training, meta, repeats, quick) -> str:
             + "\n")
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving the rest."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main(argv=None) -> int:
     """Run the benchmark and write its section of RESULTS.md; 0 on success."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -228,7 +218,7 @@ def main(argv=None) -> int:
     text = report(rows, training, meta, args.repeats, args.quick)
     print(text)
     if not args.no_write:
-        write_section(text, HERE / "RESULTS.md")
+        write_section(text, HERE / "RESULTS.md", SECTION)
     return 0
 
 

@@ -172,14 +172,15 @@ def summary(runs: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving the rest."""
+def write_section(text: str, path: Path, section: str = SECTION) -> None:
+    """Replace (or append) the section headed ``section`` of RESULTS.md, leaving the rest
+    (``benchmarks/dispatch.py`` writes its own section with it too)."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
+    start = old.find(section)
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
-        end = old.find("\n## ", start + len(SECTION))
+        end = old.find("\n## ", start + len(section))
         new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
     path.write_text(new.rstrip("\n") + "\n")
 
