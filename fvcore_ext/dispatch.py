@@ -106,6 +106,7 @@ DISPATCH_ALIASES: Dict[str, Tuple[str, Optional[ArgMap]]] = {
     "aten::dot": ("aten::matmul", None),
     "aten::vdot": ("aten::matmul", None),
     "aten::_weight_norm_interface": ("aten::_weight_norm", None),
+    "aten::_prelu_kernel": ("aten::prelu", None),
     "aten::_fft_r2c": ("aten::fft_fftn", _fft_args),
     "aten::_fft_c2c": ("aten::fft_fftn", _fft_args),
     "aten::_fft_c2r": ("aten::fft_irfftn", _fft_args),

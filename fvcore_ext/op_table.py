@@ -844,7 +844,8 @@ ELEMENTWISE_BACKWARD_OPS = _aten(
     "gelu_backward", "silu_backward", "threshold_backward", "sigmoid_backward", "tanh_backward",
     "hardswish_backward", "hardsigmoid_backward", "hardtanh_backward", "leaky_relu_backward",
     "elu_backward", "softplus_backward", "mish_backward", "log_sigmoid_backward",
-    "_softmax_backward_data", "_log_softmax_backward_data", "glu_backward")
+    "_softmax_backward_data", "_log_softmax_backward_data", "glu_backward",
+    "_prelu_kernel_backward")
 counts(*ELEMENTWISE_BACKWARD_OPS, family="elementwise")(_elementwise)
 
 

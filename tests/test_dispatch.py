@@ -218,3 +218,15 @@ def test_the_jit_engine_refuses_a_backward_count():
         count_model(nn.Linear(2, 2), [torch.randn(1, 2)], backward=True)
     with pytest.raises(ValueError, match="unknown engine"):
         count_model(nn.Linear(2, 2), [torch.randn(1, 2)], engine="export")
+
+
+def test_prelu_counts_in_both_engines_and_its_backward():
+    # PReLU arrives at the dispatcher as _prelu_kernel: 1 x output numel, as aten::prelu
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), nn.PReLU(4))
+    x = torch.randn(1, 2, 4, 4)
+    jit, dispatch = count_model(model, [x]), count_model(model, [x], engine="dispatch")
+    assert jit.by_operator == dispatch.by_operator == {"conv": 128, "prelu": 64}
+    train = count_model(model, [x], engine="dispatch", backward=True)
+    # prelu's backward 64 and the sum of its weight gradient over positions 64; the conv's
+    # weight gradient 128 and bias gradient 64 (its input needs none)
+    assert train.backward_macs == 64 + 64 + 128 + 64 and train.unsupported_ops == {}
