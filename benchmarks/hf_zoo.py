@@ -14,10 +14,8 @@ Run (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -34,29 +32,10 @@ import transformers  # noqa: E402
 
 from fvcore_ext.hf import count_hf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from census_zoo import Timeout, one_line, time_limit  # noqa: E402  (the census's helpers)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Timeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    def expire(signum, frame):
-        raise Timeout(f"took over {seconds:.0f} s")
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {text}"[:240]
 
 
 def vocab_covering_specials(path: str) -> dict:
