@@ -45,13 +45,12 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
 
-from . import rules
 from .diagnostics import UncountableOpError, record_uncounted, record_zero
-from .op_table import OP_TABLE, OpRule, table_version
+from .op_table import BACKWARD_RULES, OP_TABLE, OpRule, table_version
 from .opcall import OpCall, TensorArg
-from .rules import Cost, check_preset
+from .rules import check_preset
 
-__all__ = ["DISPATCH_ALIASES", "DispatchCounter", "counting"]
+__all__ = ["BACKWARD_RULES", "DISPATCH_ALIASES", "DispatchCounter", "counting"]
 
 ArgMap = Callable[[Sequence[Any], Dict[str, Any]], List[Any]]
 PYTHON_OP = "prim::PythonOp."
@@ -406,25 +405,6 @@ class DispatchCounter(FlopCounterMode):
                              f"{type(error).__name__}: {error}", self.strict)
             return
         self._add(name, rule.family, macs)
-
-
-def _sdpa_backward(call: OpCall, needs: List[bool]) -> Cost:
-    return rules.sdpa_backward_macs(call.shape(0), call.shape(1), call.shape(2), *needs[:3])
-
-
-def _elementwise_backward(call: OpCall, needs: List[bool]) -> Cost:
-    return rules.elementwise_macs(call.output_shape())
-
-
-# The backward of a boundary, by the JIT-level op it was counted as: what the backward of the
-# op's unfused reference costs (CONVENTIONS.md "Training").
-BACKWARD_RULES: Dict[str, Callable[[OpCall, List[bool]], Cost]] = {
-    "aten::scaled_dot_product_attention": _sdpa_backward,
-    # BLOOM's GeLUFunction is a gelu, SEW-D's XSoftmax a softmax: their backward is
-    # gelu_backward's and _softmax_backward_data's 1 × output numel.
-    "prim::PythonOp.GeLUFunction": _elementwise_backward,
-    "prim::PythonOp.XSoftmax": _elementwise_backward,
-}
 
 
 # ---------------------------------------------------------------- wrapping the boundaries

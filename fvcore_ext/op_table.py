@@ -19,8 +19,8 @@ from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost, check_mac_count
 
-__all__ = ["FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule", "ZERO_COST_OPS", "add_rule",
-           "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
+__all__ = ["BACKWARD_RULES", "FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule",
+           "ZERO_COST_OPS", "add_rule", "backward_of", "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
            "rule_result", "table_version"]
 
 # A built-in reader returns a Cost; a user rule may return a bare int (rule_result).
@@ -831,6 +831,95 @@ def _mamba_layer_norm(call: OpCall) -> Cost:
         norm = rules.norm_macs(x, affine=call.has_tensor("weight"))
     residual = rules.elementwise_macs(x) if call.has_tensor("residual") else Cost()
     return norm + residual
+
+
+# ---------------------------------------------------------------- backward of fused ops
+# The dispatch engine counts an SDPA call and every autograd Function in this table once at its
+# boundary; its backward (the autograd nodes the boundary created) is counted once by the
+# reader here, given the forward call and which of its arguments need a gradient, in call
+# order (CONVENTIONS.md "Training": a fused op's backward costs what the backward of its unfused
+# reference costs). A Function missing here has its backward reported uncounted.
+
+BackwardReader = Callable[[OpCall, List[bool]], Cost]
+BACKWARD_RULES: Dict[str, BackwardReader] = {}
+
+
+def backward_of(*kinds: str) -> Callable[[BackwardReader], BackwardReader]:
+    """Register ``read`` as the backward of each op in ``kinds`` (the JIT-level name the
+    forward is counted as); ``ValueError`` on a duplicate or an op without a forward rule."""
+
+    def register(read: BackwardReader) -> BackwardReader:
+        for kind in kinds:
+            if kind in BACKWARD_RULES or kind not in OP_TABLE:
+                raise ValueError(f"{kind}: backward registered twice or without a forward rule")
+            BACKWARD_RULES[kind] = read
+        return read
+
+    return register
+
+
+def _needs(names: tuple, needs: List[bool]) -> Dict[str, bool]:
+    return {name: bool(need) for name, need in zip(names, needs)}
+
+
+@backward_of("aten::scaled_dot_product_attention")
+def _sdpa_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return rules.sdpa_backward_macs(call.shape(0), call.shape(1), call.shape(2), *needs[:3])
+
+
+# BLOOM's GeLUFunction is a gelu, SEW-D's XSoftmax a softmax: their backward is gelu_backward's
+# and _softmax_backward_data's 1 × output numel.
+@backward_of("prim::PythonOp.GeLUFunction", "prim::PythonOp.XSoftmax")
+def _elementwise_function_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return rules.elementwise_macs(call.output_shape())
+
+
+def _selective_scan_backward_reader(signature: tuple) -> BackwardReader:
+    def read(call: OpCall, needs: List[bool]) -> Cost:
+        call = call.with_signature(signature)
+        A = call.arg("A")
+        return rules.selective_scan_backward_macs(
+            call.shape("u"), call.shape("A"), call.shape("B"), call.shape("C"),
+            has_D=call.has_tensor("D"), has_z="z" in signature and call.has_tensor("z"),
+            delta_softplus=_bool_scalar(call, "delta_softplus", False),
+            complex_A=isinstance(A, TensorArg) and A.is_complex)
+    return read
+
+
+for _name, _signature in SELECTIVE_SCAN_SIGNATURES.items():
+    backward_of(f"prim::PythonOp.{_name}")(_selective_scan_backward_reader(_signature))
+
+
+@backward_of("prim::PythonOp.CausalConv1dFn")
+def _causal_conv1d_backward(call: OpCall, needs: List[bool]) -> Cost:
+    call = call.with_signature(CAUSAL_CONV1D_SIGNATURE)
+    need = _needs(CAUSAL_CONV1D_SIGNATURE, needs)
+    return rules.causal_conv1d_backward_macs(
+        call.shape("x"), call.shape("weight"), silu=call.scalar("activation") is not None,
+        input_grad=need["x"] or need.get("initial_states", False),
+        weight_grad=need["weight"], bias_grad=need.get("bias", False))
+
+
+@backward_of("prim::PythonOp.MambaInnerFn")
+def _mamba_inner_backward(call: OpCall, needs: List[bool]) -> Cost:
+    call = call.with_signature(MAMBA_INNER_SIGNATURE)
+    return rules.mamba_inner_backward_macs(
+        out_proj_weight=call.shape("out_proj_weight"),
+        needs=_needs(MAMBA_INNER_SIGNATURE, needs), **_inner_backward_common(call))
+
+
+@backward_of("prim::PythonOp.MambaInnerFnNoOutProj")
+def _mamba_inner_no_out_proj_backward(call: OpCall, needs: List[bool]) -> Cost:
+    call = call.with_signature(MAMBA_INNER_NO_OUT_PROJ_SIGNATURE)
+    return rules.mamba_inner_backward_macs(
+        out_proj_weight=None, needs=_needs(MAMBA_INNER_NO_OUT_PROJ_SIGNATURE, needs),
+        **_inner_backward_common(call))
+
+
+def _inner_backward_common(call: OpCall) -> dict:
+    given = {name: call.shape(name) for name in ("B", "C") if call.has_tensor(name)}
+    return dict(_inner_common(call), delta_softplus=_bool_scalar(call, "delta_softplus", True),
+                **given)
 
 
 # ---------------------------------------------------------------- backward ops (training)

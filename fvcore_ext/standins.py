@@ -9,20 +9,24 @@ VMamba's ``SelectiveScan*``) stay the real ones, so the trace has exactly the
 ``prim::PythonOp.<ClassName>`` nodes a GPU run has. The outputs are meaningless: use stand-ins
 only to count.
 
-- ``selective_scan_cuda.fwd`` (state-spaces/mamba ``csrc/selective_scan``)
-- ``causal_conv1d_cuda.causal_conv1d_fwd`` (Dao-AILab/causal-conv1d; 1.4+ fills ``out``,
-  older versions return it)
+- ``selective_scan_cuda.fwd`` and ``.bwd`` (state-spaces/mamba ``csrc/selective_scan``)
+- ``causal_conv1d_cuda.causal_conv1d_fwd`` and ``.causal_conv1d_bwd`` (Dao-AILab/causal-conv1d;
+  1.4+ fills ``out`` and the gradients, older versions return them)
 - ``selective_scan_cuda_oflex.fwd`` and ``selective_scan_cuda_core.fwd`` (MzeroMiko/VMamba)
+
+The backward entry points let a training count (``count_model(..., backward=True)``) run the
+Functions' real ``backward``; their gradients are zeros.
 
 mamba-ssm's Mamba-2 kernels and fused norms are Triton, which imports without a GPU but cannot
 launch a kernel. On a machine without CUDA, the stand-in ``mamba_ssm.ops.triton`` replaces the
 host functions that launch them, in the modules whose Functions call them:
 
-- ``ssd_combined._mamba_chunk_scan_combined_fwd`` (``MambaChunkScanCombinedFn``,
-  ``MambaSplitConv1dScanCombinedFn``), ``ssd_combined._swiglu_fwd``;
-- ``layernorm_gated._layer_norm_fwd`` (also bound in ``ssd_combined``): the gated RMSNorm;
-- ``layer_norm._layer_norm_fwd`` (``layernorm`` in mamba-ssm 1.x and Vim's mamba-1p1p1): the
-  fused residual add + norm of ``MambaLMHeadModel`` and Vim blocks;
+- ``ssd_combined._mamba_chunk_scan_combined_fwd`` and ``_bwd`` (``MambaChunkScanCombinedFn``,
+  ``MambaSplitConv1dScanCombinedFn``), ``ssd_combined._swiglu_fwd`` and ``_swiglu_bwd``;
+- ``layernorm_gated._layer_norm_fwd`` and ``_bwd`` (also bound in ``ssd_combined``): the gated
+  RMSNorm;
+- ``layer_norm._layer_norm_fwd`` and ``_bwd`` (``layernorm`` in mamba-ssm 1.x and Vim's
+  mamba-1p1p1): the fused residual add + norm of ``MambaLMHeadModel`` and Vim blocks;
 - VMamba's own copies: any module named ``ssd_combined`` or ``layernorm_gated`` (its
   ``classification/models/mamba2``, whatever package it is imported as), and
   ``csm_triton.cross_scan_fn`` / ``cross_merge_fn``, which enter ``torch.cuda.device(x.device)``
@@ -37,7 +41,7 @@ already bound elsewhere with ``from ... import`` are replaced there too.
 ops, yet mmsegmentation imports ``mmcv.ops`` unconditionally): it lets the import succeed and
 makes every compiled op raise an error naming it.
 
-Any other attribute of a stand-in (``bwd``, ``causal_conv1d_update``, ...) raises
+Any other attribute of a stand-in (``causal_conv1d_update``, ...) raises
 ``AttributeError`` naming the module and what it provides. A real extension that imports is
 never replaced, nor are the Triton functions where a CUDA device is present.
 """
@@ -94,8 +98,8 @@ def _causal_conv1d_fwd(x, weight, bias, *args):
     - 1.4+: ``(x, weight, bias, seq_idx, initial_states, out, final_states_out, silu)``, fills
       ``out`` (and ``final_states_out``) and returns ``None``;
     - 1.2-1.3: ``(x, weight, bias, seq_idx, initial_states, final_states_out, silu)``,
-    - 1.1: ``(x, weight, bias, seq_idx, silu)``,
-    - 1.0 (Vim's mamba-1p1p1): ``(x, weight, bias, silu)``: return ``out``.
+    - 1.1 (what Vim's mamba-1p1p1 calls): ``(x, weight, bias, seq_idx, silu)``,
+    - 1.0: ``(x, weight, bias, silu)``: return ``out``.
     """
     if len(args) == 5:
         out, final_states_out = args[2], args[3]
@@ -109,9 +113,59 @@ def _causal_conv1d_fwd(x, weight, bias, *args):
                     f"takes {3 + len(args)} arguments")
 
 
+def _zeros_like(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return None if t is None else torch.zeros_like(t)
+
+
+def _selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, dz, delta_softplus,
+                        recompute_out_z):
+    """mamba-ssm ``selective_scan_cuda.bwd`` (``csrc/selective_scan/selective_scan.cpp``):
+    ``[du, ddelta, dA, dB, dC, dD, ddelta_bias]`` (``dD``, ``ddelta_bias`` ``None`` when not
+    given), then ``dz`` when z is given (``dz`` itself, filled, when passed in), then ``out_z``
+    when ``recompute_out_z``."""
+    grads = [torch.zeros_like(u), torch.zeros_like(delta), torch.zeros_like(A),
+             torch.zeros_like(B), torch.zeros_like(C), _zeros_like(D), _zeros_like(delta_bias)]
+    if z is not None:
+        grads.append(dz.zero_() if dz is not None else torch.zeros_like(z))
+    if recompute_out_z:
+        grads.append(torch.zeros_like(z))
+    return grads
+
+
+def _causal_conv1d_bwd(x, weight, bias, dout, *args):
+    """Every released signature of ``causal_conv1d_cuda.causal_conv1d_bwd``:
+
+    - 1.4+: ``(x, weight, bias, dout, seq_idx, initial_states, dfinal_states, dx, dweight,
+      dbias, dinitial_states, silu)``: fills the gradients, returns ``None``;
+    - 1.2-1.3: ``(x, weight, bias, dout, seq_idx, initial_states, dfinal_states, dx,
+      return_dinitial_states, silu)``: returns ``(dx, dweight, dbias, dinitial_states)``;
+    - 1.1 (what Vim's mamba-1p1p1 calls): ``(x, weight, bias, dout, seq_idx, dx, silu)`` and
+      1.0: ``(x, weight, bias, dout, dx, silu)``: return ``(dx, dweight, dbias)``.
+
+    ``dx`` is filled when passed in; ``dbias`` is ``None`` without a bias.
+    """
+    if len(args) == 8:
+        for grad in args[3:7]:
+            if grad is not None:
+                grad.zero_()
+        return None
+    if len(args) not in (2, 3, 6):
+        raise TypeError(f"stand-in causal_conv1d_cuda.causal_conv1d_bwd: no causal-conv1d "
+                        f"release takes {4 + len(args)} arguments")
+    dx = args[-2] if len(args) < 6 else args[3]
+    grads = [dx.zero_() if dx is not None else torch.zeros_like(x), torch.zeros_like(weight),
+             _zeros_like(bias)]
+    if len(args) == 6:
+        initial_states = args[1]
+        grads.append(torch.zeros_like(initial_states) if args[4] and initial_states is not None
+                     else None)
+    return tuple(grads)
+
+
 _ENTRY_POINTS: Dict[str, Dict[str, Callable]] = {
-    "selective_scan_cuda": {"fwd": _selective_scan_fwd},
-    "causal_conv1d_cuda": {"causal_conv1d_fwd": _causal_conv1d_fwd},
+    "selective_scan_cuda": {"fwd": _selective_scan_fwd, "bwd": _selective_scan_bwd},
+    "causal_conv1d_cuda": {"causal_conv1d_fwd": _causal_conv1d_fwd,
+                           "causal_conv1d_bwd": _causal_conv1d_bwd},
     "selective_scan_cuda_oflex": {"fwd": _oflex_fwd},
     "selective_scan_cuda_core": {"fwd": _core_fwd},
 }
@@ -181,16 +235,91 @@ def _swiglu_fwd(a: Dict[str, Any]) -> torch.Tensor:
     return torch.zeros(*xy.shape[:-1], xy.shape[-1] // 2, dtype=xy.dtype, device=xy.device)
 
 
+def _filled(given: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    # A gradient buffer the caller passes in (a view into a larger gradient) is written in place.
+    return given.zero_() if given is not None else torch.zeros_like(like)
+
+
+def _float32_like(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return None if t is None else torch.zeros(t.shape, dtype=torch.float32, device=t.device)
+
+
+def _chunk_scan_combined_bwd(a: Dict[str, Any]) -> tuple:
+    """``ssd_combined._mamba_chunk_scan_combined_bwd``: ``(dx, ddt, dA, dB, dC, dD, dz, ddt_bias,
+    dinitial_states)``, plus ``outz`` when ``recompute_output`` (``out`` itself without z);
+    the ``dx``, ``ddt``, ``dB``, ``dC``, ``dz`` buffers are filled when passed in."""
+    x, z = a["x"], a["z"]
+    result = (_filled(a["dx"], x), _filled(a["ddt"], a["dt"]), _float32_like(a["A"]),
+              _filled(a["dB"], a["B"]), _filled(a["dC"], a["C"]), _zeros_like(a["D"]),
+              None if z is None else _filled(a["dz"], z), _float32_like(a["dt_bias"]),
+              _zeros_like(a["initial_states"]))
+    if a["recompute_output"]:
+        result += (a["out"] if z is None else torch.zeros_like(x),)
+    return result
+
+
+def _gated_norm_bwd(a: Dict[str, Any]) -> tuple:
+    """``layernorm_gated._layer_norm_bwd`` on x ``(M, N)``: ``(dx, dw, db, dz)``, plus ``out``
+    when ``recompute_output``; ``db``/``dz`` ``None`` without a bias/gate."""
+    x, z = a["x"], a["z"]
+    result = (torch.zeros_like(x), torch.zeros_like(a["weight"]), _zeros_like(a["bias"]),
+              None if z is None else _filled(a["dz"], z))
+    if a["recompute_output"]:
+        result += (_filled(a["out"], x),)
+    return result
+
+
+def _add_norm_bwd(a: Dict[str, Any]) -> tuple:
+    """``layer_norm._layer_norm_bwd`` on x ``(M, N)`` (the saved ``residual_out``). mamba-ssm 2.x:
+    ``(dx, dw, db, dresidual_in, dx1, dw1, db1)``; 1.x (no ``dy1``): ``(dx, dw, db,
+    dresidual_in)``; plus ``y`` when ``recompute_output``. ``dresidual_in`` is ``None`` without
+    a residual and ``dx`` itself where upstream reuses it (same dtype, no dropout/rowscale/x1)."""
+    x, dy = a["x"], a["dy"]
+    dx = torch.zeros_like(x, dtype=a["x_dtype"] or x.dtype)
+    fresh = (a["x_dtype"] not in (None, x.dtype) or a.get("dropout_p", 0.0) > 0.0
+             or a.get("rowscale") is not None or a.get("has_x1", False))
+    dresidual_in = (None if not a["has_residual"]
+                    else torch.zeros_like(x) if fresh else dx)
+    result = (dx, torch.zeros_like(a["weight"]), _zeros_like(a["bias"]), dresidual_in)
+    if "dy1" in a:
+        dx1 = None
+        if a["has_x1"]:
+            dx1 = torch.zeros_like(dx) if a["dropout_p"] > 0.0 else dx
+        result += (dx1, _zeros_like(a["weight1"]), _zeros_like(a["bias1"]))
+    if a["recompute_output"]:
+        result += (torch.zeros_like(dy),)
+    return result
+
+
+def _swiglu_bwd(a: Dict[str, Any]):
+    """``k_activations._swiglu_bwd``: ``dxy`` (filled when given), and ``out`` as well when
+    ``recompute_output``."""
+    xy = a["xy"]
+    dxy = _filled(a["dxy"], xy)
+    if not a["recompute_output"]:
+        return dxy
+    out = a["out"]
+    out = out.zero_() if out is not None else torch.zeros(
+        *xy.shape[:-1], xy.shape[-1] // 2, dtype=xy.dtype, device=xy.device)
+    return dxy, out
+
+
 TRITON_FUNCTIONS = "mamba_ssm.ops.triton"
 # By full module name: mamba-ssm 2.x, and 1.x (what hustvl/Vim vendors as mamba-1p1p1).
 _TRITON_PATCHES: Dict[str, Dict[str, Callable]] = {
     "mamba_ssm.ops.triton.ssd_combined": {"_mamba_chunk_scan_combined_fwd":
                                           _chunk_scan_combined_fwd,
+                                          "_mamba_chunk_scan_combined_bwd":
+                                          _chunk_scan_combined_bwd,
                                           "_layer_norm_fwd": _gated_norm_fwd,
-                                          "_swiglu_fwd": _swiglu_fwd},
-    "mamba_ssm.ops.triton.layernorm_gated": {"_layer_norm_fwd": _gated_norm_fwd},
-    "mamba_ssm.ops.triton.layer_norm": {"_layer_norm_fwd": _add_norm_fwd},
-    "mamba_ssm.ops.triton.layernorm": {"_layer_norm_fwd": _add_norm_fwd},   # mamba-ssm 1.x
+                                          "_layer_norm_bwd": _gated_norm_bwd,
+                                          "_swiglu_fwd": _swiglu_fwd, "_swiglu_bwd": _swiglu_bwd},
+    "mamba_ssm.ops.triton.layernorm_gated": {"_layer_norm_fwd": _gated_norm_fwd,
+                                             "_layer_norm_bwd": _gated_norm_bwd},
+    "mamba_ssm.ops.triton.layer_norm": {"_layer_norm_fwd": _add_norm_fwd,
+                                        "_layer_norm_bwd": _add_norm_bwd},
+    "mamba_ssm.ops.triton.layernorm": {"_layer_norm_fwd": _add_norm_fwd,   # mamba-ssm 1.x
+                                       "_layer_norm_bwd": _add_norm_bwd},
 }
 # Sentinel: run the real function, letting its ``torch.cuda.device(...)`` take a CPU or meta
 # device (VMamba's csm_triton.cross_scan_fn picks its torch path for such tensors, but enters
@@ -201,7 +330,7 @@ _ON_ANY_DEVICE: Callable = lambda arguments: None       # noqa: E731  (never cal
 # ssd_combined from inside that folder) and classification/models/csm_triton.py.
 _PATCHES_BY_BASENAME: Dict[str, Dict[str, Callable]] = {
     "ssd_combined": _TRITON_PATCHES["mamba_ssm.ops.triton.ssd_combined"],
-    "layernorm_gated": {"_layer_norm_fwd": _gated_norm_fwd},
+    "layernorm_gated": _TRITON_PATCHES["mamba_ssm.ops.triton.layernorm_gated"],
     "csm_triton": {"cross_scan_fn": _ON_ANY_DEVICE, "cross_merge_fn": _ON_ANY_DEVICE},
 }
 # Imported through the hook only to name the real cause when they fail (module docstring).

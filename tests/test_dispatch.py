@@ -58,11 +58,14 @@ class FusedGLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         a, b = x.chunk(2, dim=-1)
+        ctx.save_for_backward(a, b)
         return a * torch.sigmoid(b)
 
     @staticmethod
     def backward(ctx, grad):
-        raise NotImplementedError
+        a, b = ctx.saved_tensors
+        gate = torch.sigmoid(b)
+        return torch.cat([grad * gate, grad * a * gate * (1 - gate)], dim=-1)
 
 
 class Wrap(nn.Module):
@@ -108,7 +111,7 @@ def test_an_unknown_aten_op_is_named_and_strict_raises():
 
 class CausalConv1dFn(torch.autograd.Function):
     """causal-conv1d's Function, with a pure-PyTorch body (x (B, D, L), weight (D, W)) and a
-    backward that returns zeros: the op table counts its forward, it has no backward rule."""
+    backward that returns zeros: the op table counts its forward and its backward."""
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, seq_idx=None, initial_states=None,
@@ -123,20 +126,38 @@ class CausalConv1dFn(torch.autograd.Function):
         return (torch.zeros(ctx.shapes[0]), torch.zeros(ctx.shapes[1])) + (None,) * 6
 
 
-def test_a_function_without_a_backward_rule_is_reported_uncounted():
-    class Conv(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.weight = nn.Parameter(torch.randn(4, 3))
+class Conv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 3))
 
-        def forward(self, x):
-            return CausalConv1dFn.apply(x, self.weight, None, None, None, False, None, "silu")
+    def forward(self, x):
+        return CausalConv1dFn.apply(x, self.weight, None, None, None, False, None, "silu")
 
-    x = torch.randn(2, 4, 6)
+
+@pytest.mark.parametrize("input_grad", [False, True])
+def test_a_function_backward_counts_by_its_backward_rule_not_its_body(input_grad):
+    x = torch.randn(2, 4, 6, requires_grad=input_grad)
     report = count_model(Conv(), [x], engine="dispatch", backward=True)
     assert report.forward_macs == 2 * 4 * 6 * 3 + 2 * 4 * 6          # conv + silu
-    assert report.backward_macs == 0
-    assert [u.op for u in report.uncounted] == ["prim::PythonOp.CausalConv1dFn (backward)"]
+    # the reference's backward: silu_backward 48, the weight gradient (a conv of 144), the
+    # input gradient (144) only when x needs one; the body's zeros are not counted
+    assert report.backward_macs == 48 + 144 + (144 if input_grad else 0)
+    assert report.uncounted == []
+
+
+def test_a_function_without_a_backward_rule_is_reported_uncounted():
+    register_rule("prim::PythonOp.FusedGLU")(lambda call: 1000)
+    try:
+        report = count_model(Wrap(FusedGLU), [torch.randn(3, 8)], engine="dispatch",
+                             backward=True)
+    finally:
+        unregister_rule("prim::PythonOp.FusedGLU")
+    assert report.forward_macs == 192 + 1000
+    # the Function's backward runs, uncounted (its ops are not the count of a rule); the
+    # linear's backward counts: dW 192 and the bias gradient 24 (its input needs none)
+    assert report.backward_macs == 192 + 24
+    assert [u.op for u in report.uncounted] == ["prim::PythonOp.FusedGLU (backward)"]
 
 
 def test_register_rule_reaches_the_dispatch_engine():

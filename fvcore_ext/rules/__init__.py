@@ -10,7 +10,9 @@ from .cost import PRESETS, Cost, check_mac_count, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
 from .linalg import (addmm_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
                      grouped_mm_macs, linear_macs, matmul_macs, triangular_solve_macs)
-from .mamba import bimamba_inner_macs, causal_conv1d_macs, mamba_inner_macs, selective_scan_macs
+from .mamba import (bimamba_inner_macs, causal_conv1d_backward_macs, causal_conv1d_macs,
+                    mamba_inner_backward_macs, mamba_inner_macs, selective_scan_backward_macs,
+                    selective_scan_macs)
 from .normalization import batch_norm_macs, norm_macs, rms_norm_macs, weight_norm_macs
 from .recurrent import rnn_macs
 from .spectral import fft_macs
@@ -27,6 +29,7 @@ __all__ = [
     "native_mha_macs", "sdpa_macs", "transformer_encoder_layer_macs",
     "MACS_PER_OUTPUT", "grid_sample_macs", "upsample_macs",
     "bimamba_inner_macs", "causal_conv1d_macs", "mamba_inner_macs", "selective_scan_macs",
+    "causal_conv1d_backward_macs", "mamba_inner_backward_macs", "selective_scan_backward_macs",
     "gated_norm_macs", "mamba_split_conv1d_scan_macs", "ssd_chunk_scan_macs", "ssd_layout",
     "NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs", "norm_backward_macs", "sdpa_backward_macs",
 ]
