@@ -754,8 +754,9 @@ MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE = (
     "norm_before_gate")
 
 
-@counts("prim::PythonOp.MambaChunkScanCombinedFn", family="state-space scan")
-def _mamba_chunk_scan_combined(call: OpCall) -> Cost:
+def _chunk_scan_arguments(call: OpCall) -> tuple:
+    """The call named by its layout's signature, and the scan's arguments as
+    ``ssd_chunk_scan_macs`` takes them."""
     signature = MAMBA_CHUNK_SCAN_SIGNATURES.get(len(call.args))
     if signature is None:
         raise CannotCount(f"unknown argument layout: {len(call.args)} arguments, known layouts "
@@ -764,15 +765,21 @@ def _mamba_chunk_scan_combined(call: OpCall) -> Cost:
     if call.scalar("return_varlen_states", False):
         raise CannotCount("return_varlen_states=True: the extra varlen chunk states "
                           "(chunk_state_varlen) have no rule")
-    return rules.ssd_chunk_scan_macs(
-        call.shape("x"), call.shape("B"), _int_scalar(call, "chunk_size"),
+    return call, dict(
+        x=call.shape("x"), B=call.shape("B"), chunk_size=_int_scalar(call, "chunk_size"),
         has_D=call.has_tensor("D"), has_z=call.has_tensor("z"),
         has_dt_bias=call.has_tensor("dt_bias"),
         dt_softplus=_bool_scalar(call, "dt_softplus", False))
 
 
-@counts("prim::PythonOp.MambaSplitConv1dScanCombinedFn", family="state-space scan")
-def _mamba_split_conv1d_scan_combined(call: OpCall) -> Cost:
+@counts("prim::PythonOp.MambaChunkScanCombinedFn", family="state-space scan")
+def _mamba_chunk_scan_combined(call: OpCall) -> Cost:
+    return rules.ssd_chunk_scan_macs(**_chunk_scan_arguments(call)[1])
+
+
+def _split_conv1d_scan_arguments(call: OpCall) -> tuple:
+    """The call named by its signature, and the layer's arguments as
+    ``mamba_split_conv1d_scan_macs`` takes them."""
     call = call.with_signature(MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE)
     D = call.shape("D")
     if len(D) == 2:
@@ -785,11 +792,16 @@ def _mamba_split_conv1d_scan_combined(call: OpCall) -> Cost:
     if activation not in (None, "silu", "swish"):
         raise CannotCount(f"activation {activation!r} is not one mamba-ssm supports")
     outproj = call.shape("outproj_weight") if call.has_tensor("outproj_weight") else None
-    return rules.mamba_split_conv1d_scan_macs(
-        call.shape("zxbcdt"), call.shape("conv1d_weight"), nheads, headdim,
-        ngroups=_int_scalar(call, "ngroups", 1), chunk_size=_int_scalar(call, "chunk_size"),
-        silu=activation is not None, rmsnorm=call.has_tensor("rmsnorm_weight"),
-        outproj_weight=outproj)
+    return call, dict(
+        zxbcdt=call.shape("zxbcdt"), conv_weight=call.shape("conv1d_weight"), nheads=nheads,
+        headdim=headdim, ngroups=_int_scalar(call, "ngroups", 1),
+        chunk_size=_int_scalar(call, "chunk_size"), silu=activation is not None,
+        rmsnorm=call.has_tensor("rmsnorm_weight"), outproj_weight=outproj)
+
+
+@counts("prim::PythonOp.MambaSplitConv1dScanCombinedFn", family="state-space scan")
+def _mamba_split_conv1d_scan_combined(call: OpCall) -> Cost:
+    return rules.mamba_split_conv1d_scan_macs(**_split_conv1d_scan_arguments(call)[1])
 
 
 # Two mamba-ssm Functions share the name LayerNormFn; the argument layout tells them apart.
@@ -805,17 +817,15 @@ ADD_NORM_SIGNATURES = {
 }
 
 
-@counts("prim::PythonOp.LayerNormFn", family="normalization")
-def _mamba_layer_norm(call: OpCall) -> Cost:
+def _layer_norm_fn_layout(call: OpCall) -> tuple:
+    """``("gated", call)`` or ``("add", call)``, the call named by its layout's signature."""
     n = len(call.args)
     if n == 8 and not isinstance(call.scalar(5), bool):   # group_size, not prenorm
         call = call.with_signature(GATED_NORM_SIGNATURE)
         group_size = call.scalar("group_size")
         if group_size is not None and not isinstance(group_size, int):
             raise CannotCount(f"group_size is {group_size!r}, not an int")
-        return rules.gated_norm_macs(
-            call.shape("x"), group_size, is_rms_norm=_bool_scalar(call, "is_rms_norm", False),
-            has_bias=call.has_tensor("bias"), gated=call.has_tensor("z"))
+        return "gated", call
     if n not in ADD_NORM_SIGNATURES:
         raise CannotCount(f"unknown argument layout: {n} arguments; known LayerNormFn layouts "
                           f"have 8 (layernorm_gated, or mamba-ssm 1.x layer_norm) or 14")
@@ -823,6 +833,17 @@ def _mamba_layer_norm(call: OpCall) -> Cost:
     for name in ("x1", "weight1", "rowscale"):
         if call.has_tensor(name):
             raise CannotCount(f"{name} is given: the parallel norm and rowscale are not counted")
+    return "add", call
+
+
+@counts("prim::PythonOp.LayerNormFn", family="normalization")
+def _mamba_layer_norm(call: OpCall) -> Cost:
+    layout, call = _layer_norm_fn_layout(call)
+    if layout == "gated":
+        return rules.gated_norm_macs(
+            call.shape("x"), call.scalar("group_size"),
+            is_rms_norm=_bool_scalar(call, "is_rms_norm", False),
+            has_bias=call.has_tensor("bias"), gated=call.has_tensor("z"))
     x = call.shape("x")
     if _bool_scalar(call, "is_rms_norm", False):
         norm = rules.rms_norm_macs(x, None, has_weight=call.has_tensor("weight"),
@@ -920,6 +941,45 @@ def _inner_backward_common(call: OpCall) -> dict:
     given = {name: call.shape(name) for name in ("B", "C") if call.has_tensor(name)}
     return dict(_inner_common(call), delta_softplus=_bool_scalar(call, "delta_softplus", True),
                 **given)
+
+
+@backward_of("prim::PythonOp.MambaChunkScanCombinedFn")
+def _mamba_chunk_scan_combined_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return rules.ssd_chunk_scan_backward_macs(**_chunk_scan_arguments(call)[1])
+
+
+@backward_of("prim::PythonOp.MambaSplitConv1dScanCombinedFn")
+def _mamba_split_conv1d_scan_combined_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return rules.mamba_split_conv1d_scan_backward_macs(
+        needs=_needs(MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE, needs),
+        **_split_conv1d_scan_arguments(call)[1])
+
+
+@backward_of("prim::PythonOp.LayerNormFn")
+def _mamba_layer_norm_backward(call: OpCall, needs: List[bool]) -> Cost:
+    layout, call = _layer_norm_fn_layout(call)
+    is_rms = _bool_scalar(call, "is_rms_norm", False)
+    if layout == "gated":
+        need = _needs(GATED_NORM_SIGNATURE, needs)
+        gate_first = not _bool_scalar(call, "norm_before_gate", True)
+        return rules.gated_norm_backward_macs(
+            call.shape("x"), call.scalar("group_size"), is_rms_norm=is_rms,
+            has_bias=call.has_tensor("bias"), gated=call.has_tensor("z"),
+            input_grad=need["x"] or (gate_first and need.get("z", False)),
+            weight_grad=need["weight"], bias_grad=need["bias"], gate_grad=need.get("z", False))
+    need = _needs(ADD_NORM_SIGNATURES[len(call.args)], needs)
+    x, affine = call.shape("x"), call.has_tensor("weight")
+    input_grad = need["x"] or need.get("residual", False)
+    bias_grad = need.get("bias", False) and call.has_tensor("bias")
+    if is_rms:
+        norm = rules.rms_norm_backward_macs(x, affine, input_grad, need["weight"], bias_grad)
+    else:
+        norm = rules.norm_backward_macs(x, affine, input_grad, need["weight"] and affine,
+                                        bias_grad)
+    # prenorm returns the residual stream too: its gradient is added to the norm's input
+    # gradient, as autograd adds the two gradients of the reference's x + residual.
+    prenorm = _bool_scalar(call, "prenorm", False) and input_grad
+    return norm + (rules.elementwise_macs(x) if prenorm else Cost())
 
 
 # ---------------------------------------------------------------- backward ops (training)

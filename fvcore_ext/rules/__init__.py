@@ -4,7 +4,8 @@ Each module covers one family of ops; both tool adapters (``fvcore_ext.handles``
 ``torchprofile_ext``) read shapes from their graph and call these functions.
 """
 from .attention import native_mha_macs, sdpa_macs, transformer_encoder_layer_macs
-from .backward import (NORM_BACKWARD_PER_ELEMENT, conv_backward_macs, norm_backward_macs,
+from .backward import (NORM_BACKWARD_PER_ELEMENT, RMS_NORM_BACKWARD_PER_ELEMENT,
+                       conv_backward_macs, norm_backward_macs, rms_norm_backward_macs,
                        sdpa_backward_macs)
 from .cost import PRESETS, Cost, check_mac_count, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
@@ -16,8 +17,9 @@ from .mamba import (bimamba_inner_macs, causal_conv1d_backward_macs, causal_conv
 from .normalization import batch_norm_macs, norm_macs, rms_norm_macs, weight_norm_macs
 from .recurrent import rnn_macs
 from .spectral import fft_macs
-from .ssd import (gated_norm_macs, mamba_split_conv1d_scan_macs, ssd_chunk_scan_macs,
-                  ssd_layout)
+from .ssd import (gated_norm_backward_macs, gated_norm_macs,
+                  mamba_split_conv1d_scan_backward_macs, mamba_split_conv1d_scan_macs,
+                  ssd_chunk_scan_backward_macs, ssd_chunk_scan_macs, ssd_layout)
 from .upsample import MACS_PER_OUTPUT, grid_sample_macs, upsample_macs
 
 __all__ = [
@@ -31,5 +33,8 @@ __all__ = [
     "bimamba_inner_macs", "causal_conv1d_macs", "mamba_inner_macs", "selective_scan_macs",
     "causal_conv1d_backward_macs", "mamba_inner_backward_macs", "selective_scan_backward_macs",
     "gated_norm_macs", "mamba_split_conv1d_scan_macs", "ssd_chunk_scan_macs", "ssd_layout",
-    "NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs", "norm_backward_macs", "sdpa_backward_macs",
+    "gated_norm_backward_macs", "mamba_split_conv1d_scan_backward_macs",
+    "ssd_chunk_scan_backward_macs",
+    "NORM_BACKWARD_PER_ELEMENT", "RMS_NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs",
+    "norm_backward_macs", "rms_norm_backward_macs", "sdpa_backward_macs",
 ]

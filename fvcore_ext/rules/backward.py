@@ -16,8 +16,8 @@ from .attention import _batch
 from .cost import Cost, numel
 from .linalg import conv_macs
 
-__all__ = ["NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs", "norm_backward_macs",
-           "sdpa_backward_macs"]
+__all__ = ["NORM_BACKWARD_PER_ELEMENT", "RMS_NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs",
+           "norm_backward_macs", "rms_norm_backward_macs", "sdpa_backward_macs"]
 
 Shape = Sequence[int]
 
@@ -34,6 +34,14 @@ Shape = Sequence[int]
 #   bias gradient dβ = Σ dy: 1.
 NORM_BACKWARD_PER_ELEMENT = {"input": 9, "input_affine": 1, "input_running_stats": 1,
                              "weight": 2, "bias": 1}
+
+
+# The same derivation for an RMSNorm, y = x̂·γ (+ β), x̂ = x·r, r = rsqrt(mean(x²) + ε):
+#   input gradient dx = r·(g − x̂·mean(g·x̂)), g = dy·γ: x̂ recomputed (1), g·x̂ (1), its mean
+#     (1), x̂·mean(g·x̂) (1), the subtraction (1), the product with r (1): 6, plus g = dy·γ
+#     with a weight (1);
+#   weight gradient dγ = Σ dy·x̂: 2; bias gradient dβ = Σ dy: 1.
+RMS_NORM_BACKWARD_PER_ELEMENT = {"input": 6, "input_weight": 1, "weight": 2, "bias": 1}
 
 
 def conv_backward_macs(x: Shape, weight: Shape, grad_out: Shape, transposed: bool,
@@ -95,3 +103,21 @@ def sdpa_backward_macs(q: Shape, k: Shape, v: Shape, query_grad: bool = True,
         core += attend + scores * int(q[-1]) * (int(query_grad) + int(key_grad))
         elementwise = 2 * scores
     return Cost(core=core, elementwise=elementwise)
+
+
+def rms_norm_backward_macs(x: Shape, has_weight: bool, input_grad: bool, weight_grad: bool,
+                           bias_grad: bool) -> Cost:
+    """Backward of a fused RMSNorm of input ``x`` (mamba-ssm's Triton ``LayerNormFn`` with
+    ``is_rms_norm``): per element of ``x``, the counts of :data:`RMS_NORM_BACKWARD_PER_ELEMENT`
+    for each gradient computed, elementwise (full preset only), as the forward RMSNorm is
+    (:func:`fvcore_ext.rules.rms_norm_macs`). An unfused RMSNorm (``nn.RMSNorm``, Llama's) is
+    counted by the ops autograd runs for its decomposition instead."""
+    per_element = 0
+    if input_grad:
+        per_element += RMS_NORM_BACKWARD_PER_ELEMENT["input"] + (
+            RMS_NORM_BACKWARD_PER_ELEMENT["input_weight"] if has_weight else 0)
+    if weight_grad:
+        per_element += RMS_NORM_BACKWARD_PER_ELEMENT["weight"]
+    if bias_grad:
+        per_element += RMS_NORM_BACKWARD_PER_ELEMENT["bias"]
+    return Cost(elementwise=per_element * numel(x))

@@ -30,11 +30,16 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from typing import Mapping
+
+from .backward import norm_backward_macs, rms_norm_backward_macs
 from .cost import Cost, numel
-from .mamba import causal_conv1d_macs
+from .mamba import SCAN_BACKWARD_PER_POSITION, causal_conv1d_backward_macs, causal_conv1d_macs
 from .normalization import check_group, norm_macs, rms_norm_macs
 
-__all__ = ["gated_norm_macs", "mamba_split_conv1d_scan_macs", "ssd_chunk_scan_macs", "ssd_layout"]
+__all__ = ["gated_norm_backward_macs", "gated_norm_macs", "mamba_split_conv1d_scan_backward_macs",
+           "mamba_split_conv1d_scan_macs", "ssd_chunk_scan_backward_macs", "ssd_chunk_scan_macs",
+           "ssd_layout"]
 
 Shape = Sequence[int]
 
@@ -156,3 +161,131 @@ def gated_norm_macs(x: Shape, group_size: Optional[int], is_rms_norm: bool, has_
     else:
         cost = norm_macs(x, affine=True)
     return cost + Cost(elementwise=2 * numel(x) if gated else 0)
+
+
+# ---------------------------------------------------------------- backward (training counts)
+
+
+def ssd_chunk_scan_backward_macs(x: Shape, B: Shape, chunk_size: int, has_D: bool, has_z: bool,
+                                 has_dt_bias: bool, dt_softplus: bool) -> Cost:
+    """Backward of ``MambaChunkScanCombinedFn``, shapes as :func:`ssd_chunk_scan_macs`. The
+    Triton kernels have no differentiable reference the forward is counted by, so the formula is
+    their code (``ssd_combined._mamba_chunk_scan_combined_bwd``), matmuls counted as the forward
+    counts them (``tl.dot`` shapes, in-chunk pairs dense). Core:
+
+    ==========================================  =============  ==============================
+    step                                        MACs           kernel
+    ==========================================  =============  ==============================
+    recomputed: C·Bᵀ, chunk states, passing     ``b·g·n·S + b·h·p·n·l + b·h·p·n·c``  fwd kernels
+    dstates from dout·C                         ``b·h·p·n·l``  ``_chunk_scan_bwd_dstates``
+    state passing backward (ds and ddA)         ``2·b·h·p·n·c``  ``_state_passing_bwd``
+    dx: B·dstates, (CBᵀ∘decay)ᵀ·dout            ``b·h·p·n·l + b·h·p·S``  ``..._bwd_dx``
+    dB from x·dstates                           ``b·h·p·n·l``  ``_chunk_state_bwd_db``
+    dC from dout·states                         ``b·h·p·n·l``  ``_chunk_scan_bwd_dC``
+    d(CBᵀ) = dout·xᵀ                            ``b·h·p·S``    ``_chunk_scan_bwd_dcb``
+    dB, dC from d(CBᵀ)                          ``2·b·g·n·S``  ``_bmm_chunk_bwd`` (twice)
+    ddA: dout·xᵀ again, per head                ``b·h·p·S``    ``_chunk_scan_bwd_ddAcs_stable``
+    ==========================================  =============  ==============================
+
+    that is ``3·b·g·n·S + 3·b·h·p·S + 5·b·h·p·n·l + 3·b·h·p·n·c``; plus per ``(b, l, h, p)``,
+    as the selective scan's backward counts them (:data:`SCAN_BACKWARD_PER_POSITION`), 2 with
+    D (``dx += D·dout``, ``dD += dout·x``) and 5 with z (``_chunk_scan_bwd_dz``). Elementwise
+    (full preset only): the forward's discretisation and decay terms again, one chain-rule
+    product for every value they produced.
+
+    Raises:
+        ValueError: as :func:`ssd_chunk_scan_macs`.
+    """
+    forward = ssd_chunk_scan_macs(x, B, chunk_size, has_D, has_z, has_dt_bias, dt_softplus)
+    b, l, h, p = (int(s) for s in x)
+    g, n = int(B[2]), int(B[3])
+    c, s = _sum_of_squared_chunks(l, chunk_size)
+    core = (3 * b * g * n * s + 3 * b * h * p * s + 5 * b * h * p * n * l + 3 * b * h * p * n * c
+            + b * l * h * p * (SCAN_BACKWARD_PER_POSITION["D"] * int(has_D)
+                               + SCAN_BACKWARD_PER_POSITION["z"] * int(has_z)))
+    return Cost(core=core, elementwise=forward.elementwise)
+
+
+def gated_norm_backward_macs(x: Shape, group_size: Optional[int], is_rms_norm: bool,
+                             has_bias: bool, gated: bool, input_grad: bool, weight_grad: bool,
+                             bias_grad: bool, gate_grad: bool) -> Cost:
+    """Backward of the gated norm (:func:`gated_norm_macs`; ``layernorm_gated.LayerNormFn``) on
+    x ``(..., N)``, as the backward of its reference ``rms_norm_ref`` / ``layer_norm_ref``:
+
+    - the norm: :func:`fvcore_ext.rules.rms_norm_backward_macs` (elementwise) or, for a
+      LayerNorm, :func:`fvcore_ext.rules.norm_backward_macs` (core), for the gradients needed;
+    - the gate ``· silu(z)``: ``dy·silu(z)`` (1 per element) when the norm's side needs a
+      gradient, and when z needs one the product with the other factor and ``silu_backward``
+      (2), elementwise.
+
+    ``input_grad``: the norm's input needs a gradient (x, or also z when the gate comes before
+    the norm, ``norm_before_gate=False``).
+
+    ``ValueError`` when ``group_size`` does not divide N.
+    """
+    check_group(x, group_size)
+    bias_grad = bias_grad and has_bias
+    if is_rms_norm:
+        cost = rms_norm_backward_macs(x, True, input_grad, weight_grad, bias_grad)
+    else:
+        cost = norm_backward_macs(x, True, input_grad, weight_grad, bias_grad)
+    if gated:
+        norm_side = input_grad or weight_grad or bias_grad
+        cost = cost + Cost(elementwise=numel(x) * (int(norm_side) + 2 * int(gate_grad)))
+    return cost
+
+
+def mamba_split_conv1d_scan_backward_macs(zxbcdt: Shape, conv_weight: Shape, nheads: int,
+                                          headdim: int, ngroups: int, chunk_size: int,
+                                          silu: bool, rmsnorm: bool,
+                                          outproj_weight: Optional[Shape],
+                                          needs: Mapping[str, bool]) -> Cost:
+    """Backward of ``MambaSplitConv1dScanCombinedFn``: what autograd runs for the backward of
+    ``Mamba2``'s unfused path (the reference :func:`mamba_split_conv1d_scan_macs` costs), with
+    ``needs`` naming the Function's arguments that need a gradient (``zxbcdt``,
+    ``conv1d_weight``, ``conv1d_bias``, ``dt_bias``, ``A``, ``D``, ``rmsnorm_weight``,
+    ``outproj_weight``, ``outproj_bias``). In the reference's backward order:
+
+    - out_proj: ``b·l·(d_nonssm + dim)·out_dim`` core for its input gradient and for its weight
+      gradient, each if needed; the bias gradient ``b·l·out_dim`` (elementwise);
+    - the gated MLP ``silu(z0)·x0`` when zxbcdt needs a gradient: the product's two gradients
+      and ``silu_backward``, ``3·b·l·d_nonssm`` (elementwise);
+    - the gated RMSNorm (:func:`gated_norm_backward_macs`) if ``rmsnorm``;
+    - the SSD scan (:func:`ssd_chunk_scan_backward_macs`, D, ``dt_bias`` and softplus, z inside
+      unless ``rmsnorm``) if any of its inputs needs a gradient;
+    - the causal conv1d (:func:`causal_conv1d_backward_macs`) over ``dim + 2·g·n`` channels.
+
+    Shapes as :func:`ssd_layout`; ``ValueError`` when they do not split.
+    """
+    layout = ssd_layout(zxbcdt, conv_weight, nheads, headdim, ngroups)
+    b, l, dim, n = layout["batch"], layout["length"], layout["dim"], layout["dstate"]
+    d_nonssm, rows = layout["d_nonssm"], b * l
+    need = lambda name: bool(needs.get(name, False))   # noqa: E731
+    inputs = need("zxbcdt")
+    conv_out = inputs or need("conv1d_weight") or need("conv1d_bias")
+    scan = conv_out or inputs or need("dt_bias") or need("A") or need("D")
+    normed = scan or (rmsnorm and need("rmsnorm_weight"))
+    cost = Cost()
+    if outproj_weight is not None:
+        out_dim = int(outproj_weight[0])
+        projected = normed or (d_nonssm > 0 and inputs)
+        cost = cost + Cost(core=rows * (d_nonssm + dim) * out_dim
+                           * (int(projected) + int(need("outproj_weight"))),
+                           elementwise=rows * out_dim if need("outproj_bias") else 0)
+    if d_nonssm and inputs:
+        cost = cost + Cost(elementwise=3 * rows * d_nonssm)
+    if rmsnorm and (normed or inputs):
+        cost = cost + gated_norm_backward_macs(
+            (b, l, dim), dim // ngroups, is_rms_norm=True, has_bias=False, gated=True,
+            input_grad=scan, weight_grad=need("rmsnorm_weight"), bias_grad=False,
+            gate_grad=inputs)
+    if scan:
+        cost = cost + ssd_chunk_scan_backward_macs(
+            (b, l, nheads, headdim), (b, l, ngroups, n), chunk_size, has_D=True,
+            has_z=not rmsnorm, has_dt_bias=True, dt_softplus=True)
+    if conv_out:
+        conv_dim = dim + 2 * ngroups * n
+        cost = cost + causal_conv1d_backward_macs(
+            (b, conv_dim, l), (conv_dim, layout["width"]), silu, input_grad=inputs,
+            weight_grad=need("conv1d_weight"), bias_grad=need("conv1d_bias"))
+    return cost
