@@ -225,6 +225,24 @@ def _removed(hooks):
             hook.remove()
 
 
+def _graph_leaves(outputs) -> List[torch.Tensor]:
+    """The leaf tensors the backward of ``outputs`` accumulates a ``.grad`` into: parameters,
+    inputs, and any other tensor the model captured (a buffer or closure that requires
+    grad)."""
+    leaves, seen = [t for t in outputs if t.grad_fn is None], set()
+    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)
+        if isinstance(variable, torch.Tensor):
+            leaves.append(variable)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return leaves
+
+
 @contextmanager
 def _grads_kept(tensors):
     saved = [(t, t.grad) for t in tensors if t.requires_grad]
@@ -257,7 +275,7 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
                     loss = sum(t.real.sum() if t.is_complex() else t.sum() for t in floats)
                 # Counting is not a training step: every .grad is put back as it was, and
                 # starts empty so that an old one adds no accumulation to the count.
-                with _grads_kept(list(model.parameters()) + list(inputs)):
+                with _grads_kept(_graph_leaves(floats)):
                     loss.backward()
     root = type(adapter).__name__
     by_module: Dict[str, int] = {}

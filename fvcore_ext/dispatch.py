@@ -391,20 +391,20 @@ class DispatchCounter(FlopCounterMode):
             node.register_hook(after)
 
     def _count_backward(self, rule: OpRule, call: OpCall, needs: List[bool]) -> None:
-        read = BACKWARD_RULES.get(rule.kind)
+        backward = BACKWARD_RULES.get(rule.kind)
         name = rule.name + "_backward"
-        if read is None:
+        if backward is None:
             record_uncounted(f"{rule.kind} (backward)", call.scope,
                              "no backward rule for this fused op: its backward ran uncounted",
                              self.strict)
             return
         try:
-            macs = read(call, needs).macs(self.preset)
+            macs = backward.read(call, needs).macs(self.preset)
         except Exception as error:   # never crash the user's backward
             record_uncounted(f"{rule.kind} (backward)", call.scope,
                              f"{type(error).__name__}: {error}", self.strict)
             return
-        self._add(name, rule.family, macs)
+        self._add(name, backward.family or rule.family, macs)
 
 
 # ---------------------------------------------------------------- wrapping the boundaries

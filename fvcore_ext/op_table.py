@@ -19,7 +19,7 @@ from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost, check_mac_count
 
-__all__ = ["BACKWARD_RULES", "FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule",
+__all__ = ["BACKWARD_RULES", "BackwardRule", "FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule",
            "ZERO_COST_OPS", "add_rule", "backward_of", "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
            "rule_result", "table_version"]
 
@@ -862,18 +862,36 @@ def _mamba_layer_norm(call: OpCall) -> Cost:
 # reference costs). A Function missing here has its backward reported uncounted.
 
 BackwardReader = Callable[[OpCall, List[bool]], Cost]
-BACKWARD_RULES: Dict[str, BackwardReader] = {}
 
 
-def backward_of(*kinds: str) -> Callable[[BackwardReader], BackwardReader]:
+@dataclass(frozen=True)
+class BackwardRule:
+    """The backward of a fused op: ``read(forward_call, needs)`` → :class:`Cost`, counted in
+    ``family`` (``None``: the forward rule's family)."""
+
+    read: BackwardReader
+    family: Optional[str] = None
+
+
+BACKWARD_RULES: Dict[str, BackwardRule] = {}
+
+
+def backward_of(*kinds: str, family: Optional[str] = None
+                ) -> Callable[[BackwardReader], BackwardReader]:
     """Register ``read`` as the backward of each op in ``kinds`` (the JIT-level name the
-    forward is counted as); ``ValueError`` on a duplicate or an op without a forward rule."""
+    forward is counted as), in ``family`` (default: the forward's).
+
+    Raises:
+        ValueError: a duplicate, an op without a forward rule, or an unknown family.
+    """
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}")
 
     def register(read: BackwardReader) -> BackwardReader:
         for kind in kinds:
             if kind in BACKWARD_RULES or kind not in OP_TABLE:
                 raise ValueError(f"{kind}: backward registered twice or without a forward rule")
-            BACKWARD_RULES[kind] = read
+            BACKWARD_RULES[kind] = BackwardRule(read, family)
         return read
 
     return register
@@ -935,6 +953,47 @@ def _mamba_inner_no_out_proj_backward(call: OpCall, needs: List[bool]) -> Cost:
     return rules.mamba_inner_backward_macs(
         out_proj_weight=None, needs=_needs(MAMBA_INNER_NO_OUT_PROJ_SIGNATURE, needs),
         **_inner_backward_common(call))
+
+
+@backward_of("prim::PythonOp.BiMambaInnerFn")
+def _bimamba_inner_backward(call: OpCall, needs: List[bool]) -> Cost:
+    call = call.with_signature(BIMAMBA_INNER_SIGNATURE)
+    return rules.mamba_inner_backward_macs(
+        out_proj_weight=call.shape("out_proj_weight"), A_b=call.shape("A_b"),
+        needs=_needs(BIMAMBA_INNER_SIGNATURE, needs), **_inner_backward_common(call))
+
+
+# VMamba's cross scan copies x into K directions: its backward adds the K gradients back,
+# (K - 1)·B·D·L (the cross merge's forward count), elementwise; the cross merge's backward
+# copies one gradient into K directions (0).
+@backward_of(*(f"prim::PythonOp.{name}" for name in CROSS_SCAN_FUNCTIONS), family="elementwise")
+def _cross_scan_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return rules.sum_of_terms_macs(call.output_shape(), call.shape(0))
+
+
+@backward_of(*(f"prim::PythonOp.{name}" for name in CROSS_MERGE_FUNCTIONS), family="zero-cost")
+def _cross_merge_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return Cost()
+
+
+@backward_of("prim::PythonOp.XDropout")
+def _xdropout_backward(call: OpCall, needs: List[bool]) -> Cost:
+    return Cost()         # DeBERTa's dropout: its backward masks and scales, 0 like dropout's
+
+
+@backward_of("prim::PythonOp.YosoCumulation")
+def _yoso_cumulation_backward(call: OpCall, needs: List[bool]) -> Cost:
+    # transformers' YosoCumulation.backward (models/yoso/modeling_yoso.py): YOSO's surrogate
+    # gradient, not the derivative of its forward, so its own code is the formula:
+    # (grad @ vᵀ) · expectation, dQ = that @ (h/2 · k), dK = thatᵀ @ (h/2 · q),
+    # dV = expectationᵀ @ grad: four matmuls (core); the product with the expectation (1 per
+    # score) and the two scalings (numel q + numel k), elementwise.
+    query, key, value = call.shape(2), call.shape(3), call.shape(4)
+    scores = rules.matmul_macs(query, tuple(key[:-2]) + (key[-1], key[-2]))
+    attend = rules.matmul_macs(tuple(query[:-1]) + (key[-2],), value)
+    per_score = scores.core // query[-1]
+    return (scores + scores + attend + attend
+            + Cost(elementwise=per_score + rules.numel(query) + rules.numel(key)))
 
 
 def _inner_backward_common(call: OpCall) -> dict:

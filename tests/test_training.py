@@ -170,3 +170,18 @@ def test_counting_a_users_own_training_loop():
     assert c.by_family == {"matmul": 640, "elementwise": 80, "reduction": 80}
     assert c.by_module["Sequential.0"] == 320 + 320 + 40
     assert c.get_total_flops() == 2 * c.total_macs     # FlopCounterMode's own unit
+
+
+def test_a_captured_leaf_gets_no_old_gradient_between_counts():
+    # the scale is neither a parameter nor an input: its .grad from the first count would
+    # otherwise be added to in the second (one add per element)
+    scale = torch.randn(8, requires_grad=True)
+
+    class Scaled(nn.Module):
+        def forward(self, x):
+            return x * scale
+
+    x = torch.randn(4, 8, requires_grad=True)
+    first, second = training(Scaled(), [x]), training(Scaled(), [x])
+    assert first.backward_macs == second.backward_macs == 32 + 32 + 32  # dx, dscale, its sum
+    assert scale.grad is None and x.grad is None

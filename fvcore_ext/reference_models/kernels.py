@@ -6,7 +6,9 @@ Sources: state-spaces/mamba ``mamba_ssm/ops/selective_scan_interface.py`` (``Sel
 ``MambaInnerFn``, ``selective_scan_ref``, ``mamba_inner_ref``), Dao-AILab/causal-conv1d
 ``causal_conv1d_interface.py`` (``CausalConv1dFn``), hustvl/Vim ``mamba-1p1p1``
 (``MambaInnerFnNoOutProj``) and MzeroMiko/VMamba (``SelectiveScanCuda``, ``CrossScan``,
-``CrossMerge``). Only forward is implemented: these models exist to be traced and counted.
+``CrossMerge``). These models exist to be traced and counted: each ``backward`` returns zero
+gradients of the inputs' shapes, so a training count (``count_model(..., backward=True)``)
+runs, and the op table's backward rule counts it.
 """
 from __future__ import annotations
 
@@ -27,6 +29,22 @@ __all__ = [
 
 
 _CHUNK = 64
+
+
+class _ShapesOnlyFunction(torch.autograd.Function):
+    """A Function whose backward returns zeros shaped like the tensors ``forward`` received
+    (recorded by :meth:`remember`): the count reads shapes, never gradient values."""
+
+    @staticmethod
+    def remember(ctx, *inputs) -> None:
+        ctx.input_like = [(t.shape, t.dtype, t.device) if isinstance(t, torch.Tensor) else None
+                          for t in inputs]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return tuple(None if like is None else torch.zeros(like[0], dtype=like[1],
+                                                           device=like[2])
+                     for like in ctx.input_like)
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -78,21 +96,25 @@ def causal_conv1d_ref(x, weight, bias=None, activation=None):
     return F.silu(out) if activation in ("silu", "swish") else out
 
 
-class SelectiveScanFn(torch.autograd.Function):
+class SelectiveScanFn(_ShapesOnlyFunction):
     """mamba-ssm ``SelectiveScanFn``: same forward signature."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                 return_last_state=False):
+        SelectiveScanFn.remember(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                 return_last_state)
         return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
-class CausalConv1dFn(torch.autograd.Function):
+class CausalConv1dFn(_ShapesOnlyFunction):
     """causal-conv1d ``CausalConv1dFn``: same forward signature."""
 
     @staticmethod
     def forward(ctx, x, weight, bias=None, seq_idx=None, initial_states=None,
                 return_final_states=False, final_states_out=None, activation=None):
+        CausalConv1dFn.remember(ctx, x, weight, bias, seq_idx, initial_states,
+                                return_final_states, final_states_out, activation)
         return causal_conv1d_ref(x, weight, bias, activation)
 
 
@@ -112,7 +134,7 @@ def _inner_scan(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight
     return selective_scan_ref(x, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
-class MambaInnerFn(torch.autograd.Function):
+class MambaInnerFn(_ShapesOnlyFunction):
     """mamba-ssm 2.x ``MambaInnerFn``: same forward signature, body of ``mamba_inner_ref``."""
 
     @staticmethod
@@ -120,37 +142,48 @@ class MambaInnerFn(torch.autograd.Function):
                 out_proj_weight, out_proj_bias, A, B=None, C=None, D=None, delta_bias=None,
                 B_proj_bias=None, C_proj_bias=None, delta_softplus=True, checkpoint_lvl=1,
                 b_rms_weight=None, c_rms_weight=None, dt_rms_weight=None, b_c_dt_rms_eps=1e-6):
+        MambaInnerFn.remember(ctx, xz, conv1d_weight, conv1d_bias, x_proj_weight,
+                              delta_proj_weight, out_proj_weight, out_proj_bias, A, B, C, D,
+                              delta_bias, B_proj_bias, C_proj_bias, delta_softplus,
+                              checkpoint_lvl, b_rms_weight, c_rms_weight, dt_rms_weight,
+                              b_c_dt_rms_eps)
         y = _inner_scan(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A, D,
                         delta_bias, delta_softplus)
         return F.linear(y.transpose(1, 2), out_proj_weight, out_proj_bias)
 
 
-class MambaInnerFnNoOutProj(torch.autograd.Function):
+class MambaInnerFnNoOutProj(_ShapesOnlyFunction):
     """Vim ``MambaInnerFnNoOutProj``: same forward signature; returns ``(B, D, L)``."""
 
     @staticmethod
     def forward(ctx, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A,
                 B=None, C=None, D=None, delta_bias=None, B_proj_bias=None, C_proj_bias=None,
                 delta_softplus=True, checkpoint_lvl=1):
+        MambaInnerFnNoOutProj.remember(ctx, xz, conv1d_weight, conv1d_bias, x_proj_weight,
+                                       delta_proj_weight, A, B, C, D, delta_bias, B_proj_bias,
+                                       C_proj_bias, delta_softplus, checkpoint_lvl)
         return _inner_scan(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A,
                            D, delta_bias, delta_softplus)
 
 
-class SelectiveScanCuda(torch.autograd.Function):
+class SelectiveScanCuda(_ShapesOnlyFunction):
     """VMamba ``SelectiveScanCuda`` (``csms6s.py``): no z; D always passed by SS2D."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False,
                 oflex=True, backend=None):
+        SelectiveScanCuda.remember(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus, oflex,
+                                   backend)
         return selective_scan_ref(u, delta, A, B, C, D, None, delta_bias, delta_softplus)
 
 
-class CrossScan(torch.autograd.Function):
+class CrossScan(_ShapesOnlyFunction):
     """VMamba ``CrossScan``: ``(B, C, H, W)`` → ``(B, 4, C, H·W)``: row-major, column-major and
     both reversed."""
 
     @staticmethod
     def forward(ctx, x):
+        CrossScan.remember(ctx, x)
         B, C, H, W = x.shape
         xs = x.new_empty((B, 4, C, H * W))
         xs[:, 0] = x.flatten(2, 3)
@@ -159,12 +192,13 @@ class CrossScan(torch.autograd.Function):
         return xs
 
 
-class CrossMerge(torch.autograd.Function):
+class CrossMerge(_ShapesOnlyFunction):
     """VMamba ``CrossMerge``: ``(B, 4, D, H, W)`` → ``(B, D, H·W)``, the sum of the four
     directions mapped back to row-major order."""
 
     @staticmethod
     def forward(ctx, ys):
+        CrossMerge.remember(ctx, ys)
         B, K, D, H, W = ys.shape
         ys = ys.view(B, K, D, -1)
         ys = ys[:, 0:2] + ys[:, 2:4].flip(dims=[-1]).view(B, 2, D, -1)

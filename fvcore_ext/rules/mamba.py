@@ -188,7 +188,8 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
                               out_proj_weight: Optional[Shape], needs: Mapping[str, bool],
                               B_proj_bias: bool = False, C_proj_bias: bool = False,
                               complex_A: bool = False, delta_softplus: bool = True,
-                              B: Optional[Shape] = None, C: Optional[Shape] = None) -> Cost:
+                              B: Optional[Shape] = None, C: Optional[Shape] = None,
+                              A_b: Optional[Shape] = None) -> Cost:
     """Backward of ``MambaInnerFn`` (with ``out_proj_weight``) and ``MambaInnerFnNoOutProj``
     (``None``): what autograd runs for the backward of their reference ``mamba_inner_ref``
     (``mamba_ssm/ops/selective_scan_interface.py``), i.e. of Mamba's slow path, with the same
@@ -207,12 +208,19 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
       (elementwise, a reduction);
     - the selective scan's backward (:func:`selective_scan_backward_macs`, B and C variable,
       with z, D if given, ``delta_softplus`` as passed) if any of its inputs needs a gradient;
-    - dt_proj (``W_dt @ x_dbl[:, :R]ᵀ``): ``B·L·D·R`` core for each side that needs one;
+    - x_proj's output split once into dt, B and C (``torch.split``, as Mamba's slow path does;
+      ``mamba_inner_ref``'s three slices would add two full-size gradients that compute
+      nothing), then dt_proj (``W_dt @ dtᵀ``): ``B·L·D·R`` core for each side that needs one;
       ``B_proj_bias``/``C_proj_bias`` gradients ``B·L·N`` each (elementwise, reductions);
     - x_proj: ``B·L·D·(R + 2N)`` core for each side that needs one;
     - the conv output feeds both x_proj and the scan: its two gradients are added, ``B·D·L``
       (elementwise), then the causal conv's backward (:func:`causal_conv1d_backward_macs`,
       with silu).
+
+    With ``A_b`` (Vim's ``BiMambaInnerFn``, reference ``bimamba_inner_ref``): a second scan on
+    the flipped sequence with ``A_b``, the gradients of the inputs both scans share added
+    (x: twice with x_proj's; delta, z: ``B·D·L`` each; B, C: ``B·N·L`` each; D, delta_bias:
+    ``D`` each; elementwise), ``needs`` also naming ``A_b``.
 
     An input that needs no gradient costs nothing upstream of it, as in autograd. ``ValueError``
     on shapes that do not fit.
@@ -225,8 +233,8 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
     need = lambda name: bool(needs.get(name, False))   # noqa: E731
     conv_out = need("xz") or need("conv1d_weight") or need("conv1d_bias")
     x_dbl = conv_out or need("x_proj_weight")
-    scan = (x_dbl or need("delta_proj_weight") or need("xz") or need("A") or need("D")
-            or need("delta_bias") or need("B_proj_bias") or need("C_proj_bias"))
+    scan = (x_dbl or need("delta_proj_weight") or need("xz") or need("A") or need("A_b")
+            or need("D") or need("delta_bias") or need("B_proj_bias") or need("C_proj_bias"))
     cost = Cost()
     if out_proj_weight is not None:
         d_out = int(out_proj_weight[0])
@@ -234,18 +242,28 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
                            elementwise=rows * d_out if need("out_proj_bias") else 0)
     if scan:
         varying = (batch, d_state, length)          # B and C from x_proj: (B, N, L)
-        cost = cost + selective_scan_backward_macs((batch, d, length), A, B or varying,
-                                                   C or varying,
-                                                   has_D, has_z=True,
-                                                   delta_softplus=delta_softplus,
-                                                   complex_A=complex_A)
+        for scan_A in (A,) if A_b is None else (A, A_b):
+            cost = cost + selective_scan_backward_macs(
+                (batch, d, length), scan_A, B or varying, C or varying, has_D, has_z=True,
+                delta_softplus=delta_softplus, complex_A=complex_A)
+    if A_b is not None:
+        # bimamba_inner_ref feeds x, delta, B, C, z, D and delta_bias to both scans (flipped for
+        # the second; a flip costs 0): each needing a gradient has two added; x has three
+        # consumers with x_proj, counted below.
+        cost = cost + Cost(elementwise=(
+            rows * d * (int(x_dbl or need("delta_proj_weight")) + int(need("xz")))
+            + rows * d_state * (int(B is None and (x_dbl or need("B_proj_bias")))
+                                + int(C is None and (x_dbl or need("C_proj_bias"))))
+            + d * (int(has_D and need("D")) + int(need("delta_bias")))))
     cost = cost + Cost(core=rows * d * rank * (int(x_dbl) + int(need("delta_proj_weight"))),
                        elementwise=rows * d_state * (int(B_proj_bias and need("B_proj_bias"))
                                                      + int(C_proj_bias and need("C_proj_bias"))))
     cost = cost + Cost(core=rows * d * int(x_proj_weight[0])
                        * (int(conv_out) + int(need("x_proj_weight"))))
     if conv_out:
-        cost = cost + Cost(elementwise=batch * d * length) + causal_conv1d_backward_macs(
+        consumers = 2 if A_b is None else 3         # x_proj and the scan(s)
+        cost = cost + Cost(elementwise=(consumers - 1) * batch * d * length)
+        cost = cost + causal_conv1d_backward_macs(
             (batch, d, length), (d, width), silu=True, input_grad=need("xz"),
             weight_grad=need("conv1d_weight"), bias_grad=need("conv1d_bias"))
     return cost
