@@ -20,13 +20,17 @@ How an op is counted:
   contract's rule for the whole function: ``F.linear`` on a non-contiguous input adds its bias
   with an ``add`` (the contract does not count a linear's bias); SDPA's math backend scales q
   and k instead of the scores; ``einsum``, ``rms_norm`` and a global average pool (``mean``)
-  change family; the recurrent layers run ``mkldnn_rnn_layer``. While counting, these functions and every autograd Function the
+  change family; the recurrent layers run ``mkldnn_rnn_layer`` (one that will be
+  differentiated runs torch's own cell-by-cell path instead, whose backward ops count as they
+  run). While counting, these functions and every autograd Function the
   op table counts (``prim::PythonOp.<ClassName>`` in a trace) are wrapped: the call is counted
   once by its rule, at its boundary, and the ops it runs inside are not counted again.
 - **Backward.** Ops that run inside ``loss.backward()`` count as backward MACs. The backward
   of a boundary (SDPA on any backend, an autograd Function) is counted once by its backward
   rule and its insides are not counted again; a Function without a backward rule is reported
-  as uncounted, never silently 0.
+  as uncounted, never silently 0. The backward rules of the fused Mamba kernels
+  (selective scans, ``CausalConv1dFn``, ``MambaInnerFn``, Mamba-2's combined kernels, mamba-ssm's
+  ``LayerNormFn``) are in :data:`fvcore_ext.op_table.BACKWARD_RULES`.
 
 Counts are MACs; ``FlopCounterMode``'s own API on a :class:`DispatchCounter`
 (``get_total_flops``, ``get_table``) reports FLOPs = 2 × MACs, as PyTorch does.
@@ -456,6 +460,23 @@ BOUNDARY_FUNCTIONS = (
 )
 
 
+RECURRENT_KINDS = frozenset(kind for _, _, kind, _ in BOUNDARY_FUNCTIONS[-4:])
+
+
+@contextlib.contextmanager
+def _native_recurrent_kernels() -> Iterator[None]:
+    # torch.backends.mkldnn.flags / cudnn.flags would also reset their other flags: only
+    # "enabled" is switched, as those context managers switch it.
+    saved = torch._C._get_mkldnn_enabled(), torch._C._get_cudnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    torch._C._set_cudnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(saved[0])
+        torch._C._set_cudnn_enabled(saved[1])
+
+
 def _wrap_function(original: Callable, kind: str, read_args: ArgMap) -> Callable:
     def counted(*args, **kwargs):
         counter, rule = _active, OP_TABLE.get(kind)
@@ -465,8 +486,20 @@ def _wrap_function(original: Callable, kind: str, read_args: ArgMap) -> Callable
             call_args = read_args(args, kwargs)
         except Exception:          # a layout we do not read: its dispatch-level ops count
             return original(*args, **kwargs)
-        return counter.count_boundary(rule, call_args, lambda: original(*args, **kwargs),
-                                      list(_tensors(list(args) + list(kwargs.values()))))
+        tensors = list(_tensors(list(args) + list(kwargs.values())))
+
+        def run():
+            # A recurrent layer that will be differentiated runs torch's own cell-by-cell
+            # path, not mkldnn's or cuDNN's fused kernel, so that its backward is the cell
+            # equations' backward, counted as it runs (the fused kernels' backward,
+            # mkldnn_rnn_layer_backward and _cudnn_rnn_backward, has no reference to count).
+            if kind in RECURRENT_KINDS and torch.is_grad_enabled() and any(
+                    t.requires_grad for t in tensors):
+                with _native_recurrent_kernels():
+                    return original(*args, **kwargs)
+            return original(*args, **kwargs)
+
+        return counter.count_boundary(rule, call_args, run, tensors)
 
     counted.__wrapped__ = original
     counted.__name__ = getattr(original, "__name__", kind)

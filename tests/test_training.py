@@ -185,3 +185,27 @@ def test_a_captured_leaf_gets_no_old_gradient_between_counts():
     first, second = training(Scaled(), [x]), training(Scaled(), [x])
     assert first.backward_macs == second.backward_macs == 32 + 32 + 32  # dx, dscale, its sum
     assert scale.grad is None and x.grad is None
+
+
+# nn.LSTM(3, 4) on (T=5, B=2, 3): 10 tokens, w_ih (16, 3), w_hh (16, 4). Its training step runs
+# torch's own cell-by-cell path (not mkldnn's fused kernel, whose backward has no reference):
+# matmul gradients dX = 10·48 (if the input needs one), dW_ih = 10·48 and dW_hh = 10·64 (if the
+# weights train), and the recurrent dh = 4·2·64 (the first step's h0 needs none), all core.
+@pytest.mark.parametrize("input_grad,weights,paper", [
+    (True, True, 480 + 480 + 640 + 512),
+    (False, True, 480 + 640 + 512),
+    (True, False, 480 + 512),
+])
+def test_lstm_trains_through_its_cell_equations(input_grad, weights, paper):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4).requires_grad_(weights)
+    x = torch.randn(5, 2, 3, requires_grad=input_grad)
+    mkldnn = torch.backends.mkldnn.enabled
+    report = training(lstm, [x], "paper")
+    assert (report.forward_macs, report.backward_macs) == (10 * (48 + 64), paper)
+    assert torch.backends.mkldnn.enabled == mkldnn
+    full = training(lstm, [x])
+    # the cell's elementwise backward (gate derivatives, products, gradient sums) and the bias
+    # gradients, full preset only
+    assert full.backward_macs > paper and set(full.by_family) == {
+        "recurrent", "matmul", "elementwise"} | ({"reduction"} if weights else set())
