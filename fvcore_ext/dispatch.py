@@ -24,7 +24,11 @@ How an op is counted:
   differentiated runs torch's own cell-by-cell path instead, whose backward ops count as they
   run). While counting, these functions and every autograd Function the
   op table counts (``prim::PythonOp.<ClassName>`` in a trace) are wrapped: the call is counted
-  once by its rule, at its boundary, and the ops it runs inside are not counted again.
+  once by its rule, at its boundary, and the ops it runs inside are not counted again. (A
+  reference to ``MyFunction.apply`` kept from before the count, ``fn = MyFunction.apply`` at
+  import, bypasses the wrapper: the Function's insides count as the aten ops they run, and the
+  work of a stand-in kernel, which runs none, is missed. Upstream Mamba code calls
+  ``MyFunction.apply(...)`` where it runs.)
 - **Backward.** Ops that run inside ``loss.backward()`` count as backward MACs. The backward
   of a boundary (SDPA on any backend, an autograd Function) is counted once by its backward
   rule and its insides are not counted again; a Function without a backward rule is reported

@@ -12,7 +12,8 @@ only to count.
 - ``selective_scan_cuda.fwd`` and ``.bwd`` (state-spaces/mamba ``csrc/selective_scan``)
 - ``causal_conv1d_cuda.causal_conv1d_fwd`` and ``.causal_conv1d_bwd`` (Dao-AILab/causal-conv1d;
   1.4+ fills ``out`` and the gradients, older versions return them)
-- ``selective_scan_cuda_oflex.fwd`` and ``selective_scan_cuda_core.fwd`` (MzeroMiko/VMamba)
+- ``selective_scan_cuda_oflex.fwd`` / ``.bwd`` and ``selective_scan_cuda_core.fwd`` / ``.bwd``
+  (MzeroMiko/VMamba)
 
 The backward entry points let a training count (``count_model(..., backward=True)``) run the
 Functions' real ``backward``; their gradients are zeros.
@@ -132,6 +133,15 @@ def _selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, dz, d
     return grads
 
 
+def _vmamba_scan_bwd(u, delta, A, B, C, D, delta_bias, *rest):
+    """VMamba ``selective_scan_cuda_oflex.bwd`` / ``selective_scan_cuda_core.bwd``
+    (``(u, delta, A, B, C, D, delta_bias, dout, x, delta_softplus, nrows)``; older releases
+    ``(..., dout, x, out, delta_softplus)``): ``[du, ddelta, dA, dB, dC, dD, ddelta_bias]``,
+    ``dD`` and ``ddelta_bias`` ``None`` when not given."""
+    return [torch.zeros_like(u), torch.zeros_like(delta), torch.zeros_like(A),
+            torch.zeros_like(B), torch.zeros_like(C), _zeros_like(D), _zeros_like(delta_bias)]
+
+
 def _causal_conv1d_bwd(x, weight, bias, dout, *args):
     """Every released signature of ``causal_conv1d_cuda.causal_conv1d_bwd``:
 
@@ -166,8 +176,8 @@ _ENTRY_POINTS: Dict[str, Dict[str, Callable]] = {
     "selective_scan_cuda": {"fwd": _selective_scan_fwd, "bwd": _selective_scan_bwd},
     "causal_conv1d_cuda": {"causal_conv1d_fwd": _causal_conv1d_fwd,
                            "causal_conv1d_bwd": _causal_conv1d_bwd},
-    "selective_scan_cuda_oflex": {"fwd": _oflex_fwd},
-    "selective_scan_cuda_core": {"fwd": _core_fwd},
+    "selective_scan_cuda_oflex": {"fwd": _oflex_fwd, "bwd": _vmamba_scan_bwd},
+    "selective_scan_cuda_core": {"fwd": _core_fwd, "bwd": _vmamba_scan_bwd},
 }
 EXTENSION_NAMES = tuple(_ENTRY_POINTS)
 

@@ -88,6 +88,38 @@ def test_selective_scan_backward_grouped_B_and_C():
     assert training(Call(selective_scan_fn), inputs).backward_macs == b * d * l * 25 * n
 
 
+class SelectiveScanOflex(torch.autograd.Function):
+    """MzeroMiko/VMamba ``classification/models/csms6s.py``: B and C grouped (B, G, N, L), no z."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False, nrows=1,
+                backnrows=1, oflex=True):
+        import selective_scan_cuda_oflex
+        ctx.delta_softplus = delta_softplus
+        out, x, *rest = selective_scan_cuda_oflex.fwd(u, delta, A, B, C, D, delta_bias,
+                                                      delta_softplus, 1, oflex)
+        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, x)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout, *args):
+        import selective_scan_cuda_oflex
+        u, delta, A, B, C, D, delta_bias, x = ctx.saved_tensors
+        du, ddelta, dA, dB, dC, dD, ddelta_bias, *rest = selective_scan_cuda_oflex.bwd(
+            u, delta, A, B, C, D, delta_bias, dout.contiguous(), x, ctx.delta_softplus, 1)
+        return du, ddelta, dA, dB, dC, dD, ddelta_bias, None, None, None, None
+
+
+def test_vmamba_selective_scan_oflex_backward():
+    inputs = [grad(b, d, l), grad(b, d, l), grad(d, n), grad(b, 1, n, l), grad(b, 1, n, l),
+              grad(d), grad(d)]
+    model = Call(lambda *args: SelectiveScanOflex.apply(*args))   # as csms6s calls it
+    report = training(model, inputs)
+    # VMamba's call: D and delta_bias given, softplus as passed (here False), no z
+    assert report.by_operator == {"PythonOp.SelectiveScanOflex": b * d * l * (9 * n + 1),
+                                  "PythonOp.SelectiveScanOflex_backward": b * d * l * (25 * n + 2)}
+
+
 # ---------------------------------------------------------------- causal conv1d
 
 @pytest.mark.parametrize("bias", [False, True])

@@ -71,6 +71,12 @@ def test_backward_entry_points(no_standins):
         with pytest.raises(TypeError, match="no causal-conv1d release takes 5 arguments"):
             causal_conv1d_cuda.causal_conv1d_bwd(x, w, bias, x, True)
 
+        import selective_scan_cuda_oflex, selective_scan_cuda_core  # noqa: E401
+        for module in (selective_scan_cuda_oflex, selective_scan_cuda_core):
+            grads = module.bwd(u, u, A, B, B, torch.ones(8), None, u, None, True, 1)
+            assert [None if g is None else g.shape for g in grads] == [
+                u.shape, u.shape, A.shape, B.shape, B.shape, (8,), None]
+
 
 def test_announced_and_loud_on_unknown_calls(no_standins):
     with pytest.warns(UserWarning, match="stand-in kernels active for selective_scan_cuda"):
