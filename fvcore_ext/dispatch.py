@@ -464,7 +464,7 @@ BOUNDARY_FUNCTIONS = (
 )
 
 
-RECURRENT_KINDS = frozenset(kind for _, _, kind, _ in BOUNDARY_FUNCTIONS[-4:])
+RECURRENT_KINDS = frozenset({"aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu"})
 
 
 @contextlib.contextmanager

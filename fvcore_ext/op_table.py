@@ -19,8 +19,8 @@ from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from .rules import Cost, check_mac_count
 
-__all__ = ["BACKWARD_RULES", "BackwardRule", "FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE", "OpRule",
-           "ZERO_COST_OPS", "add_rule", "backward_of", "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
+__all__ = ["BACKWARD_RULES", "BackwardRule", "FAMILIES", "FVCORE_IGNORED_OPS", "OP_TABLE",
+           "OpRule", "ZERO_COST_OPS", "add_rule", "backward_of", "check_reader", "families_by_name", "on_table_change", "remove_rule", "report_name",
            "rule_result", "table_version"]
 
 # A built-in reader returns a Cost; a user rule may return a bare int (rule_result).
@@ -556,7 +556,8 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     # comparisons and logic: amax/amin/max/min/argmax pick, they do not accumulate
     "amax", "amin", "__or__", "__xor__", "__iand__", "__ior__", "__ixor__", "bitwise_and_",
     "bitwise_or_", "bitwise_xor_", "logical_xor", "any", "all", "isnan", "isinf", "isfinite",
-    "isin", "eq_", "ne_", "ge_", "gt_", "le_", "lt_",
+    "isin", "eq_", "ne_", "ge_", "gt_", "le_", "lt_", "logical_and_", "logical_or_",
+    "logical_xor_", "logical_not_",
     # MoE routing and data movement (docs/conventions.md "Routing and data movement")
     "histc", "bincount", "one_hot", "scatter_", "argsort", "numpy_T", "as_strided",
     "reshape_as", "unique", "_unique2", "unique_dim", "unique_consecutive", "searchsorted",
@@ -1009,9 +1010,10 @@ def _mamba_chunk_scan_combined_backward(call: OpCall, needs: List[bool]) -> Cost
 
 @backward_of("prim::PythonOp.MambaSplitConv1dScanCombinedFn")
 def _mamba_split_conv1d_scan_combined_backward(call: OpCall, needs: List[bool]) -> Cost:
+    call, arguments = _split_conv1d_scan_arguments(call)
     return rules.mamba_split_conv1d_scan_backward_macs(
         needs=_needs(MAMBA_SPLIT_CONV1D_SCAN_SIGNATURE, needs),
-        **_split_conv1d_scan_arguments(call)[1])
+        norm_before_gate=_bool_scalar(call, "norm_before_gate", True), **arguments)
 
 
 @backward_of("prim::PythonOp.LayerNormFn")
@@ -1020,12 +1022,11 @@ def _mamba_layer_norm_backward(call: OpCall, needs: List[bool]) -> Cost:
     is_rms = _bool_scalar(call, "is_rms_norm", False)
     if layout == "gated":
         need = _needs(GATED_NORM_SIGNATURE, needs)
-        gate_first = not _bool_scalar(call, "norm_before_gate", True)
         return rules.gated_norm_backward_macs(
             call.shape("x"), call.scalar("group_size"), is_rms_norm=is_rms,
-            has_bias=call.has_tensor("bias"), gated=call.has_tensor("z"),
-            input_grad=need["x"] or (gate_first and need.get("z", False)),
-            weight_grad=need["weight"], bias_grad=need["bias"], gate_grad=need.get("z", False))
+            has_bias=call.has_tensor("bias"), gated=call.has_tensor("z"), input_grad=need["x"],
+            weight_grad=need["weight"], bias_grad=need["bias"], gate_grad=need.get("z", False),
+            norm_before_gate=_bool_scalar(call, "norm_before_gate", True))
     need = _needs(ADD_NORM_SIGNATURES[len(call.args)], needs)
     x, affine = call.shape("x"), call.has_tensor("weight")
     input_grad = need["x"] or need.get("residual", False)
@@ -1136,6 +1137,12 @@ def _adaptive_avg_pool2d_backward(call: OpCall) -> Cost:
 def _avg_pool_backward(call: OpCall) -> Cost:
     # (grad_output, self, ...): the forward's 1 × input numel
     return rules.reduction_macs(call.shape(1))
+
+
+@counts("aten::_weight_norm_interface_backward", family="normalization")
+def _weight_norm_backward(call: OpCall) -> Cost:
+    # (grad_w, saved_v, saved_g, saved_norms, dim)
+    return rules.weight_norm_backward_macs(call.shape(1), call.shape(2))
 
 
 @counts("aten::embedding_dense_backward", family="elementwise")

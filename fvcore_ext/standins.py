@@ -129,7 +129,7 @@ def _selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, dout, x, out, dz, d
     if z is not None:
         grads.append(dz.zero_() if dz is not None else torch.zeros_like(z))
     if recompute_out_z:
-        grads.append(torch.zeros_like(z))
+        grads.append(_zeros_like(z))
     return grads
 
 

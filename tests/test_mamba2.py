@@ -84,7 +84,7 @@ CONFIGS = {
     "norm_before_gate": dict(norm_before_gate=True),
     "groups": dict(ngroups=2),
     "D_has_hdim": dict(D_has_hdim=True),
-    "gated_mlp": dict(d_ssm=32),                             # d_nonssm = 32: silu(x0)·z0
+    "gated_mlp": dict(d_ssm=32),                             # d_nonssm = 32: silu(z0)·x0
     "bias": dict(bias=True, conv_bias=False),
     "chunk_divides": dict(chunk_size=4),
     "one_chunk": dict(chunk_size=256),

@@ -310,7 +310,7 @@ CONFIGS = {
     "norm_before_gate": dict(norm_before_gate=True),
     "groups": dict(ngroups=2),
     "D_has_hdim": dict(D_has_hdim=True),
-    "gated_mlp": dict(d_ssm=32),                             # d_nonssm = 32: silu(x0)·z0
+    "gated_mlp": dict(d_ssm=32),                             # d_nonssm = 32: silu(z0)·x0
     "bias": dict(bias=True, conv_bias=False),
     "chunk_divides": dict(chunk_size=4),
     "one_chunk": dict(chunk_size=256),
@@ -358,6 +358,19 @@ def test_gated_rms_norm_backward(z_grad, norm_before_gate):
     # dy·silu(z) 1, and z's gradient (its product and silu_backward) 2; all elementwise
     assert report.backward_macs == 80 * (7 + 2 + 1 + 2 * z_grad)
     assert training(model, [x, weight], "paper").backward_macs == 0
+
+
+# Only the weight, or only z, needs a gradient: with the gate first (Mamba2's default,
+# norm(x·silu(z))) the norm's input needs one whenever z does, and the ·silu(z) product only
+# when x does; with the norm first (norm(x)·silu(z)), dy·silu(z) whenever the norm's side does.
+@pytest.mark.parametrize("trains,norm_before_gate,per_element", [
+    ("weight", False, 2), ("weight", True, 2 + 1),
+    ("z", False, (6 + 1) + 2), ("z", True, 2)])
+def test_gated_rms_norm_backward_of_one_part(trains, norm_before_gate, per_element):
+    x, z = torch.randn(5, 16), torch.randn(5, 16, requires_grad=trains == "z")
+    weight = torch.randn(16, requires_grad=trains == "weight")
+    model = Call(rmsnorm_fn, bias=None, z=z, group_size=8, norm_before_gate=norm_before_gate)
+    assert training(model, [x, weight]).backward_macs == 80 * per_element
 
 
 def test_gated_layer_norm_backward():

@@ -569,14 +569,17 @@ SSD_CHUNK_SCAN = RuleSpec(
 )
 
 
-def _split_conv1d_call(p: Point) -> Cost:
+def _split_conv1d_args(p: Point) -> tuple:
     l, h, _ = _ssd_dims(p)
     dim, gn = h * p["P"], p["G"] * p["N"]
     mlp = p["mlp"] if p["gated_mlp"] else 0
     zxbcdt = (p["B"], l, 2 * mlp + 2 * dim + 2 * gn + h)
-    return rules.mamba_split_conv1d_scan_macs(
-        zxbcdt, (dim + 2 * gn, p["W"]), h, p["P"], p["G"], p["Q"], p["silu"], p["rmsnorm"],
-        (p["out"], mlp + dim) if p["outproj"] else None)
+    return (zxbcdt, (dim + 2 * gn, p["W"]), h, p["P"], p["G"], p["Q"], p["silu"], p["rmsnorm"],
+            (p["out"], mlp + dim) if p["outproj"] else None)
+
+
+def _split_conv1d_call(p: Point) -> Cost:
+    return rules.mamba_split_conv1d_scan_macs(*_split_conv1d_args(p))
 
 
 def _split_conv1d_expected(p: Point):
@@ -589,7 +592,7 @@ def _split_conv1d_expected(p: Point):
     elementwise += b * channels * l if p["silu"] else 0         # its activation
     if p["rmsnorm"]:                                            # gated, groups of dim / G
         elementwise += _rms_expected(b * l * dim, b * l * p["G"], True, False) + 2 * b * l * dim
-    elementwise += 2 * b * l * mlp                              # silu(x0) · z0
+    elementwise += 2 * b * l * mlp                              # silu(z0) · x0
     core += b * l * (mlp + dim) * p["out"] if p["outproj"] else 0
     return core, elementwise
 
@@ -756,6 +759,246 @@ SDPA_BACKWARD = RuleSpec(
 )
 
 
+RMS_NORM_BACKWARD = RuleSpec(
+    sizes=DIMS4,
+    flags={"rank": (1, 2, 3, 4), "weight": (False, True), "input_grad": (False, True),
+           "weight_grad": (False, True), "bias_grad": (False, True)},
+    call=lambda p: rules.rms_norm_backward_macs(_dims(p), p["weight"], p["input_grad"],
+                                                p["weight_grad"], p["bias_grad"]),
+    # dx = r·(g − x̂·mean(g·x̂)): 6 per element (+1 for g = dy·γ); dγ: 2; dβ: 1
+    expected=lambda p: (0, prod(_dims(p)) * ((6 + p["weight"]) * p["input_grad"]
+                                             + 2 * p["weight_grad"] + p["bias_grad"])),
+    monotone_flags={"rank": (1, 2, 3, 4), "weight": (False, True),
+                    "input_grad": (False, True), "weight_grad": (False, True),
+                    "bias_grad": (False, True)},
+    huge=2 ** 16, elementwise_only=True,
+)
+
+
+def _scan_backward_expected(p: Point) -> int:
+    var_b, var_c = p["B_varies"], p["C_varies"]
+    per_state = {(False, False): 20, (False, True): 24, (True, False): 25, (True, True): 25}
+    states = 2 * p["N"] if p["complex_A"] else p["N"]
+    return p["B"] * p["D"] * p["L"] * (per_state[var_b, var_c] * states + 2 * p["has_D"]
+                                       + 5 * p["has_z"] + p["softplus"])
+
+
+def _scan_operand(p: Point, name: str):
+    # constant (D, N), or varying along the sequence: (B, N, L) or grouped (B, G, N, L)
+    if not p[f"{name}_varies"]:
+        return p["D"], p["N"]
+    return (p["B"], p["G"], p["N"], p["L"]) if p["grouped"] else (p["B"], p["N"], p["L"])
+
+
+SELECTIVE_SCAN_BACKWARD = RuleSpec(
+    sizes=("B", "D", "L", "N", "G"),
+    flags={"B_varies": (False, True), "C_varies": (False, True), "grouped": (False, True),
+           "has_D": (False, True), "has_z": (False, True), "softplus": (False, True),
+           "complex_A": (False, True)},
+    call=lambda p: rules.selective_scan_backward_macs(
+        (p["B"], p["D"], p["L"]), (p["D"], p["N"]), _scan_operand(p, "B"),
+        _scan_operand(p, "C"), p["has_D"], p["has_z"], p["softplus"], p["complex_A"]),
+    expected=lambda p: (_scan_backward_expected(p), 0),
+    monotone_flags={"B_varies": (False, True), "C_varies": (False, True),
+                    "has_D": (False, True), "has_z": (False, True), "softplus": (False, True),
+                    "complex_A": (False, True)},
+    huge=2 ** 15,
+)
+
+CAUSAL_CONV1D_BACKWARD = RuleSpec(
+    sizes=("B", "D", "L", "W"),
+    flags={"silu": (False, True), "input_grad": (False, True), "weight_grad": (False, True),
+           "bias_grad": (False, True)},
+    call=lambda p: rules.causal_conv1d_backward_macs(
+        (p["B"], p["D"], p["L"]), (p["D"], p["W"]), p["silu"], p["input_grad"],
+        p["weight_grad"], p["bias_grad"]),
+    expected=lambda p: (p["B"] * p["D"] * p["L"] * p["W"] * (p["input_grad"] + p["weight_grad"]),
+                        p["B"] * p["D"] * p["L"] * (p["silu"] + p["bias_grad"])),
+    monotone_flags={name: (False, True) for name in ("silu", "input_grad", "weight_grad",
+                                                     "bias_grad")},
+    huge=2 ** 16,
+    elementwise_only=lambda p: not (p["input_grad"] or p["weight_grad"]),
+)
+
+INNER_NEEDS = ("xz", "conv1d_weight", "conv1d_bias", "x_proj_weight", "delta_proj_weight",
+               "out_proj_weight", "out_proj_bias", "A", "A_b", "D", "delta_bias",
+               "B_proj_bias", "C_proj_bias")
+
+
+def _inner_needs(p: Point) -> dict:
+    # an optional input needs a gradient only where it is given
+    given = {"D": p["has_D"], "B_proj_bias": p["B_bias"], "C_proj_bias": p["C_bias"],
+             "A_b": p["bidirectional"], "out_proj_weight": p["out_proj"],
+             "out_proj_bias": p["out_proj"]}
+    return {name: p[f"need_{name}"] and given.get(name, True) for name in INNER_NEEDS}
+
+
+def _inner_backward_expected(p: Point):
+    b, d, l, n, r, w = (p[k] for k in ("B", "D", "L", "N", "R", "W"))
+    need, bi, rows = _inner_needs(p), p["bidirectional"], p["B"] * p["L"]
+    d_state = n * (2 if p["complex_A"] else 1)
+    conv_out = need["xz"] or need["conv1d_weight"] or need["conv1d_bias"]
+    x_dbl = conv_out or need["x_proj_weight"]
+    scan = x_dbl or any(need[k] for k in ("delta_proj_weight", "xz", "A", "A_b", "D",
+                                          "delta_bias", "B_proj_bias", "C_proj_bias"))
+    core = elementwise = 0
+    if p["out_proj"]:
+        core += rows * d * p["d_out"] * (scan + need["out_proj_weight"])
+        elementwise += rows * p["d_out"] * need["out_proj_bias"]
+    if scan:     # one scan per direction: 25 per state, D 2, z 5, softplus 1 per position
+        core += (1 + bi) * b * d * l * (25 * d_state + 2 * p["has_D"] + 5 + p["softplus"])
+    core += rows * d * r * (x_dbl + need["delta_proj_weight"])                  # dt_proj
+    elementwise += rows * d_state * (need["B_proj_bias"] + need["C_proj_bias"])
+    core += rows * d * (r + 2 * d_state) * (conv_out + need["x_proj_weight"])   # x_proj
+    if bi:       # gradients shared by both scans, added
+        elementwise += (rows * d * ((x_dbl or need["delta_proj_weight"]) + need["xz"])
+                        + rows * d_state * ((x_dbl or need["B_proj_bias"])
+                                            + (x_dbl or need["C_proj_bias"]))
+                        + d * (need["D"] + need["delta_bias"]))
+    if conv_out:  # the conv output's gradients added, then the causal conv's backward
+        elementwise += (1 + bi) * b * d * l + b * d * l * (1 + need["conv1d_bias"])
+        core += b * d * l * w * (need["xz"] + need["conv1d_weight"])
+    return core, elementwise
+
+
+MAMBA_INNER_BACKWARD = RuleSpec(
+    sizes=INNER_SIZES,
+    flags={**INNER_FLAGS, "out_proj": (False, True), "bidirectional": (False, True),
+           "softplus": (False, True), **{f"need_{k}": (False, True) for k in INNER_NEEDS}},
+    call=lambda p: rules.mamba_inner_backward_macs(
+        out_proj_weight=(p["d_out"], p["D"]) if p["out_proj"] else None,
+        needs=_inner_needs(p), delta_softplus=p["softplus"],
+        A_b=(p["D"], p["N"]) if p["bidirectional"] else None, **_inner_weights(p)),
+    expected=_inner_backward_expected,
+    monotone_flags={**INNER_FLAGS, "out_proj": (False, True), "bidirectional": (False, True),
+                    "softplus": (False, True),
+                    **{f"need_{k}": (False, True) for k in INNER_NEEDS}},
+    huge=2 ** 16,
+    elementwise_only=lambda p: not any(_inner_needs(p).values()) or (
+        not _inner_backward_expected(p)[0]),
+)
+
+
+def _ssd_backward_expected(p: Point, has_D: bool, has_z: bool, has_dt_bias: bool,
+                           softplus: bool):
+    b, c, g, n, hp = p["B"], p["c"], p["G"], p["N"], p["G"] * p["Hg"] * p["P"]
+    l, _, S = _ssd_dims(p)
+    # the Triton backward, recomputation included: C·Bᵀ 3×, scores·x 3×, states 5×, passing 3×
+    core = (3 * b * g * n * S + 3 * b * hp * S + 5 * b * hp * n * l + 3 * b * hp * n * c
+            + b * l * hp * (2 * has_D + 5 * has_z))
+    return core, _ssd_expected(p, has_D, has_z, has_dt_bias, softplus)[1]
+
+
+SSD_CHUNK_SCAN_BACKWARD = RuleSpec(
+    sizes=SSD_SIZES, flags=SSD_CHUNK_SCAN.flags,
+    call=lambda p: rules.ssd_chunk_scan_backward_macs(
+        (p["B"], _ssd_dims(p)[0], p["G"] * p["Hg"], p["P"]),
+        (p["B"], _ssd_dims(p)[0], p["G"], p["N"]), p["Q"], p["D"], p["z"], p["dt_bias"],
+        p["softplus"]),
+    expected=lambda p: _ssd_backward_expected(p, p["D"], p["z"], p["dt_bias"], p["softplus"]),
+    monotone_flags=SSD_CHUNK_SCAN.monotone_flags,
+    huge=2 ** 9,
+)
+
+
+def _gated_norm_backward_expected(numel: int, rms: bool, bias: bool, gated: bool,
+                                  input_grad: bool, weight_grad: bool, bias_grad: bool,
+                                  gate_grad: bool, norm_before_gate: bool = True):
+    bias_grad, gate_grad = bias_grad and bias, gate_grad and gated
+    # the norm's input is x, or x·silu(z) with the gate first
+    norm_input = input_grad or (gate_grad and not norm_before_gate)
+    if rms:
+        core, elementwise = 0, numel * (7 * norm_input + 2 * weight_grad + bias_grad)
+    else:
+        core, elementwise = numel * (10 * norm_input + 2 * weight_grad + bias_grad), 0
+    if gated:     # ·silu(z) for the other factor's gradient; z's: the product, silu_backward
+        other = (norm_input or weight_grad or bias_grad) if norm_before_gate else input_grad
+        elementwise += numel * (other + 2 * gate_grad)
+    return core, elementwise
+
+
+GATED_NORM_BACKWARD = RuleSpec(
+    sizes=("M", "G", "d"),
+    flags={**GATED_NORM.flags, "input_grad": (False, True), "weight_grad": (False, True),
+           "bias_grad": (False, True), "gate_grad": (False, True),
+           "norm_before_gate": (False, True)},
+    call=lambda p: rules.gated_norm_backward_macs(
+        (p["M"], p["G"] * p["d"]), p["d"] if p["grouped"] else None, p["rms"], p["bias"],
+        p["gated"], p["input_grad"], p["weight_grad"], p["bias_grad"], p["gate_grad"],
+        p["norm_before_gate"]),
+    expected=lambda p: _gated_norm_backward_expected(
+        p["M"] * p["G"] * p["d"], p["rms"], p["bias"], p["gated"], p["input_grad"],
+        p["weight_grad"], p["bias_grad"], p["gate_grad"], p["norm_before_gate"]),
+    monotone_flags={"grouped": (False, True), "bias": (False, True), "gated": (False, True),
+                    "input_grad": (False, True), "weight_grad": (False, True),
+                    "bias_grad": (False, True), "gate_grad": (False, True)},
+    huge=2 ** 21,
+    elementwise_only=lambda p: p["rms"] or not _gated_norm_backward_expected(
+        p["M"] * p["G"] * p["d"], p["rms"], p["bias"], p["gated"], p["input_grad"],
+        p["weight_grad"], p["bias_grad"], p["gate_grad"], p["norm_before_gate"])[0],
+)
+
+SPLIT_NEEDS = ("zxbcdt", "conv1d_weight", "conv1d_bias", "dt_bias", "A", "D",
+               "initial_states", "rmsnorm_weight", "outproj_weight", "outproj_bias")
+
+
+def _split_needs(p: Point) -> dict:
+    given = {"rmsnorm_weight": p["rmsnorm"], "outproj_weight": p["outproj"],
+             "outproj_bias": p["outproj"]}
+    return {name: p[f"need_{name}"] and given.get(name, True) for name in SPLIT_NEEDS}
+
+
+def _split_conv1d_backward_expected(p: Point):
+    b, (l, h, _) = p["B"], _ssd_dims(p)
+    need, dim = _split_needs(p), h * p["P"]
+    mlp = p["mlp"] if p["gated_mlp"] else 0
+    channels = dim + 2 * p["G"] * p["N"]
+    conv_out = need["zxbcdt"] or need["conv1d_weight"] or need["conv1d_bias"]
+    scan = conv_out or need["dt_bias"] or need["A"] or need["D"] or need["initial_states"]
+    normed = scan or need["rmsnorm_weight"]
+    core = elementwise = 0
+    if p["outproj"]:
+        projected = normed or (mlp > 0 and need["zxbcdt"])
+        core += b * l * (mlp + dim) * p["out"] * (projected + need["outproj_weight"])
+        elementwise += b * l * p["out"] * need["outproj_bias"]
+    if mlp and need["zxbcdt"]:                       # silu(z0)·x0: two products, silu_backward
+        elementwise += 3 * b * l * mlp
+    if p["rmsnorm"] and normed:                      # the gate z comes from zxbcdt
+        elementwise += _gated_norm_backward_expected(b * l * dim, True, False, True, scan,
+                                                     need["rmsnorm_weight"], False,
+                                                     need["zxbcdt"], p["norm_before_gate"])[1]
+    if scan:
+        ssd_core, ssd_elementwise = _ssd_backward_expected(p, True, not p["rmsnorm"], True, True)
+        core, elementwise = core + ssd_core, elementwise + ssd_elementwise
+    if conv_out:
+        core += b * channels * l * p["W"] * (need["zxbcdt"] + need["conv1d_weight"])
+        elementwise += b * channels * l * (p["silu"] + need["conv1d_bias"])
+    return core, elementwise
+
+
+MAMBA_SPLIT_CONV1D_SCAN_BACKWARD = RuleSpec(
+    sizes=SSD_SIZES + ("W", "mlp", "out"),
+    flags={**MAMBA_SPLIT_CONV1D_SCAN.flags, "norm_before_gate": (False, True),
+           **{f"need_{k}": (False, True) for k in SPLIT_NEEDS}},
+    call=lambda p: rules.mamba_split_conv1d_scan_backward_macs(
+        *_split_conv1d_args(p), needs=_split_needs(p), norm_before_gate=p["norm_before_gate"]),
+    expected=_split_conv1d_backward_expected,
+    monotone_flags={"silu": (False, True), "gated_mlp": (False, True),
+                    "outproj": (False, True),
+                    **{f"need_{k}": (False, True) for k in SPLIT_NEEDS}},
+    huge=2 ** 9,
+    elementwise_only=lambda p: not _split_conv1d_backward_expected(p)[0],
+)
+
+WEIGHT_NORM_BACKWARD = RuleSpec(
+    sizes=("o", "i", "k"), flags={},
+    call=lambda p: rules.weight_norm_backward_macs((p["o"], p["i"], p["k"]), (p["o"], 1, 1)),
+    # per element of v: 3 products, a sum, a quotient, an addition; per element of g: a
+    # quotient, a negation and two quotients, a product
+    expected=lambda p: (0, 6 * p["o"] * p["i"] * p["k"] + 5 * p["o"]),
+    huge=2 ** 21, elementwise_only=True,
+)
+
 SPECS: dict[str, RuleSpec] = {
     "matmul_macs": MATMUL, "addmm_macs": ADDMM, "bmm_macs": BMM, "linear_macs": LINEAR,
     "einsum_macs": EINSUM, "conv_macs": CONV, "norm_macs": NORM,
@@ -770,7 +1013,14 @@ SPECS: dict[str, RuleSpec] = {
     "grouped_mm_macs": GROUPED_MM, "triangular_solve_macs": TRIANGULAR_SOLVE, "rnn_macs": RNN,
     "fft_macs": FFT, "weight_norm_macs": WEIGHT_NORM,
     "conv_backward_macs": CONV_BACKWARD, "norm_backward_macs": NORM_BACKWARD,
-    "sdpa_backward_macs": SDPA_BACKWARD,
+    "sdpa_backward_macs": SDPA_BACKWARD, "rms_norm_backward_macs": RMS_NORM_BACKWARD,
+    "selective_scan_backward_macs": SELECTIVE_SCAN_BACKWARD,
+    "causal_conv1d_backward_macs": CAUSAL_CONV1D_BACKWARD,
+    "mamba_inner_backward_macs": MAMBA_INNER_BACKWARD,
+    "ssd_chunk_scan_backward_macs": SSD_CHUNK_SCAN_BACKWARD,
+    "gated_norm_backward_macs": GATED_NORM_BACKWARD,
+    "mamba_split_conv1d_scan_backward_macs": MAMBA_SPLIT_CONV1D_SCAN_BACKWARD,
+    "weight_norm_backward_macs": WEIGHT_NORM_BACKWARD,
 }
 RULE_NAMES = sorted(SPECS)
 

@@ -9,6 +9,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from fvcore_ext import count_model
 
 
+class Call(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, *inputs):
+        return self.function(*inputs)
+
+
 def training(model, inputs, preset="full"):
     report = count_model(model, inputs, preset=preset, engine="dispatch", backward=True)
     assert report.unsupported_ops == {} and report.uncounted == []
@@ -209,3 +218,31 @@ def test_lstm_trains_through_its_cell_equations(input_grad, weights, paper):
     # gradients, full preset only
     assert full.backward_macs > paper and set(full.by_family) == {
         "recurrent", "matmul", "elementwise"} | ({"reduction"} if weights else set())
+
+
+def test_weight_norm_backward_equals_its_composite_path():
+    # nn.utils.parametrizations.weight_norm runs the fused _weight_norm_interface; written out,
+    # v * (g / norm_except_dim(v)) runs the ops its backward rule counts: 6 per element of v,
+    # 5 per element of g
+    class Composite(nn.Module):
+        def __init__(self, conv):
+            super().__init__()
+            self.v, self.g = conv.parametrizations.weight.original1, conv.parametrizations.weight.original0
+
+        def forward(self, x):
+            weight = self.v * (self.g / torch.norm_except_dim(self.v, 2, 0))
+            return F.conv1d(x, weight)
+
+    torch.manual_seed(0)
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 6, 3, bias=False))
+    x = torch.randn(2, 4, 10)
+    fused, composite = training(conv, [x]), training(Composite(conv), [x])
+    assert (fused.forward_macs, fused.backward_macs) == (composite.forward_macs,
+                                                         composite.backward_macs)
+    assert fused.by_operator["_weight_norm_interface_backward"] == 6 * 72 + 5 * 6
+
+
+def test_a_two_sided_clamp_backward_costs_its_mask_nothing():
+    x = torch.randn(4, 5, requires_grad=True)
+    report = training(Call(lambda t: t.clamp(-1, 1)), [x])
+    assert report.backward_macs == 0 and report.unsupported_ops == {}

@@ -5,13 +5,15 @@ Each module covers one family of ops; both tool adapters (``fvcore_ext.handles``
 """
 from .attention import native_mha_macs, sdpa_macs, transformer_encoder_layer_macs
 from .backward import (NORM_BACKWARD_PER_ELEMENT, RMS_NORM_BACKWARD_PER_ELEMENT,
-                       conv_backward_macs, norm_backward_macs, rms_norm_backward_macs,
-                       sdpa_backward_macs)
+                       WEIGHT_NORM_BACKWARD_PER_ELEMENT, conv_backward_macs,
+                       norm_backward_macs, rms_norm_backward_macs, sdpa_backward_macs,
+                       weight_norm_backward_macs)
 from .cost import PRESETS, Cost, check_mac_count, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
 from .linalg import (addmm_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
                      grouped_mm_macs, linear_macs, matmul_macs, triangular_solve_macs)
-from .mamba import (bimamba_inner_macs, causal_conv1d_backward_macs, causal_conv1d_macs,
+from .mamba import (SCAN_BACKWARD_PER_POSITION, SCAN_BACKWARD_PER_STATE, bimamba_inner_macs,
+                    causal_conv1d_backward_macs, causal_conv1d_macs,
                     mamba_inner_backward_macs, mamba_inner_macs, selective_scan_backward_macs,
                     selective_scan_macs)
 from .normalization import batch_norm_macs, norm_macs, rms_norm_macs, weight_norm_macs
@@ -32,9 +34,11 @@ __all__ = [
     "MACS_PER_OUTPUT", "grid_sample_macs", "upsample_macs",
     "bimamba_inner_macs", "causal_conv1d_macs", "mamba_inner_macs", "selective_scan_macs",
     "causal_conv1d_backward_macs", "mamba_inner_backward_macs", "selective_scan_backward_macs",
+    "SCAN_BACKWARD_PER_POSITION", "SCAN_BACKWARD_PER_STATE",
     "gated_norm_macs", "mamba_split_conv1d_scan_macs", "ssd_chunk_scan_macs", "ssd_layout",
     "gated_norm_backward_macs", "mamba_split_conv1d_scan_backward_macs",
     "ssd_chunk_scan_backward_macs",
     "NORM_BACKWARD_PER_ELEMENT", "RMS_NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs",
     "norm_backward_macs", "rms_norm_backward_macs", "sdpa_backward_macs",
+    "WEIGHT_NORM_BACKWARD_PER_ELEMENT", "weight_norm_backward_macs",
 ]

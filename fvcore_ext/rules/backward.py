@@ -16,8 +16,9 @@ from .attention import _batch
 from .cost import Cost, numel
 from .linalg import conv_macs
 
-__all__ = ["NORM_BACKWARD_PER_ELEMENT", "RMS_NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs",
-           "norm_backward_macs", "rms_norm_backward_macs", "sdpa_backward_macs"]
+__all__ = ["NORM_BACKWARD_PER_ELEMENT", "RMS_NORM_BACKWARD_PER_ELEMENT",
+           "WEIGHT_NORM_BACKWARD_PER_ELEMENT", "conv_backward_macs", "norm_backward_macs",
+           "rms_norm_backward_macs", "sdpa_backward_macs", "weight_norm_backward_macs"]
 
 Shape = Sequence[int]
 
@@ -42,6 +43,15 @@ NORM_BACKWARD_PER_ELEMENT = {"input": 9, "input_affine": 1, "input_running_stats
 #     with a weight (1);
 #   weight gradient dγ = Σ dy·x̂: 2; bias gradient dβ = Σ dy: 1.
 RMS_NORM_BACKWARD_PER_ELEMENT = {"input": 6, "input_weight": 1, "weight": 2, "bias": 1}
+
+
+# The weight-norm reparametrisation w = v·s, s = g / ‖v‖ (per slice along dim), as autograd
+# runs the backward of torch._weight_norm's composite path v * (g / norm_except_dim(v, 2, dim)):
+#   per element of v: dv = dw·s (1), ds = Σ dw·v (the product and its sum, 2), the norm's
+#     gradient v/‖v‖ and its product with d‖v‖ (2), the two gradients of v added (1): 6;
+#   per element of g (one per slice): dg = ds/‖v‖ (1), d‖v‖ = −ds·g/‖v‖² (a negation and two
+#     quotients, 3), the product with the incoming gradient (1): 5.
+WEIGHT_NORM_BACKWARD_PER_ELEMENT = {"v": 6, "g": 5}
 
 
 def conv_backward_macs(x: Shape, weight: Shape, grad_out: Shape, transposed: bool,
@@ -108,8 +118,10 @@ def sdpa_backward_macs(q: Shape, k: Shape, v: Shape, query_grad: bool = True,
 def rms_norm_backward_macs(x: Shape, has_weight: bool, input_grad: bool, weight_grad: bool,
                            bias_grad: bool) -> Cost:
     """Backward of a fused RMSNorm of input ``x`` (mamba-ssm's Triton ``LayerNormFn`` with
-    ``is_rms_norm``): per element of ``x``, the counts of :data:`RMS_NORM_BACKWARD_PER_ELEMENT`
-    for each gradient computed, elementwise (full preset only), as the forward RMSNorm is
+    ``is_rms_norm``), in MACs: per element of ``x``, the counts of
+    :data:`RMS_NORM_BACKWARD_PER_ELEMENT` (derived above from the reference formula
+    ``dx = r·(g − x̂·mean(g·x̂))``, ``g = dy·γ``) for each gradient computed, elementwise (full
+    preset only), as the forward RMSNorm is
     (:func:`fvcore_ext.rules.rms_norm_macs`). An unfused RMSNorm (``nn.RMSNorm``, Llama's) is
     counted by the ops autograd runs for its decomposition instead."""
     per_element = 0
@@ -121,3 +133,14 @@ def rms_norm_backward_macs(x: Shape, has_weight: bool, input_grad: bool, weight_
     if bias_grad:
         per_element += RMS_NORM_BACKWARD_PER_ELEMENT["bias"]
     return Cost(elementwise=per_element * numel(x))
+
+
+def weight_norm_backward_macs(v: Shape, g: Shape) -> Cost:
+    """``aten::_weight_norm_interface_backward`` (the fused kernel behind
+    ``nn.utils.weight_norm`` / ``parametrizations.weight_norm``, wav2vec2's positional
+    convolution), in MACs: what autograd runs for the backward of the composite path it
+    replaces, ``v * (g / norm_except_dim(v, 2, dim))``: per element,
+    :data:`WEIGHT_NORM_BACKWARD_PER_ELEMENT` (6 for v, 5 for g), elementwise as the forward
+    (:func:`fvcore_ext.rules.weight_norm_macs`) is."""
+    return Cost(elementwise=WEIGHT_NORM_BACKWARD_PER_ELEMENT["v"] * numel(v)
+                + WEIGHT_NORM_BACKWARD_PER_ELEMENT["g"] * numel(g))

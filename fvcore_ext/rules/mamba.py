@@ -140,7 +140,10 @@ def selective_scan_backward_macs(u: Shape, A: Shape, B: Shape, C: Shape, has_D: 
     forward scan recomputed 4 (two ``SSMScanOp`` passes of 2 products), ``dout·C`` 1, the
     reverse scan 4, ``dx·B`` 1, ``du += ·delta`` 1, the state before the step recomputed 2,
     ``ddelta`` 3, ``dA`` 2, ``dB = dx·delta·u`` 2, ``dC = dout·x`` 1: 25
-    (:data:`SCAN_BACKWARD_PER_STATE` for constant B or C). Per (b, d, l)
+    (:data:`SCAN_BACKWARD_PER_STATE` for constant B or C: a constant B loses ``·B`` from
+    ``delta·u·B`` and the state recomputation (2) and ``dx·B`` (1) and gains ``dBC += dout·x``
+    (1 or 2): 24 with C varying; with both constant ``B·C`` is one product per state, not per
+    step, and ``dC`` is accumulated with ``dB``: 20). Per (b, d, l)
     (:data:`SCAN_BACKWARD_PER_POSITION`): with D, ``du = D·dout`` and ``dD += dout·u`` (2);
     with z, ``dz = dout·out·σ(z)·(1 + z·(1 − σ(z)))`` (4) and ``dout·silu(z)`` (1); with
     ``delta_softplus``, its derivative's product (1). ``delta_bias`` costs adds only.
@@ -199,9 +202,9 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
     ``needs`` names the inputs that need a gradient (the Function's argument names: ``xz``,
     ``conv1d_weight``, ``conv1d_bias``, ``x_proj_weight``, ``delta_proj_weight``,
     ``out_proj_weight``, ``out_proj_bias``, ``A``, ``D``, ``delta_bias``, ``B_proj_bias``,
-    ``C_proj_bias``; missing names need none). B and C: as passed to the Function, ``None``
-    when they come from x_proj (the case of every Mamba block). In the reference's backward
-    order:
+    ``C_proj_bias``, ``B``, ``C``; missing names need none). B and C: as passed to the
+    Function, ``None`` when they come from x_proj (the case of every Mamba block; the
+    projection biases are used only then). In the reference's backward order:
 
     - out_proj: ``dY = dO @ W`` if the scan's output needs a gradient, ``dW = dOᵀ @ Y`` if
       the weight trains, ``B·L·D·d_out`` core each; the bias gradient ``B·L·d_out``
@@ -233,8 +236,9 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
     need = lambda name: bool(needs.get(name, False))   # noqa: E731
     conv_out = need("xz") or need("conv1d_weight") or need("conv1d_bias")
     x_dbl = conv_out or need("x_proj_weight")
+    b_bias, c_bias = B is None and need("B_proj_bias"), C is None and need("C_proj_bias")
     scan = (x_dbl or need("delta_proj_weight") or need("xz") or need("A") or need("A_b")
-            or need("D") or need("delta_bias") or need("B_proj_bias") or need("C_proj_bias"))
+            or need("B") or need("C") or need("D") or need("delta_bias") or b_bias or c_bias)
     cost = Cost()
     if out_proj_weight is not None:
         d_out = int(out_proj_weight[0])
@@ -252,12 +256,12 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
         # consumers with x_proj, counted below.
         cost = cost + Cost(elementwise=(
             rows * d * (int(x_dbl or need("delta_proj_weight")) + int(need("xz")))
-            + rows * d_state * (int(B is None and (x_dbl or need("B_proj_bias")))
-                                + int(C is None and (x_dbl or need("C_proj_bias"))))
+            + rows * d_state * (int(B is None and (x_dbl or b_bias))
+                                + int(C is None and (x_dbl or c_bias)))
             + d * (int(has_D and need("D")) + int(need("delta_bias")))))
     cost = cost + Cost(core=rows * d * rank * (int(x_dbl) + int(need("delta_proj_weight"))),
-                       elementwise=rows * d_state * (int(B_proj_bias and need("B_proj_bias"))
-                                                     + int(C_proj_bias and need("C_proj_bias"))))
+                       elementwise=rows * d_state * (int(B_proj_bias and b_bias)
+                                                     + int(C_proj_bias and c_bias)))
     cost = cost + Cost(core=rows * d * int(x_proj_weight[0])
                        * (int(conv_out) + int(need("x_proj_weight"))))
     if conv_out:

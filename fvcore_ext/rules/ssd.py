@@ -28,9 +28,7 @@ for, ``dt·A`` and its in-chunk cumulative sum (``_chunk_cumsum_fwd``), and the 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
-
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
 
 from .backward import norm_backward_macs, rms_norm_backward_macs
 from .cost import Cost, numel
@@ -117,7 +115,7 @@ def mamba_split_conv1d_scan_macs(zxbcdt: Shape, conv_weight: Shape, nheads: int,
     - the SSD scan (:func:`ssd_chunk_scan_macs`) with D, ``dt_bias`` and softplus, and z inside
       the scan unless ``rmsnorm``;
     - if ``rmsnorm``: the gated RMSNorm over groups of ``dim / g`` (:func:`gated_norm_macs`);
-    - the gated MLP on the ``d_nonssm`` channels, ``silu(x0)·z0``: ``2·b·l·d_nonssm``
+    - the gated MLP on the ``d_nonssm`` channels, ``silu(z0)·x0``: ``2·b·l·d_nonssm``
       (elementwise);
     - out_proj ``b·l·(d_nonssm + dim)·out_dim`` when its weight is given (bias not counted,
       as fvcore's ``linear``).
@@ -208,30 +206,34 @@ def ssd_chunk_scan_backward_macs(x: Shape, B: Shape, chunk_size: int, has_D: boo
 
 def gated_norm_backward_macs(x: Shape, group_size: Optional[int], is_rms_norm: bool,
                              has_bias: bool, gated: bool, input_grad: bool, weight_grad: bool,
-                             bias_grad: bool, gate_grad: bool) -> Cost:
+                             bias_grad: bool, gate_grad: bool,
+                             norm_before_gate: bool = True) -> Cost:
     """Backward of the gated norm (:func:`gated_norm_macs`; ``layernorm_gated.LayerNormFn``) on
-    x ``(..., N)``, as the backward of its reference ``rms_norm_ref`` / ``layer_norm_ref``:
+    x ``(..., N)``, in MACs, as the backward of its reference ``rms_norm_ref`` /
+    ``layer_norm_ref`` (``mamba_ssm/ops/triton/layernorm_gated.py``) computes it:
 
     - the norm: :func:`fvcore_ext.rules.rms_norm_backward_macs` (elementwise) or, for a
       LayerNorm, :func:`fvcore_ext.rules.norm_backward_macs` (core), for the gradients needed;
-    - the gate ``· silu(z)``: ``dy·silu(z)`` (1 per element) when the norm's side needs a
-      gradient, and when z needs one the product with the other factor and ``silu_backward``
-      (2), elementwise.
+      its input needs one when x does, or, with the gate first, z does;
+    - the gate ``· silu(z)``, elementwise: with ``norm_before_gate`` (``norm(x)·silu(z)``),
+      ``dy·silu(z)`` (1 per element) when the norm's side needs a gradient; with the gate first
+      (``norm(x·silu(z))``), ``·silu(z)`` (1) when x needs one; and when z needs one, the
+      product with the other factor and ``silu_backward`` (2).
 
-    ``input_grad``: the norm's input needs a gradient (x, or also z when the gate comes before
-    the norm, ``norm_before_gate=False``).
-
-    ``ValueError`` when ``group_size`` does not divide N.
+    ``input_grad``, ``weight_grad``, ``bias_grad``, ``gate_grad``: x, the weight, the bias, z
+    need a gradient. ``ValueError`` when ``group_size`` does not divide N.
     """
     check_group(x, group_size)
     bias_grad = bias_grad and has_bias
+    gate_grad = gate_grad and gated
+    norm_input = input_grad or (gate_grad and not norm_before_gate)
     if is_rms_norm:
-        cost = rms_norm_backward_macs(x, True, input_grad, weight_grad, bias_grad)
+        cost = rms_norm_backward_macs(x, True, norm_input, weight_grad, bias_grad)
     else:
-        cost = norm_backward_macs(x, True, input_grad, weight_grad, bias_grad)
+        cost = norm_backward_macs(x, True, norm_input, weight_grad, bias_grad)
     if gated:
-        norm_side = input_grad or weight_grad or bias_grad
-        cost = cost + Cost(elementwise=numel(x) * (int(norm_side) + 2 * int(gate_grad)))
+        scaled = (norm_input or weight_grad or bias_grad) if norm_before_gate else input_grad
+        cost = cost + Cost(elementwise=numel(x) * (int(scaled) + 2 * int(gate_grad)))
     return cost
 
 
@@ -239,12 +241,14 @@ def mamba_split_conv1d_scan_backward_macs(zxbcdt: Shape, conv_weight: Shape, nhe
                                           headdim: int, ngroups: int, chunk_size: int,
                                           silu: bool, rmsnorm: bool,
                                           outproj_weight: Optional[Shape],
-                                          needs: Mapping[str, bool]) -> Cost:
+                                          needs: Mapping[str, bool],
+                                          norm_before_gate: bool = True) -> Cost:
     """Backward of ``MambaSplitConv1dScanCombinedFn``: what autograd runs for the backward of
     ``Mamba2``'s unfused path (the reference :func:`mamba_split_conv1d_scan_macs` costs), with
     ``needs`` naming the Function's arguments that need a gradient (``zxbcdt``,
-    ``conv1d_weight``, ``conv1d_bias``, ``dt_bias``, ``A``, ``D``, ``rmsnorm_weight``,
-    ``outproj_weight``, ``outproj_bias``). In the reference's backward order:
+    ``conv1d_weight``, ``conv1d_bias``, ``dt_bias``, ``A``, ``D``, ``initial_states``,
+    ``rmsnorm_weight``, ``outproj_weight``, ``outproj_bias``) and ``norm_before_gate`` as
+    passed. In the reference's backward order:
 
     - out_proj: ``b·l·(d_nonssm + dim)·out_dim`` core for its input gradient and for its weight
       gradient, each if needed; the bias gradient ``b·l·out_dim`` (elementwise);
@@ -263,7 +267,8 @@ def mamba_split_conv1d_scan_backward_macs(zxbcdt: Shape, conv_weight: Shape, nhe
     need = lambda name: bool(needs.get(name, False))   # noqa: E731
     inputs = need("zxbcdt")
     conv_out = inputs or need("conv1d_weight") or need("conv1d_bias")
-    scan = conv_out or inputs or need("dt_bias") or need("A") or need("D")
+    scan = (conv_out or inputs or need("dt_bias") or need("A") or need("D")
+            or need("initial_states"))
     normed = scan or (rmsnorm and need("rmsnorm_weight"))
     cost = Cost()
     if outproj_weight is not None:
@@ -278,7 +283,7 @@ def mamba_split_conv1d_scan_backward_macs(zxbcdt: Shape, conv_weight: Shape, nhe
         cost = cost + gated_norm_backward_macs(
             (b, l, dim), dim // ngroups, is_rms_norm=True, has_bias=False, gated=True,
             input_grad=scan, weight_grad=need("rmsnorm_weight"), bias_grad=False,
-            gate_grad=inputs)
+            gate_grad=inputs, norm_before_gate=norm_before_gate)
     if scan:
         cost = cost + ssd_chunk_scan_backward_macs(
             (b, l, nheads, headdim), (b, l, ngroups, n), chunk_size, has_D=True,
