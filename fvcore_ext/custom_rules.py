@@ -23,25 +23,55 @@ negative number or anything else is no count of MACs. A rule that raises, or ret
 is reported as uncounted for that op, with the reason, like a built-in rule (``strict`` raises
 instead). What can be checked before counting is checked at registration: the decorated object
 must be a function of one argument.
+
+For training counts (the dispatch engine, ``count_model(..., backward=True)``), an autograd
+Function's backward is counted by the ``backward=`` function given with it, which gets the
+forward's ``OpCall`` and which arguments need a gradient::
+
+    @register_rule("prim::PythonOp.FusedGLU", backward=lambda call, needs: 2 * fused_glu(call))
+    def fused_glu(call): ...
+
+Without one, the Function's backward is reported as uncounted, never counted as 0.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Union
+import inspect
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from .op_table import FAMILIES, OP_TABLE, OpRule, add_rule, check_reader, remove_rule
+from .op_table import (BACKWARD_RULES, FAMILIES, OP_TABLE, BackwardRule, OpRule, add_rule,
+                       check_reader, remove_rule, rule_result)
 from .opcall import OpCall
 from .rules import Cost
 
 __all__ = ["register_rule", "unregister_rule"]
 
 RuleFunction = Callable[[OpCall], Union[int, Cost]]
+BackwardFunction = Callable[[OpCall, List[bool]], Union[int, Cost]]
 
-# op name -> the built-in rule a user rule replaced (None: there was none)
-_replaced: Dict[str, Optional[OpRule]] = {}
+# op name -> the built-in rule and backward rule a user rule replaced (None: there was none)
+_replaced: Dict[str, Tuple[Optional[OpRule], Optional[BackwardRule]]] = {}
+
+
+def _check_backward(backward: BackwardFunction) -> None:
+    if not callable(backward):
+        raise TypeError(f"backward= must be a function of (call, needs) returning MACs, not "
+                        f"{backward!r}")
+    try:
+        inspect.signature(backward).bind(None, None)
+    except TypeError:
+        raise TypeError(f"backward= must take two arguments (an OpCall and the list of which "
+                        f"arguments need a gradient); {backward!r} does not") from None
+    except ValueError:           # a builtin without a signature: trust it
+        pass
+
+
+def _backward_rule(backward: BackwardFunction) -> BackwardRule:
+    return BackwardRule(lambda call, needs: rule_result(backward(call, needs), backward))
 
 
 def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = None,
-                  replace: bool = False) -> Callable[[RuleFunction], RuleFunction]:
+                  replace: bool = False, backward: Optional[BackwardFunction] = None
+                  ) -> Callable[[RuleFunction], RuleFunction]:
     """Decorator: count every op in ``op_names`` with the decorated function, in fvcore,
     mmengine and torchprofile alike.
 
@@ -54,6 +84,11 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
             ``PythonOp.MyAttn``).
         replace: allow replacing a rule the pack already has (it comes back with
             :func:`unregister_rule`).
+        backward: for an autograd Function, ``backward(call, needs)`` → the MACs of its
+            backward in training counts (dispatch engine): ``call`` is the forward's
+            ``OpCall``, ``needs[i]`` whether argument ``i`` needs a gradient. Without it a
+            replaced built-in keeps its backward rule, and a new Function's backward is
+            reported uncounted.
 
     The function takes an :class:`fvcore_ext.opcall.OpCall` and returns MACs: an ``int``
     (both presets) or a :class:`fvcore_ext.rules.Cost` (``core`` for both presets,
@@ -67,14 +102,17 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
         ValueError: no op name, an op name without a namespace (``"::"``), an op that already
             has a rule and ``replace`` is false, or an unknown family (when called).
         TypeError: the decorated object is not a function of one argument (when decorating,
-            before anything is registered), or a function was given where op names go
-            (``@register_rule`` without its parentheses).
+            before anything is registered), ``backward`` is not a function of two, or a
+            function was given where op names go (``@register_rule`` without its
+            parentheses).
     """
     if not op_names:
         raise ValueError("register_rule needs at least one op name")
     if len(op_names) == 1 and callable(op_names[0]):
         raise TypeError("register_rule takes op names and returns the decorator: write "
                         "@register_rule('prim::PythonOp.MyKernel'), not @register_rule")
+    if backward is not None:
+        _check_backward(backward)
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     for op in op_names:
@@ -88,8 +126,10 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
     def register(function: RuleFunction) -> RuleFunction:
         check_reader(function, "a rule given to register_rule")
         for op in dict.fromkeys(op_names):
-            _replaced.setdefault(op, OP_TABLE.get(op))
+            _replaced.setdefault(op, (OP_TABLE.get(op), BACKWARD_RULES.get(op)))
             add_rule(op, function, family, name, replace=True)
+            if backward is not None:
+                BACKWARD_RULES[op] = _backward_rule(backward)
         return function
 
     return register
@@ -103,7 +143,10 @@ def unregister_rule(*op_names: str) -> None:
     if unknown:
         raise ValueError(f"no rule was registered with register_rule for {', '.join(unknown)}")
     for op in op_names:
-        builtin = _replaced.pop(op)
+        builtin, builtin_backward = _replaced.pop(op)
         remove_rule(op)
+        BACKWARD_RULES.pop(op, None)
         if builtin is not None:
             add_rule(op, builtin.read, builtin.family, builtin.name)
+        if builtin_backward is not None:
+            BACKWARD_RULES[op] = builtin_backward

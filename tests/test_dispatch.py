@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fvcore_ext import UncountableOpError, count_model, register_rule, unregister_rule
-from fvcore_ext.dispatch import counting
+from fvcore_ext.dispatch import BACKWARD_RULES, counting
 from fvcore_ext.reference_models import REFERENCE_MODELS, build
 from tests.helpers import assert_engines_agree
 
@@ -158,6 +158,25 @@ def test_a_function_without_a_backward_rule_is_reported_uncounted():
     # linear's backward counts: dW 192 and the bias gradient 24 (its input needs none)
     assert report.backward_macs == 192 + 24
     assert [u.op for u in report.uncounted] == ["prim::PythonOp.FusedGLU (backward)"]
+
+
+def test_register_rule_with_a_backward_counts_the_training_step():
+    register_rule("prim::PythonOp.FusedGLU",
+                  backward=lambda call, needs: 2000 if needs[0] else 0)(lambda call: 1000)
+    try:
+        report = count_model(Wrap(FusedGLU), [torch.randn(3, 8)], engine="dispatch",
+                             backward=True)
+    finally:
+        unregister_rule("prim::PythonOp.FusedGLU")
+    # the Function's input (the linear's output) needs a gradient: 2000; the linear's dW 192
+    # and bias gradient 24
+    assert report.backward_macs == 2000 + 192 + 24 and report.uncounted == []
+    assert "prim::PythonOp.FusedGLU" not in BACKWARD_RULES
+
+
+def test_register_rule_backward_must_take_call_and_needs():
+    with pytest.raises(TypeError, match="backward= must take two arguments"):
+        register_rule("prim::PythonOp.FusedGLU", backward=lambda call: 1)
 
 
 def test_register_rule_reaches_the_dispatch_engine():
