@@ -472,7 +472,7 @@ def _strip_model(name: str) -> str:
 
 def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: str,
                  strict: bool, engine, text_only: bool = False) -> CountReport:
-    model, config = hf.model, hf.config
+    model = hf.model
     params = inspect.signature(model.forward).parameters
     # transformers 5.25 calls the argument and the output field "cache"; before, it was
     # "past_key_values" ("cache_params" for Mamba)
@@ -663,8 +663,8 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
                          f"{2 * (r.prefill.total_macs + r.decode.generate_macs):,}")
                         for r in dec], md)
         exact = all(r.decode.exact for r in dec)
-        lines += ["", f"Generating T tokens after a prompt of N: T decode steps at cache "
-                      f"lengths N .. N+T-1; " + (
+        lines += ["", "Generating T tokens after a prompt of N: T decode steps at cache "
+                      "lengths N .. N+T-1; " + (
                           "exact: the step cost is affine in the cache length (checked at N, "
                           "N+1 and N+T-1)." if exact else
                           "(approx.): the step cost is not affine in the cache length "
