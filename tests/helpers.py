@@ -49,6 +49,35 @@ def assert_engines_agree(jit, dispatch):
     assert (dispatch.total_macs, dispatch.by_family) == (jit.total_macs, jit.by_family)
 
 
+def count_training(model, inputs, preset="full"):
+    """The dispatch engine's training-step report of ``model`` (forward, then backward from
+    the sum of its outputs), after checking that nothing was unknown or uncounted and that
+    forward + backward is the total."""
+    from fvcore_ext import count_model
+
+    report = count_model(model, inputs, preset=preset, engine="dispatch", backward=True)
+    assert report.unsupported_ops == {} and report.uncounted == []
+    assert report.total_macs == report.forward_macs + report.backward_macs
+    return report
+
+
+def grad(*shape):
+    """A random tensor that needs a gradient."""
+    return torch.randn(*shape, requires_grad=True)
+
+
+class Call(torch.nn.Module):
+    """A module calling ``function(*inputs, **options)``: counts a bare function or
+    Function."""
+
+    def __init__(self, function, **options):
+        super().__init__()
+        self.function, self.options = function, options
+
+    def forward(self, *inputs):
+        return self.function(*inputs, **self.options)
+
+
 def tiny_mixtral(experts_implementation):
     """transformers' ``MixtralModel`` with 2 layers, hidden 32, 4 experts of width 48 (2 per
     token), vocabulary 100, running its experts as ``experts_implementation``

@@ -7,26 +7,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from fvcore_ext import count_model
-
-
-class Call(nn.Module):
-    def __init__(self, function):
-        super().__init__()
-        self.function = function
-
-    def forward(self, *inputs):
-        return self.function(*inputs)
-
-
-def training(model, inputs, preset="full"):
-    report = count_model(model, inputs, preset=preset, engine="dispatch", backward=True)
-    assert report.unsupported_ops == {} and report.uncounted == []
-    assert report.total_macs == report.forward_macs + report.backward_macs
-    return report
-
-
-def grad(*shape):
-    return torch.randn(*shape, requires_grad=True)
+from tests.helpers import Call, count_training as training, grad
 
 
 # Linear 8 → 4 on (2, 5, 8): 10 rows. Forward 10·8·4 = 320 (bias not counted). Backward:
