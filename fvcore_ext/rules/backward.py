@@ -42,7 +42,7 @@ NORM_BACKWARD_PER_ELEMENT = {"input": 9, "input_affine": 1, "input_running_stats
 #     (1), x̂·mean(g·x̂) (1), the subtraction (1), the product with r (1): 6, plus g = dy·γ
 #     with a weight (1);
 #   weight gradient dγ = Σ dy·x̂: 2; bias gradient dβ = Σ dy: 1.
-RMS_NORM_BACKWARD_PER_ELEMENT = {"input": 6, "input_weight": 1, "weight": 2, "bias": 1}
+RMS_NORM_BACKWARD_PER_ELEMENT = {"input": 6, "input_affine": 1, "weight": 2, "bias": 1}
 
 
 # The weight-norm reparametrisation w = v·s, s = g / ‖v‖ (per slice along dim), as autograd
@@ -74,18 +74,20 @@ def norm_backward_macs(x: Shape, affine: bool, input_grad: bool, weight_grad: bo
     :data:`NORM_BACKWARD_PER_ELEMENT` for each gradient computed. ``running_stats``: a
     BatchNorm in eval mode, whose statistics are constants. Core, as the forward norm is
     (counted under both presets)."""
-    per_element = 0
-    if input_grad:
-        if running_stats:
-            per_element += NORM_BACKWARD_PER_ELEMENT["input_running_stats"]
-        else:
-            per_element += NORM_BACKWARD_PER_ELEMENT["input"] + (
-                NORM_BACKWARD_PER_ELEMENT["input_affine"] if affine else 0)
-    if weight_grad:
-        per_element += NORM_BACKWARD_PER_ELEMENT["weight"]
-    if bias_grad:
-        per_element += NORM_BACKWARD_PER_ELEMENT["bias"]
+    if input_grad and running_stats:
+        per_element = NORM_BACKWARD_PER_ELEMENT["input_running_stats"] + _per_element(
+            NORM_BACKWARD_PER_ELEMENT, False, affine, weight_grad, bias_grad)
+    else:
+        per_element = _per_element(NORM_BACKWARD_PER_ELEMENT, input_grad, affine, weight_grad,
+                                   bias_grad)
     return Cost(core=per_element * numel(x))
+
+
+def _per_element(counts: dict, input_grad: bool, affine: bool, weight_grad: bool,
+                 bias_grad: bool) -> int:
+    # a norm backward's MACs per element of x, from a table of NORM_BACKWARD_PER_ELEMENT's keys
+    return ((counts["input"] + (counts["input_affine"] if affine else 0) if input_grad else 0)
+            + (counts["weight"] if weight_grad else 0) + (counts["bias"] if bias_grad else 0))
 
 
 def sdpa_backward_macs(q: Shape, k: Shape, v: Shape, query_grad: bool = True,
@@ -124,15 +126,8 @@ def rms_norm_backward_macs(x: Shape, has_weight: bool, input_grad: bool, weight_
     preset only), as the forward RMSNorm is
     (:func:`fvcore_ext.rules.rms_norm_macs`). An unfused RMSNorm (``nn.RMSNorm``, Llama's) is
     counted by the ops autograd runs for its decomposition instead."""
-    per_element = 0
-    if input_grad:
-        per_element += RMS_NORM_BACKWARD_PER_ELEMENT["input"] + (
-            RMS_NORM_BACKWARD_PER_ELEMENT["input_weight"] if has_weight else 0)
-    if weight_grad:
-        per_element += RMS_NORM_BACKWARD_PER_ELEMENT["weight"]
-    if bias_grad:
-        per_element += RMS_NORM_BACKWARD_PER_ELEMENT["bias"]
-    return Cost(elementwise=per_element * numel(x))
+    return Cost(elementwise=numel(x) * _per_element(RMS_NORM_BACKWARD_PER_ELEMENT, input_grad,
+                                                    has_weight, weight_grad, bias_grad))
 
 
 def weight_norm_backward_macs(v: Shape, g: Shape) -> Cost:
