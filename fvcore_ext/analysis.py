@@ -229,18 +229,9 @@ def _graph_leaves(outputs) -> List[torch.Tensor]:
     """The leaf tensors the backward of ``outputs`` accumulates a ``.grad`` into: parameters,
     inputs, and any other tensor the model captured (a buffer or closure that requires
     grad)."""
-    leaves, seen = [t for t in outputs if t.grad_fn is None], set()
-    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        variable = getattr(node, "variable", None)
-        if isinstance(variable, torch.Tensor):
-            leaves.append(variable)
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return leaves
+    variables = (getattr(node, "variable", None) for node in dispatch.autograd_nodes(outputs))
+    return ([t for t in outputs if t.grad_fn is None]
+            + [v for v in variables if isinstance(v, torch.Tensor)])
 
 
 @contextmanager

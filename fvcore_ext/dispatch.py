@@ -45,7 +45,7 @@ import contextlib
 import dataclasses
 import threading
 from collections import Counter
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ from .op_table import BACKWARD_RULES, OP_TABLE, OpRule, table_version
 from .opcall import OpCall, TensorArg
 from .rules import check_preset
 
-__all__ = ["BACKWARD_RULES", "DISPATCH_ALIASES", "DispatchCounter", "counting"]
+__all__ = ["BACKWARD_RULES", "DISPATCH_ALIASES", "DispatchCounter", "autograd_nodes", "counting"]
 
 ArgMap = Callable[[Sequence[Any], Dict[str, Any]], List[Any]]
 PYTHON_OP = "prim::PythonOp."
@@ -154,6 +154,23 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield value
         elif isinstance(value, (list, tuple)):
             yield from _tensors(value)
+
+
+def autograd_nodes(tensors: Iterable[torch.Tensor],
+                   within: Callable[[Any], bool] = lambda node: True) -> Iterator[Any]:
+    """Every autograd node the backward of ``tensors`` can reach from their ``grad_fn``, once
+    each; the walk keeps to the nodes for which ``within(node)`` is true (the others are
+    neither yielded nor walked past)."""
+    stack = [t.grad_fn for t in tensors if t.grad_fn is not None]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if within(node):
+            yield node
+            stack.extend(next_node for next_node, _ in node.next_functions)
 
 
 # ---------------------------------------------------------------- the counter
@@ -369,18 +386,10 @@ class DispatchCounter(FlopCounterMode):
                        needs: List[bool]) -> None:
         # The autograd nodes the boundary created (sequence numbers from first_node on) run
         # with the counter suppressed; the first of them to run counts the backward rule.
-        nodes, stack = [], [t.grad_fn for t in _tensors(out if isinstance(out, (list, tuple))
-                                                         else [out]) if t.grad_fn is not None]
-        seen = set()
-        while stack:
-            node = stack.pop()
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            if node._sequence_nr() < first_node or type(node).__name__ == "AccumulateGrad":
-                continue
-            nodes.append(node)
-            stack.extend(f for f, _ in node.next_functions)
+        nodes = list(autograd_nodes(
+            _tensors(out if isinstance(out, (list, tuple)) else [out]),
+            within=lambda node: (node._sequence_nr() >= first_node
+                                 and type(node).__name__ != "AccumulateGrad")))
         if not nodes:
             return
         counted = []
