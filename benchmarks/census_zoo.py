@@ -3,7 +3,7 @@
 For every model type of ``transformers.models.auto.modeling_auto.MODEL_MAPPING_NAMES`` (every
 type with a base model class) this script builds the base model on CPU from a *shrunk* default
 config (random weights, nothing is downloaded), makes inputs from ``model.main_input_name``,
-runs :func:`fvcore_ext.census.census` on it (preset ``full``) and aggregates the op kinds of all
+runs :func:`fvcore_ext.cli.census.census` on it (preset ``full``) and aggregates the op kinds of all
 traces: their rule family (or ``unknown``), in how many models each appears, and which ops have
 a rule that could not read some call (``uncounted``). Models that fail to build or trace are
 skipped with a one-line reason; one model never stops the sweep.
@@ -61,9 +61,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fvcore_ext.census import UNKNOWN_FAMILY, census  # noqa: E402
-from fvcore_ext.diagnostics import collect_ops  # noqa: E402
-from fvcore_ext.hf_inputs import make_inputs as hf_make_inputs  # noqa: E402
+from fvcore_ext.cli.census import UNKNOWN_FAMILY, census  # noqa: E402
+from fvcore_ext.ops.diagnostics import collect_ops  # noqa: E402
+from fvcore_ext.hf.inputs import make_inputs as hf_make_inputs  # noqa: E402
 
 MAX_PARAMS = 50_000_000
 WIDTH, HEADS, HEAD_DIM, KV_HEADS = 64, 4, 16, 2
@@ -372,7 +372,7 @@ def merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
 
 def make_inputs(model, config, model_type: str, pixels: bool = False, text_only: bool = False
                 ) -> Tuple[List[torch.Tensor], List[str], Dict]:
-    """The package's input synthesis (:func:`fvcore_ext.hf_inputs.make_inputs`, which
+    """The package's input synthesis (:func:`fvcore_ext.hf.inputs.make_inputs`, which
     ``python -m fvcore_ext hf:SPEC`` uses too) at the census's sizes: ``SEQ`` tokens, ``DEC_SEQ``
     decoder tokens, 4000 audio samples, 64-pixel images where the config names no size.
     ``text_only``: a vision–language model's token ids alone."""
@@ -510,7 +510,7 @@ def try_model(model_type: str, levels, timeout: float) -> Dict[str, Any]:
 
 def try_reference_models() -> List[Dict[str, Any]]:
     from fvcore_ext.reference_models import REFERENCE_MODELS, build
-    from fvcore_ext.standins import standin_kernels
+    from fvcore_ext.runtime.standins import standin_kernels
     records = []
     for name in REFERENCE_MODELS:
         record = {"model_type": f"reference:{name}", "status": "tried", "attempts": []}
@@ -563,7 +563,7 @@ def write_report(records: List[Dict[str, Any]], path: str, elapsed: float, args)
         f"{elapsed / 60:.1f} min on {os.cpu_count()} CPU cores): every model type of "
         "`transformers.models.auto.modeling_auto.MODEL_MAPPING_NAMES` built as its base model "
         "from a shrunk default config (random weights) and traced once by "
-        "`fvcore_ext.census.census(..., preset=\"full\")`. See the script's docstring for the "
+        "`fvcore_ext.cli.census.census(..., preset=\"full\")`. See the script's docstring for the "
         "shrinking rules.",
         "",
         f"- transformers {transformers.__version__}, torch {torch.__version__}, "

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from fvcore_ext import count_model  # noqa: E402
-from fvcore_ext.tracing import TraceAdapter  # noqa: E402
+from fvcore_ext.engines.jit.tracing import TraceAdapter  # noqa: E402
 from meta import write_section  # noqa: E402
 
 SECTION = "## 8. The dispatch engine"
@@ -52,7 +52,7 @@ def swin_t(quick):
 
 
 def upernet_swin_t(quick):
-    from fvcore_ext.hf_models import upernet_swin_tiny
+    from fvcore_ext.hf.models import upernet_swin_tiny
     size = 128 if quick else 512
     return upernet_swin_tiny(), [torch.randn(1, 3, size, size)], ["pixel_values"]
 

@@ -28,7 +28,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="paper")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "fvcore_ext.get_flops", CONFIG, "--shape",
+    done = subprocess.run([sys.executable, "-m", "fvcore_ext.mmseg.get_flops", CONFIG, "--shape",
                            *args.shape, "--preset", args.preset, "--format", "json"],
                           capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start

@@ -24,7 +24,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fvcore_ext.standins import install_standin_kernels  # noqa: E402
+from fvcore_ext.runtime.standins import install_standin_kernels  # noqa: E402
 
 install_standin_kernels()      # as the census and the tests: mamba-ssm's own Functions
 
@@ -43,7 +43,7 @@ def vocab_covering_specials(path: str) -> dict:
     image / video token ids (151655, ...), which a real tokenizer holds: grow the text
     vocabulary to cover them (an override, as a user would pass with --set)."""
     from fvcore_ext.hf import resolve_config
-    from fvcore_ext.hf_inputs import special_token_ids
+    from fvcore_ext.hf.inputs import special_token_ids
 
     try:
         config, _ = resolve_config(path)

@@ -22,7 +22,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 
 from fvcore_ext import vmamba_handles
-from fvcore_ext.standins import install_standin_kernels
+from fvcore_ext.runtime.standins import install_standin_kernels
 
 install_standin_kernels()
 

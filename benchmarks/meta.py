@@ -11,7 +11,7 @@ on both. Timed: building the model, and the count (``count_model`` for fvcore + 
 
 Models (nothing is downloaded):
 - UperNet-Swin-T at 512x2048: transformers' ``UperNetForSemanticSegmentation`` as
-  ``fvcore_ext.hf_models.upernet_swin_tiny`` builds it (Swin-T backbone, 150 classes, no
+  ``fvcore_ext.hf.models.upernet_swin_tiny`` builds it (Swin-T backbone, 150 classes, no
   auxiliary head); CPU: built and counted with real tensors; meta: built under
   ``torch.device("meta")`` on a meta input;
 - LLaMA-3-8B and a LLaMA-3-70B-shaped ``LlamaModel`` from ``transformers.LlamaConfig``, 4096
@@ -60,7 +60,7 @@ def _import(model: str) -> None:
 def _build(model: str, device: str, quick: bool):
     import torch
     if model == "upernet":
-        from fvcore_ext.hf_models import upernet_swin_tiny
+        from fvcore_ext.hf.models import upernet_swin_tiny
         shape = (1, 3, 128, 512) if quick else (1, 3, 512, 2048)
         with torch.device(device):
             built = upernet_swin_tiny().eval()
@@ -82,7 +82,7 @@ def child(model: str, device: str, tool: str, quick: bool) -> None:
     warnings.simplefilter("ignore")
     import torchprofile_ext
     from fvcore_ext import count_model
-    from fvcore_ext.tracing import TraceAdapter
+    from fvcore_ext.engines.jit.tracing import TraceAdapter
 
     _import(model)
     start = time.perf_counter()

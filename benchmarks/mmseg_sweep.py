@@ -1,4 +1,4 @@
-"""Count every config mmsegmentation 1.2.2 ships with ``fvcore_ext.get_flops``, on the meta
+"""Count every config mmsegmentation 1.2.2 ships with ``fvcore_ext.mmseg.get_flops``, on the meta
 device, and write one row per config: its MACs under the paper preset at its crop size (the
 ``crop_size`` the config trains on; 512x512 when it has none), or the one-line reason it
 cannot be counted.
@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fvcore_ext.analysis import count_model  # noqa: E402
-from fvcore_ext.get_flops import build_segmentor  # noqa: E402
-from fvcore_ext.meta import MetaDeviceError  # noqa: E402
-from fvcore_ext.standins import install_mmcv_ext_standin  # noqa: E402
+from fvcore_ext.engines.analysis import count_model  # noqa: E402
+from fvcore_ext.mmseg.get_flops import build_segmentor  # noqa: E402
+from fvcore_ext.runtime.meta import MetaDeviceError  # noqa: E402
+from fvcore_ext.runtime.standins import install_mmcv_ext_standin  # noqa: E402
 
 
 class _Timeout(Exception):
@@ -148,7 +148,7 @@ def _write(args, rows, counted, paths, root) -> None:
     done = {row.split("`")[1] for row in rows}
     left = [str(p.relative_to(root)) for p in paths if str(p.relative_to(root)) not in done]
     header = [
-        "# Every mmsegmentation 1.2.2 config, counted by `fvcore_ext.get_flops`",
+        "# Every mmsegmentation 1.2.2 config, counted by `fvcore_ext.mmseg.get_flops`",
         "",
         f"Written by `benchmarks/mmseg_sweep.py` on `{args.device}`: the paper preset at each "
         "config's crop size, auxiliary head dropped (as mmseg's get_flops does). "

@@ -38,7 +38,7 @@ from fvcore.nn import FlopCountAnalysis
 import torchprofile_ext
 from fvcore_ext import count_model, make_handles
 from fvcore_ext.reference_models import build as build_reference
-from fvcore_ext.tracing import TraceAdapter
+from fvcore_ext.engines.jit.tracing import TraceAdapter
 
 HERE = Path(__file__).resolve().parent
 warnings.simplefilter("ignore")

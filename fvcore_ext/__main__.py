@@ -1,9 +1,9 @@
 import sys
 
 if sys.argv[1:2] == ["census"]:
-    from .census import main
+    from .cli.census import main
     sys.exit(main(sys.argv[2:]))
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

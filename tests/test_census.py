@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from fvcore_ext.census import census, main
+from fvcore_ext.cli.census import census, main
 from fvcore_ext.reference_models import build
 from tests.expected import EXPECTED
 

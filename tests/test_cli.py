@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from fvcore_ext.cli import main
+from fvcore_ext.cli.main import main
 from fvcore_ext.reference_models import build
 
 from tests.expected import EXPECTED

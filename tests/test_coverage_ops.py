@@ -11,7 +11,7 @@ from transformers.models.bloom.modeling_bloom import GeLUFunction
 
 import torchprofile_ext
 from fvcore_ext import count_model
-from fvcore_ext.census import census
+from fvcore_ext.cli.census import census
 from tests.helpers import fvcore_count
 
 

@@ -12,7 +12,7 @@ from torch import nn
 import torchprofile_ext
 from fvcore_ext import (Cost, UncountableOpError, count_model, paper_handles, register_rule,
                         unregister_rule, vmamba_handles)
-from fvcore_ext.census import census
+from fvcore_ext.cli.census import census
 
 B, L, K, N = 2, 8, 16, 12
 OP = "prim::PythonOp.FusedGLU"

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fvcore_ext import UncountableOpError, count_model, register_rule, unregister_rule
-from fvcore_ext.dispatch import BACKWARD_RULES, counting
+from fvcore_ext.engines.dispatch import BACKWARD_RULES, counting
 from fvcore_ext.reference_models import REFERENCE_MODELS, build
 from tests.helpers import assert_engines_agree
 

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fvcore_ext import make_handles, paper_handles, vmamba_handles
-from fvcore_ext.jit_reader import read_node
-from fvcore_ext.op_table import FVCORE_IGNORED_OPS, OP_TABLE
+from fvcore_ext.engines.jit.reader import read_node
+from fvcore_ext.ops import FVCORE_IGNORED_OPS, OP_TABLE
 from fvcore_ext.reference_models import build
 
 from tests.expected import EXPECTED

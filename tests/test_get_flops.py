@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from mmengine.analysis.print_helper import _format_size
 
 import mmseg
-from fvcore_ext.diagnostics import UncountedOp
-from fvcore_ext.get_flops import build_segmentor, format_size, main, pack_lines
-from fvcore_ext.mmengine_analysis import (ComplexityCall, get_model_complexity_info,
+from fvcore_ext.ops.diagnostics import UncountedOp
+from fvcore_ext.mmseg.get_flops import build_segmentor, format_size, main, pack_lines
+from fvcore_ext.mmseg.mmengine_analysis import (ComplexityCall, get_model_complexity_info,
                                           pack_handles_in_mmengine)
-from fvcore_ext.standins import install_mmcv_ext_standin
+from fvcore_ext.runtime.standins import install_mmcv_ext_standin
 from tests.helpers import fvcore_count
 
 STANDIN = install_mmcv_ext_standin()
@@ -230,7 +230,7 @@ def test_device_meta_prints_the_cpu_lines(capsys, config, shape):
 
 
 def test_device_meta_on_a_data_dependent_model_is_one_line(capsys, monkeypatch):
-    import fvcore_ext.get_flops as get_flops
+    import fvcore_ext.mmseg.get_flops as get_flops
 
     class Gather(torch.nn.Module):
         def forward(self, x):

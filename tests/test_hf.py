@@ -14,8 +14,9 @@ import os
 import pytest
 import torch
 
-from fvcore_ext.hf import (HFSpecError, count_decode, count_hf, families, load_hf, main,
-                           parse_overrides, resolve_config, sweep_hf)
+from fvcore_ext.cli.hf_command import main
+from fvcore_ext.hf import (HFSpecError, count_decode, count_hf, families, load_hf, parse_overrides,
+                           resolve_config, sweep_hf)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 CONFIGS = os.path.join(os.path.dirname(__file__), "hf_configs")
@@ -217,7 +218,7 @@ def test_llava_places_its_image_tokens_and_counts_both_towers():
 
 
 def test_llava_image_tokens_are_where_the_processor_puts_them():
-    from fvcore_ext.hf_inputs import make_inputs
+    from fvcore_ext.hf.inputs import make_inputs
 
     model = load_hf(LLAVA, device="cpu")
     tensors, names, desc = make_inputs(model.model, model.config, seq_len=8)
@@ -258,7 +259,7 @@ def test_bad_specs_get_one_line(spec, overrides, head, message):
 
 
 def test_an_input_that_cannot_be_made_names_what_is_missing():
-    from fvcore_ext.hf_inputs import InputSynthesisError, make_inputs
+    from fvcore_ext.hf.inputs import InputSynthesisError, make_inputs
 
     class Odd(torch.nn.Module):
         main_input_name = "point_cloud"
@@ -298,7 +299,7 @@ def test_cli_table_with_decode(capsys):
 
 
 def test_cli_through_python_m(capsys):
-    from fvcore_ext.cli import main as cli_main
+    from fvcore_ext.cli.main import main as cli_main
 
     status = cli_main(["hf:" + VIT, "--preset", "paper", "--format", "json"])
     report = json.loads(capsys.readouterr().out)
@@ -314,7 +315,7 @@ def test_cli_bad_spec_exits_2(capsys):
 
 def test_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    from fvcore_ext.hf import plot_sweep
+    from fvcore_ext.cli.hf_command import plot_sweep
 
     rows = sweep_hf("llama", [64, 128], overrides={"num_hidden_layers": 1,
                                                   "hidden_size": 64,
@@ -330,7 +331,7 @@ def test_plot(tmp_path):
 def test_the_census_feeds_models_with_the_package_input_synthesis():
     import importlib.util
 
-    import fvcore_ext.hf_inputs
+    import fvcore_ext.hf.inputs
 
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "census_zoo.py")
     spec = importlib.util.spec_from_file_location("census_zoo", path)
@@ -355,7 +356,7 @@ QWEN2_VL_TINY = {"text_config.hidden_size": 256, "text_config.num_attention_head
 def test_qwen2_vl_gets_its_processor_inputs():
     # head_dim stays 128, so the default M-RoPE sections (16, 24, 24) still fit.
     # Qwen2-VL reads its image grid as Python numbers: on CPU.
-    from fvcore_ext.hf_inputs import make_inputs
+    from fvcore_ext.hf.inputs import make_inputs
 
     model = load_hf("qwen2_vl", QWEN2_VL_TINY, device="cpu")
     tensors, names, desc = make_inputs(model.model, model.config, seq_len=16, image_size=56)

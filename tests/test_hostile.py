@@ -18,7 +18,7 @@ from torch import nn
 import torchprofile_ext
 from fvcore_ext import (Cost, MetaDeviceError, count_model, register_rule, unregister_rule,
                         vmamba_handles)
-from fvcore_ext.cli import main
+from fvcore_ext.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -418,7 +418,7 @@ def test_cli_json_errors_are_json_on_stdout(capsys, argv, reason):
 
 def test_cli_allocation_failure_points_to_meta(capsys, monkeypatch):
     # Where the machine's memory is unknown, or the shape fits it but malloc fails anyway.
-    import fvcore_ext.cli as cli
+    import fvcore_ext.cli.main as cli
 
     def refuse(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
@@ -515,7 +515,7 @@ def test_run_says_when_a_script_exits_with_a_status(capsys):
 
 
 def test_census_errors_are_one_line_and_json_too(capsys, monkeypatch):
-    from fvcore_ext.census import main as census_main
+    from fvcore_ext.cli.census import main as census_main
     assert census_main(["vit", "--input-shape", "²", "4", "--format", "json"]) == 2
     out, err = capsys.readouterr()
     assert json.loads(out)["error"] in err and err.count("\n") == 1

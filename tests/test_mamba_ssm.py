@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from fvcore_ext.standins import install_standin_kernels
+from fvcore_ext.runtime.standins import install_standin_kernels
 
 install_standin_kernels()   # before importing mamba_ssm: selective_scan_cuda is missing here
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fvcore_ext.standins import install_standin_kernels
+from fvcore_ext.runtime.standins import install_standin_kernels
 
 install_standin_kernels()   # before importing mamba_ssm: no CUDA extensions, no Triton launches
 

@@ -15,11 +15,11 @@ from torch import nn
 
 import torchprofile_ext
 from fvcore_ext import count_model, make_handles
-from fvcore_ext.cli import main
-from fvcore_ext.meta import (MetaDeviceError, build_on_meta, copy_to_device, inputs_to_device,
+from fvcore_ext.cli.main import main
+from fvcore_ext.runtime.meta import (MetaDeviceError, build_on_meta, copy_to_device, inputs_to_device,
                              is_meta_tracing, meta_tracing)
 from fvcore_ext.reference_models import REFERENCE_MODELS, build
-from fvcore_ext.tracing import TraceAdapter
+from fvcore_ext.engines.jit.tracing import TraceAdapter
 from tests.expected import EXPECTED
 from tests.helpers import fvcore_count, tiny_mixtral
 
@@ -243,7 +243,7 @@ def test_hf_models_count_on_meta_as_on_cpu_in_both_tools(case):
 
 
 def test_hf_mamba_built_on_meta_counts_as_on_cpu():
-    from fvcore_ext.hf_models import mamba_130m
+    from fvcore_ext.hf.models import mamba_130m
     ids = torch.randint(0, 100, (1, 4))
     torch.manual_seed(0)
     cpu = count_model(mamba_130m(), [ids], ["input_ids"])
@@ -385,8 +385,8 @@ def test_python_m_fvcore_ext_device_meta():
 def test_mmseg_segmentor_counts_on_meta():
     # build_segmentor moves its own model to meta and preprocesses a meta picture;
     # count_model traces meta models inside meta_tracing without being told.
-    from fvcore_ext.get_flops import build_segmentor
-    from fvcore_ext.standins import install_mmcv_ext_standin
+    from fvcore_ext.mmseg.get_flops import build_segmentor
+    from fvcore_ext.runtime.standins import install_mmcv_ext_standin
     install_mmcv_ext_standin()
     config = "tests/mmseg_configs/tiny_segmentor.py"
     cpu_model, cpu_inputs, _ = build_segmentor(config, (3, 32, 32))

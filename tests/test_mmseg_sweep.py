@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import mmseg
-from fvcore_ext.analysis import count_model
-from fvcore_ext.get_flops import build_segmentor
-from fvcore_ext.meta import MetaDeviceError
-from fvcore_ext.standins import install_mmcv_ext_standin
+from fvcore_ext.engines.analysis import count_model
+from fvcore_ext.mmseg.get_flops import build_segmentor
+from fvcore_ext.runtime.meta import MetaDeviceError
+from fvcore_ext.runtime.standins import install_mmcv_ext_standin
 
 install_mmcv_ext_standin()
 CONFIGS = Path(mmseg.__file__).parent / ".mim" / "configs"

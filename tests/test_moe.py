@@ -8,8 +8,8 @@ from torch import nn
 
 import torchprofile_ext
 from fvcore_ext import count_model
-from fvcore_ext.op_table import OP_TABLE
-from fvcore_ext.opcall import OpCall, TensorArg
+from fvcore_ext.ops import OP_TABLE
+from fvcore_ext.ops.opcall import OpCall, TensorArg
 from tests.helpers import fvcore_count, tiny_mixtral
 
 E, K, N, TOP_K, TOKENS = 4, 16, 24, 2, 10

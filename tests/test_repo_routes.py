@@ -186,7 +186,7 @@ def test_every_vmamba_model_counts_on_meta(hooked, monkeypatch, name):
 
 
 def test_cli_names_standins_when_vmamba_code_wants_cuda(capsys, fresh_path):
-    from fvcore_ext.cli import main
+    from fvcore_ext.cli.main import main
     write_vmamba_like(fresh_path)
     hook_before = standins._IMPORT_HOOK in sys.meta_path
     standins.remove_standin_kernels([standins.TRITON_FUNCTIONS])

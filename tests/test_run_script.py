@@ -12,7 +12,7 @@ from mmengine.analysis.print_helper import _format_size
 
 import mmseg
 from fvcore_ext import get_flops, run
-from fvcore_ext.mmengine_analysis import ComplexityCall, pack_in_mmengine
+from fvcore_ext.mmseg.mmengine_analysis import ComplexityCall, pack_in_mmengine
 from tests.test_get_flops import (SEGFORMER_B0, STANDIN, STANDIN_LINE, TINY, TINY_FULL,
                                   TINY_PAPER, TINY_PARAMS)
 
@@ -197,13 +197,13 @@ def test_traceback_on_request(capsys):
 
 def test_command_line_on_mmseg_script(capsys):
     # The real entry point, in a fresh process: python -m fvcore_ext.run SCRIPT ARGS.
-    done = subprocess.run([sys.executable, "-m", "fvcore_ext.run", MMSEG_SCRIPT, TINY,
+    done = subprocess.run([sys.executable, "-m", "fvcore_ext.mmseg.run", MMSEG_SCRIPT, TINY,
                            "--shape", "32"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == get_flops_text(capsys, TINY, "--shape", "32")
 
     # A missing config: mmseg logs it, Config.fromfile raises, the runner says where.
-    done = subprocess.run([sys.executable, "-m", "fvcore_ext.run", MMSEG_SCRIPT,
+    done = subprocess.run([sys.executable, "-m", "fvcore_ext.mmseg.run", MMSEG_SCRIPT,
                            "no/such/config.py"], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == (

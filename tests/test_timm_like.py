@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fvcore_ext import count_model
-from fvcore_ext.cli import main
-from fvcore_ext.compare import compare_tools, format_comparison
+from fvcore_ext.cli.main import main
+from fvcore_ext.cli.compare import compare_tools, format_comparison
 from fvcore_ext.reference_models import build
 
 
@@ -173,7 +173,7 @@ def test_compare_says_when_it_could_not_copy():
 def test_the_graph_recorder_keeps_only_its_own_module_and_changes_no_count():
     from fvcore.nn import FlopCountAnalysis
 
-    from fvcore_ext.tracing import recording_trace_graph
+    from fvcore_ext.engines.jit.tracing import recording_trace_graph
 
     model, x = Net().eval(), torch.randn(1, 8, 6, 6)
     with recording_trace_graph(model) as graphs:

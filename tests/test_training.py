@@ -149,7 +149,7 @@ def test_tiny_llama_matmuls_train_at_three_times_forward():
 
 
 def test_counting_a_users_own_training_loop():
-    from fvcore_ext.dispatch import counting
+    from fvcore_ext.engines.dispatch import counting
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 4), nn.GELU())
     x = torch.randn(10, 8)

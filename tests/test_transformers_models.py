@@ -5,7 +5,7 @@ import torch
 import torchprofile_ext
 
 from fvcore_ext import count_model
-from fvcore_ext.hf_models import segformer_b0, upernet_swin_tiny, vit_base
+from fvcore_ext.hf.models import segformer_b0, upernet_swin_tiny, vit_base
 from tests.hf_small import vit_tiny
 
 

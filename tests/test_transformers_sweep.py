@@ -22,8 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import torchprofile_ext
 from fvcore_ext import MetaDeviceError, count_model, rules
 from tests.helpers import assert_engines_agree
-from fvcore_ext.jit_reader import read_node
-from fvcore_ext.tracing import TraceAdapter
+from fvcore_ext.engines.jit.reader import read_node
+from fvcore_ext.engines.jit.tracing import TraceAdapter
 from tests.helpers import fvcore_count
 from tests.transformers_zoo import ZOO
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from fvcore_ext import UncountableOpError, count_model, make_handles
-from fvcore_ext.diagnostics import collect_ops
+from fvcore_ext.ops.diagnostics import collect_ops
 
 INCOMPLETE = """
 graph(%x : Tensor, %y : Tensor):
@@ -109,7 +109,7 @@ UNKNOWN_CASES = [(UsesMysteryKernel, "prim::PythonOp.MysteryKernel", ""),
 def test_the_unknown_ops_have_no_rule_anywhere():
     import torchprofile
     from fvcore.nn import FlopCountAnalysis
-    from fvcore_ext.op_table import OP_TABLE
+    from fvcore_ext.ops import OP_TABLE
 
     for model, op, _ in UNKNOWN_CASES:
         assert op not in OP_TABLE
@@ -197,7 +197,7 @@ def test_torchprofile_strict_counts_a_covered_model_as_usual():
 
 def test_mmengine_strict_fails_on_an_unknown_op():
     pytest.importorskip("mmengine")
-    from fvcore_ext.mmengine_analysis import get_model_complexity_info
+    from fvcore_ext.mmseg.mmengine_analysis import get_model_complexity_info
 
     x = torch.randn(1, 6, 6)
     result = get_model_complexity_info(UsesCdist(), inputs=(x,), show_table=False,

@@ -13,7 +13,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from fvcore_ext.standins import install_standin_kernels
+from fvcore_ext.runtime.standins import install_standin_kernels
 
 # transformers binds mamba-ssm's kernels, or else its torch path, when one of its Mamba modules
 # is first imported (integrations/hub_kernels.py, use_kernel_func_from_hub_with_fallback).

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 import torchprofile
-from fvcore_ext.meta import copy_to_device, inputs_to_device
+from fvcore_ext.runtime.meta import copy_to_device, inputs_to_device
 
 from .handlers import make_handlers, operator_name
 from .registration import is_registered, register, registered, unregister
@@ -28,8 +28,8 @@ def profile_macs(model: torch.nn.Module, args: Any = (), preset: str = "full",
 
     ``device="meta"`` counts a meta copy of ``model`` on meta ``args`` (shapes only, no weights
     allocated; the same MACs as on CPU), leaving ``model`` untouched
-    (:func:`fvcore_ext.meta.copy_to_device`). A model already on meta needs no ``device``: the
-    pack's trace handles meta tensors (:func:`fvcore_ext.meta.meta_tracing`).
+    (:func:`fvcore_ext.runtime.meta.copy_to_device`). A model already on meta needs no ``device``: the
+    pack's trace handles meta tensors (:func:`fvcore_ext.runtime.meta.meta_tracing`).
 
     ``strict=True`` raises instead of counting 0 where an op is left out: an op no handler
     names (torchprofile alone warns ``No handlers found: "..."`` and skips it) or one whose

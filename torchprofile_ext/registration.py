@@ -11,7 +11,7 @@ every op of the contract. torchprofile's own table object is never modified, and
 One mechanism keeps a registered torchprofile true to the op table: what is remembered is the
 *setting* (preset, strict), never a handler table. The table bound is always built from the op
 table as it is now (:func:`_bind_setting`): on :func:`register`, on every rule added or removed
-(:func:`fvcore_ext.register_rule`, through :func:`fvcore_ext.op_table.on_table_change`), and
+(:func:`fvcore_ext.register_rule`, through :func:`fvcore_ext.ops.on_table_change`), and
 when a :func:`registered` block exits and puts the setting it found back. So a rule registered
 inside a ``with registered():`` block still counts after it, whatever the nesting (issue 22).
 """
@@ -21,7 +21,7 @@ import functools
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional, Tuple
 
-from fvcore_ext.op_table import on_table_change, table_version
+from fvcore_ext.ops import on_table_change, table_version
 from fvcore_ext.rules import check_preset
 
 from ._compat import HANDLERS_ATTR, merge_handlers, profile_module

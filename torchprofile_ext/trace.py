@@ -4,7 +4,7 @@ It returns torchprofile's own ``Graph``/``Node``/``Variable`` objects, so every 
 handler still works, with three differences:
 
 - each node whose rule reads arguments carries ``node.call``, the
-  :class:`fvcore_ext.opcall.OpCall` that the pack's rules read (arguments in call order,
+  :class:`fvcore_ext.ops.opcall.OpCall` that the pack's rules read (arguments in call order,
   scalars, PythonOp arguments rebuilt from ``cconv``), the same reader fvcore's handles use;
   other nodes carry ``None``;
 - a ``prim::PythonOp`` node keeps its class name (``prim::PythonOp.SelectiveScanFn``), where
@@ -13,9 +13,9 @@ handler still works, with three differences:
   torchprofile (``'NoneType' object has no attribute 'lower'``, e.g. the attention weights
   output of ``aten::_native_multi_head_attention`` under ``torch.no_grad()``).
 
-It traces inside :func:`fvcore_ext.meta.meta_tracing`, so a model on the meta device traces as
+It traces inside :func:`fvcore_ext.runtime.meta.meta_tracing`, so a model on the meta device traces as
 on CPU (convolutions included) and one that reads tensor data there raises a one-line
-:class:`fvcore_ext.meta.MetaDeviceError`.
+:class:`fvcore_ext.runtime.meta.MetaDeviceError`.
 
 Outputs may be tensors, tuples, lists, dicts or dataclasses.
 """
@@ -27,10 +27,10 @@ from typing import Any, Optional
 
 import torch
 
-from fvcore_ext.jit_reader import op_kind, read_node
-from fvcore_ext.meta import meta_tracing
-from fvcore_ext.op_table import OP_TABLE
-from fvcore_ext.tracing import TraceAdapter, unwrap_name
+from fvcore_ext.engines.jit.reader import op_kind, read_node
+from fvcore_ext.runtime.meta import meta_tracing
+from fvcore_ext.ops import OP_TABLE
+from fvcore_ext.engines.jit.tracing import TraceAdapter, unwrap_name
 
 from ._compat import Graph, Node, Variable, set_operator
 

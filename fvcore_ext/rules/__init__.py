@@ -1,6 +1,6 @@
 """The counting rules, written once: pure functions from shapes (and flags) to :class:`Cost`.
 
-Each module covers one family of ops; both tool adapters (``fvcore_ext.handles``,
+Each module covers one family of ops; both tool adapters (``fvcore_ext.engines.jit.handles``,
 ``torchprofile_ext``) read shapes from their graph and call these functions.
 """
 from .attention import native_mha_macs, sdpa_macs, transformer_encoder_layer_macs

@@ -1,7 +1,7 @@
 """Backward passes: what a training count adds after the forward (``docs/conventions.md``,
 "Training: forward + backward").
 
-The dispatch engine (:mod:`fvcore_ext.dispatch`) sees the backward as aten ops. Matmuls
+The dispatch engine (:mod:`fvcore_ext.engines.dispatch`) sees the backward as aten ops. Matmuls
 (``mm``, ``bmm``, ``addmm``) and plain elementwise ops in the backward are counted by their
 forward rules as they run; the ops here are the backward kernels with no forward twin. Every
 result is MACs as a :class:`Cost`: matmul, convolution, normalisation, resampling and attention

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .opcall import UNKNOWN, OpCall, TensorArg
+from ...ops.opcall import UNKNOWN, OpCall, TensorArg
 
 __all__ = ["op_kind", "read_call", "read_node", "read_value"]
 

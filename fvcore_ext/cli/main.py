@@ -2,7 +2,7 @@
 print the total (MACs and FLOPs), parameters, per-operator and per-module tables and what was
 not counted. Bad input, and with ``--strict`` any op left out of the count, exits with status 2
 and a one-line reason. ``python -m fvcore_ext compare MODEL`` compares the tools on a model;
-``python -m fvcore_ext census MODEL`` lists its ops (:mod:`fvcore_ext.census`)."""
+``python -m fvcore_ext census MODEL`` lists its ops (:mod:`fvcore_ext.cli.census`)."""
 from __future__ import annotations
 
 import argparse
@@ -20,15 +20,15 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .analysis import ENGINES, count_model
+from ..engines.analysis import ENGINES, count_model
 from .compare import compare_tools, format_comparison
-from .diagnostics import UncountableOpError
-from .meta import MetaDeviceError, build_on_meta
-from .reference_models import REFERENCE_MODELS, build
+from ..ops.diagnostics import UncountableOpError
+from ..runtime.meta import MetaDeviceError, build_on_meta
+from ..reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
-from .rules import PRESETS
-from .tracing import unwrap_model
-from .standins import install_standin_kernels, standin_hint
+from ..rules import PRESETS
+from ..engines.jit.tracing import unwrap_model
+from ..runtime.standins import install_standin_kernels, standin_hint
 
 __all__ = ["main"]
 
@@ -118,7 +118,7 @@ def load_model(spec: str, device: str = "cpu") -> nn.Module:
 
     With ``device="meta"`` the model is built under ``with torch.device("meta"):``, so its
     weights are never allocated; a builder that needs tensor data there is built on CPU and
-    moved (:func:`fvcore_ext.meta.build_on_meta`). An instance is returned as it is."""
+    moved (:func:`fvcore_ext.runtime.meta.build_on_meta`). An instance is returned as it is."""
     builder = _builder(spec)
     try:
         model = build_on_meta(builder) if device == "meta" else builder()
@@ -308,10 +308,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ``--strict`` an op left out of the count, a comparison in which every tool failed, or an
     output closed early (``| head``). An error is one line on stderr; with ``--format json``
     stdout also gets ``{"error": ..., "status": 2}``.
-    ``compare MODEL ...`` runs :func:`fvcore_ext.compare.compare_tools` instead."""
+    ``compare MODEL ...`` runs :func:`fvcore_ext.cli.compare.compare_tools` instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
-        from .hf import main as hf_main
+        from .hf_command import main as hf_main
         return hf_main(argv)
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)

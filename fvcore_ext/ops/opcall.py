@@ -1,7 +1,7 @@
 """A tool-independent view of one traced op call: what every counting rule reads.
 
 Each tool adapter turns its own graph node into an :class:`OpCall` (fvcore: ``torch._C.Value``
-lists, see :mod:`fvcore_ext.jit_reader`); the op table (:mod:`fvcore_ext.op_table`) reads
+lists, see :mod:`fvcore_ext.engines.jit.reader`); the op table (:mod:`fvcore_ext.ops`) reads
 shapes, scalars and flags from it and calls the pure rules in :mod:`fvcore_ext.rules`.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["CannotCount", "OpCall", "TensorArg", "UNKNOWN"]
 class CannotCount(Exception):
     """Raised by a rule when the call lacks what the rule needs (a shape, an argument, a
     supported variant). The adapter turns it into a one-time warning and a count of 0, or into
-    :class:`fvcore_ext.diagnostics.UncountableOpError` in strict mode."""
+    :class:`fvcore_ext.ops.diagnostics.UncountableOpError` in strict mode."""
 
 
 class _Unknown:

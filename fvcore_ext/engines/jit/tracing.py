@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 import torch
 from torch import nn
 
-from .meta import meta_tracing
+from ...runtime.meta import meta_tracing
 
 __all__ = ["TraceAdapter", "eval_mode", "flatten_tensors", "module_mode", "parameter_consumers",
            "recording_trace_graph", "unwrap_model", "unwrap_name"]

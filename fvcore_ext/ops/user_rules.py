@@ -18,7 +18,7 @@ The function gets an :class:`~fvcore_ext.opcall.OpCall` (arguments in call order
 scalars, outputs) and returns MACs: an ``int`` is counted under both presets, a
 :class:`~fvcore_ext.rules.Cost` splits them into ``core`` (both presets) and ``elementwise``
 (the **full** preset only). What it returns passes the one check every rule's result passes
-(:func:`fvcore_ext.op_table.rule_result`), the same under both presets: a ``bool``, a float, a
+(:func:`fvcore_ext.ops.rule_result`), the same under both presets: a ``bool``, a float, a
 negative number or anything else is no count of MACs. A rule that raises, or returns no count,
 is reported as uncounted for that op, with the reason, like a built-in rule (``strict`` raises
 instead). What can be checked before counting is checked at registration: the decorated object
@@ -38,10 +38,10 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from .op_table import (BACKWARD_RULES, FAMILIES, OP_TABLE, BackwardRule, OpRule, add_rule,
+from .registry import (BACKWARD_RULES, FAMILIES, OP_TABLE, BackwardRule, OpRule, add_rule,
                        check_reader, remove_rule, rule_result)
 from .opcall import OpCall
-from .rules import Cost
+from ..rules import Cost
 
 __all__ = ["register_rule", "unregister_rule"]
 
@@ -78,8 +78,8 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
     Args:
         op_names: op names as the trace shows them: ``"prim::PythonOp.MyAttn"`` for an
             autograd Function ``MyAttn``, ``"aten::my_op"``, ``"mylib::fused_mlp"``.
-        family: what the rule counts, as :func:`fvcore_ext.census.census` reports it; one of
-            :data:`fvcore_ext.op_table.FAMILIES` (default ``"custom"``).
+        family: what the rule counts, as :func:`fvcore_ext.cli.census.census` reports it; one of
+            :data:`fvcore_ext.ops.FAMILIES` (default ``"custom"``).
         name: the key in per-operator tables (default: the op name without its namespace,
             ``PythonOp.MyAttn``).
         replace: allow replacing a rule the pack already has (it comes back with
@@ -90,7 +90,7 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
             replaced built-in keeps its backward rule, and a new Function's backward is
             reported uncounted.
 
-    The function takes an :class:`fvcore_ext.opcall.OpCall` and returns MACs: an ``int``
+    The function takes an :class:`fvcore_ext.ops.opcall.OpCall` and returns MACs: an ``int``
     (both presets) or a :class:`fvcore_ext.rules.Cost` (``core`` for both presets,
     ``elementwise`` for **full** only). Tables built before registering pick the rule up:
     ``vmamba_handles`` and ``paper_handles`` are updated in place, and a torchprofile

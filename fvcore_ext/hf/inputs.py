@@ -3,7 +3,7 @@ the config's image size, audio features (Whisper, Speech2Text) and raw audio (wa
 encoder–decoder pairs, and vision–language models (LLaVA, PaliGemma, Qwen2-VL / Qwen2.5-VL,
 Idefics, ...) with their image tokens in the prompt where the processor puts them.
 
-:func:`make_inputs` is what both ``fvcore_ext.hf`` (``python -m fvcore_ext hf:SPEC``) and the
+:func:`make_inputs` is what both ``fvcore_ext.hf.count`` (``python -m fvcore_ext hf:SPEC``) and the
 zoo census (``benchmarks/census_zoo.py``) feed models with. A model whose inputs cannot be
 made raises :class:`InputSynthesisError` with one line naming what is missing.
 """
@@ -256,7 +256,7 @@ def _qwen_vl_patches(config, h: int, w: int) -> Tuple[torch.Tensor, torch.Tensor
 def _count_image_tokens(model, pixel_values, extra: Dict[str, torch.Tensor]) -> int:
     """Image tokens the model's language model receives for ``pixel_values``: the rows of what
     ``get_image_features`` returns, run where the model is (on meta: shapes only)."""
-    from .meta import meta_tracing
+    from ..runtime.meta import meta_tracing
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad(), meta_tracing(), no_data_checks():

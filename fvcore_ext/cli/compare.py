@@ -2,7 +2,7 @@
 alone and each with the pack, and explain every per-operator difference.
 
 All four counts trace the model the same way: eval mode, ``torch.no_grad()``, positional or
-named inputs through :class:`fvcore_ext.tracing.TraceAdapter`, each on a fresh copy of the
+named inputs through :class:`fvcore_ext.engines.jit.tracing.TraceAdapter`, each on a fresh copy of the
 model. A model may keep something from its first forward (timm's ConViT caches
 ``rel_indices``): counted on one instance in turn, the first tool would pay for the cache and
 the others not. fvcore + pack then counts its copy a second time, and the comparison says when
@@ -20,10 +20,10 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from .analysis import count_model
-from .meta import copy_to_device, inputs_to_device, meta_error, meta_tracing
-from .op_table import report_name
-from .tracing import TraceAdapter, eval_mode, unwrap_model
+from ..engines.analysis import count_model
+from ..runtime.meta import copy_to_device, inputs_to_device, meta_error, meta_tracing
+from ..ops import report_name
+from ..engines.jit.tracing import TraceAdapter, eval_mode, unwrap_model
 
 __all__ = ["ToolCount", "compare_tools", "format_comparison"]
 
@@ -126,7 +126,7 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
     fvcore + pack counts its copy twice; ``second_total`` is set when the counts differ.
 
     ``device="meta"`` counts a meta copy of the model on meta inputs (``model`` is untouched).
-    Every tool traces inside :func:`fvcore_ext.meta.meta_tracing`, so plain fvcore and plain
+    Every tool traces inside :func:`fvcore_ext.runtime.meta.meta_tracing`, so plain fvcore and plain
     torchprofile count a meta model's convolutions too: the fix is the tracer's, not the
     pack's rules."""
     model = unwrap_model(model)

@@ -1,7 +1,7 @@
 """Count one model with one of the pack's engines, and collect everything a report needs.
 
 Two engines run the same op table: ``"jit"`` traces the model and counts with fvcore and the
-pack's handles; ``"dispatch"`` counts at PyTorch's dispatcher (:mod:`fvcore_ext.dispatch`), and
+pack's handles; ``"dispatch"`` counts at PyTorch's dispatcher (:mod:`fvcore_ext.engines.dispatch`), and
 can also count a backward pass. A forward count runs in eval mode under ``torch.no_grad()``
 (the fused attention handles make the fast paths count the same as the slow ones); a training
 count (``backward=True``) runs in train mode. Every module's mode is restored after.
@@ -19,13 +19,13 @@ from fvcore.nn import FlopCountAnalysis, parameter_count
 from torch import nn
 
 from . import dispatch
-from .diagnostics import UncountedOp, collect_ops, unknown_op_error
-from .handles import make_handles
-from .meta import copy_to_device, inputs_to_device, meta_tracing
-from .op_table import families_by_name
-from .tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
+from ..ops.diagnostics import UncountedOp, collect_ops, unknown_op_error
+from .jit.handles import make_handles
+from ..runtime.meta import copy_to_device, inputs_to_device, meta_tracing
+from ..ops import families_by_name
+from .jit.tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
                       parameter_consumers, recording_trace_graph, unwrap_model, unwrap_name)
-from .rules import check_preset
+from ..rules import check_preset
 
 __all__ = ["ENGINES", "CountReport", "count_model"]
 
@@ -61,7 +61,7 @@ class CountReport:
         device: the device type the model was traced on (``"meta"``: shapes only, no
             arithmetic; the counts are the CPU counts).
         engine: ``"jit"`` (fvcore's trace) or ``"dispatch"`` (PyTorch's dispatcher).
-        by_family: rule family (:data:`fvcore_ext.op_table.FAMILIES`: matmul, attention,
+        by_family: rule family (:data:`fvcore_ext.ops.FAMILIES`: matmul, attention,
             elementwise, ...) → MACs.
         forward_macs, backward_macs: the two passes; ``total_macs`` is their sum.
             ``backward_macs`` is 0 unless the count ran a backward pass (``backward=True``).
@@ -123,10 +123,10 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         device: where to trace. ``None`` (the default): where the model and inputs are.
             ``"meta"``: on a meta copy of the model and meta inputs (shapes only: no weights
             allocated, no arithmetic, the same counts as on CPU); ``model`` itself is never
-            moved (:func:`fvcore_ext.meta.copy_to_device`). A model already on meta is
+            moved (:func:`fvcore_ext.runtime.meta.copy_to_device`). A model already on meta is
             counted as it is either way.
         engine: ``"jit"`` (trace with ``torch.jit``, count with fvcore) or ``"dispatch"``
-            (run the model under :func:`fvcore_ext.dispatch.counting`: no trace, so
+            (run the model under :func:`fvcore_ext.engines.dispatch.counting`: no trace, so
             data-dependent models, dict or ``Cache`` inputs and ``torch.compile``d models
             count too). Both give the same totals on every model both can run
             (``docs/conventions.md``, "The dispatch engine").
@@ -325,7 +325,7 @@ def _classify_uncalled(model: nn.Module, adapter: TraceAdapter, inputs, uncalled
     kernel applies itself, so its absence from the trace says nothing about dead code. Only
     weights that no op reads do.
 
-    ``graph``: fvcore's trace of ``adapter`` (:func:`fvcore_ext.tracing.recording_trace_graph`),
+    ``graph``: fvcore's trace of ``adapter`` (:func:`fvcore_ext.engines.jit.tracing.recording_trace_graph`),
     read for the weights' consumers; the model is traced again only when it is missing.
     """
     modules = dict(model.named_modules())

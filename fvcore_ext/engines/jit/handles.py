@@ -1,7 +1,7 @@
 """fvcore (and mmengine ``FlopAnalyzer``) handles built from the op table.
 
 A handle receives the node's input and output ``torch._C.Value`` lists, reads them into an
-:class:`OpCall` (:mod:`fvcore_ext.jit_reader`) and returns ``Counter({name: MACs})``. fvcore
+:class:`OpCall` (:mod:`fvcore_ext.engines.jit.reader`) and returns ``Counter({name: MACs})``. fvcore
 counts one fused multiply-add as one "flop", so its totals are MACs.
 """
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Dict, List
 
-from .diagnostics import record_zero
-from .jit_reader import read_call
-from .op_table import FVCORE_IGNORED_OPS, OP_TABLE, OpRule, on_table_change
-from .rules import check_preset
+from ...ops.diagnostics import record_zero
+from .reader import read_call
+from ...ops import FVCORE_IGNORED_OPS, OP_TABLE, OpRule, on_table_change
+from ...rules import check_preset
 
 __all__ = ["make_handles", "paper_handles", "vmamba_handles"]
 
@@ -42,7 +42,7 @@ def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle
     Args:
         preset: ``"full"`` (every op counted) or ``"paper"`` (elementwise ops registered at 0,
             fused ops count their matmul, conv and scan parts).
-        strict: raise :class:`fvcore_ext.diagnostics.UncountableOpError` when a rule cannot
+        strict: raise :class:`fvcore_ext.ops.diagnostics.UncountableOpError` when a rule cannot
             read its call, instead of warning once and counting 0. fvcore never calls a handle
             for an op that has none, so strict handles cannot see unknown ops: check
             ``analysis.unsupported_ops()``, or use :func:`fvcore_ext.count_model`

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import List, Sequence
 
-from .analysis import CountReport
+from ..engines.analysis import CountReport
 
 __all__ = ["FORMATS", "format_report", "human"]
 

@@ -3,7 +3,7 @@
 ``python -m fvcore_ext census MODEL [--input-shape ...]`` (or :func:`census`) traces the model
 once, the way fvcore and torchprofile trace it, and lists each op kind (``aten::...``,
 ``prim::PythonOp.<ClassName>``) with its number of calls, the family of the pack's rule
-(``matmul``, ``elementwise``, ``zero-cost``, ...; :data:`fvcore_ext.op_table.FAMILIES`) or
+(``matmul``, ``elementwise``, ``zero-cost``, ...; :data:`fvcore_ext.ops.FAMILIES`) or
 ``unknown``, and the MACs the rule gives under the preset. An unknown op counts 0 in both tools
 and may be large: add a rule with :func:`fvcore_ext.register_rule`. Graph structure
 (``prim::Constant``, ``prim::ListConstruct``, ...) is not an op and is not listed, as fvcore
@@ -22,12 +22,12 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .diagnostics import collect_ops
-from .jit_reader import op_kind, read_node
-from .meta import MetaDeviceError, meta_tracing
-from .op_table import OP_TABLE
-from .rules import PRESETS, check_preset
-from .tracing import TraceAdapter, eval_mode, unwrap_model
+from ..ops.diagnostics import collect_ops
+from ..engines.jit.reader import op_kind, read_node
+from ..runtime.meta import MetaDeviceError, meta_tracing
+from ..ops import OP_TABLE
+from ..rules import PRESETS, check_preset
+from ..engines.jit.tracing import TraceAdapter, eval_mode, unwrap_model
 
 __all__ = ["UNKNOWN_FAMILY", "OpCensus", "OpKind", "census", "format_census", "main"]
 
@@ -92,7 +92,7 @@ def census(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]]
         torchprofile + pack give).
 
     A model and inputs on the meta device are traced without arithmetic (a 70B model's census
-    takes seconds); see :func:`fvcore_ext.meta.meta_tracing`.
+    takes seconds); see :func:`fvcore_ext.runtime.meta.meta_tracing`.
 
     Raises:
         ValueError: unknown preset. fvcore_ext.meta.MetaDeviceError: on meta, the model reads
@@ -152,7 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     full coverage, or 2 on bad input, a model that cannot be traced or stdout closed early,
     with a one-line reason on stderr (and ``{"error": ..., "status": 2}`` on stdout with
     ``--format json``)."""
-    from .cli import (DEVICES, DTYPES, BrokenPipe, UsageError, _inputs, _write,
+    from .main import (DEVICES, DTYPES, BrokenPipe, UsageError, _inputs, _write,
                       check_input_names, load_model, reference_models_help, trace_failure)
 
     p = argparse.ArgumentParser(

@@ -1,0 +1,601 @@
+"""The dispatch engine: the op table's rules through PyTorch's ``FlopCounterMode``.
+
+The third adapter next to the fvcore handles (:mod:`fvcore_ext.engines.jit.handles`) and the torchprofile
+handlers (:mod:`torchprofile_ext.handlers`). It counts below the JIT tracer, at the dispatcher
+(``docs/conventions.md``, "The dispatch engine"), so it needs no trace: it counts
+data-dependent models, models taking dicts or ``Cache`` objects, and backward passes
+("Training: forward + backward"), at about the cost of running the model.
+
+How an op is counted:
+
+- **Dispatch-level ops.** :class:`DispatchCounter` subclasses
+  ``torch.utils.flop_counter.FlopCounterMode`` and keeps its module hierarchy
+  (``ModuleTracker``). Every aten op that runs is turned into an :class:`OpCall` and counted by
+  the rule of its JIT-level op (:data:`DISPATCH_ALIASES` maps the ops whose names differ:
+  ``convolution`` → ``aten::_convolution``, ``native_layer_norm`` → ``aten::layer_norm``,
+  ``_softmax`` → ``aten::softmax``, each SDPA backend kernel → the SDPA rule, ...). Ops whose
+  name is the same at both levels use their rule directly; an op with no rule is reported by
+  name as unknown.
+- **Boundaries.** A few composite functions decompose into ops whose counts differ from the
+  contract's rule for the whole function: ``F.linear`` on a non-contiguous input adds its bias
+  with an ``add`` (the contract does not count a linear's bias); SDPA's math backend scales q
+  and k instead of the scores; ``einsum``, ``rms_norm`` and a global average pool (``mean``)
+  change family; the recurrent layers run ``mkldnn_rnn_layer`` (one that will be
+  differentiated runs torch's own cell-by-cell path instead, whose backward ops count as they
+  run). While counting, these functions and every autograd Function the
+  op table counts (``prim::PythonOp.<ClassName>`` in a trace) are wrapped: the call is counted
+  once by its rule, at its boundary, and the ops it runs inside are not counted again. (A
+  reference to ``MyFunction.apply`` kept from before the count, ``fn = MyFunction.apply`` at
+  import, bypasses the wrapper: the Function's insides count as the aten ops they run, and the
+  work of a stand-in kernel, which runs none, is missed. Upstream Mamba code calls
+  ``MyFunction.apply(...)`` where it runs.)
+- **Backward.** Ops that run inside ``loss.backward()`` count as backward MACs. The backward
+  of a boundary (SDPA on any backend, an autograd Function) is counted once by its backward
+  rule and its insides are not counted again; a Function without a backward rule is reported
+  as uncounted, never silently 0. The backward rules of the fused Mamba kernels
+  (selective scans, ``CausalConv1dFn``, ``MambaInnerFn``, Mamba-2's combined kernels, mamba-ssm's
+  ``LayerNormFn``) are in :data:`fvcore_ext.ops.BACKWARD_RULES`.
+
+Counts are MACs; ``FlopCounterMode``'s own API on a :class:`DispatchCounter`
+(``get_total_flops``, ``get_table``) reports FLOPs = 2 × MACs, as PyTorch does.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections import Counter
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.module_tracker import ModuleTracker
+
+from ..ops.diagnostics import UncountableOpError, record_uncounted, record_zero
+from ..ops import BACKWARD_RULES, OP_TABLE, OpRule, table_version
+from ..ops.opcall import OpCall, TensorArg
+from ..rules import check_preset
+
+__all__ = ["BACKWARD_RULES", "DISPATCH_ALIASES", "DispatchCounter", "autograd_nodes", "counting"]
+
+ArgMap = Callable[[Sequence[Any], Dict[str, Any]], List[Any]]
+PYTHON_OP = "prim::PythonOp."
+
+# The JIT scalar type names the rules read (TensorArg.dtype): a boolean mask, a complex A.
+_DTYPE_NAMES = {torch.bool: "Bool", torch.float32: "Float", torch.float64: "Double",
+                torch.float16: "Half", torch.bfloat16: "BFloat16", torch.int64: "Long",
+                torch.int32: "Int", torch.complex64: "ComplexFloat",
+                torch.complex128: "ComplexDouble", torch.complex32: "ComplexHalf"}
+
+
+def _sdpa_kernel_args(mask_index: Optional[int]) -> ArgMap:
+    # The backend kernels (query, key, value, ...) with the mask at mask_index or as the
+    # keyword attn_mask, read as aten::scaled_dot_product_attention(q, k, v, attn_mask).
+    def read(args, kwargs):
+        mask = args[mask_index] if mask_index is not None and len(args) > mask_index else None
+        return [args[0], args[1], args[2], kwargs.get("attn_mask", mask)]
+    return read
+
+
+def _batch_norm_legit_args(args, kwargs):
+    # _native_batch_norm_legit has a no_stats overload (input, weight, bias, training, ...)
+    if len(args) > 3 and isinstance(args[3], bool):
+        return [args[0], args[1], args[2], None, None, args[3]]
+    return list(args)
+
+
+def _fft_args(args, kwargs):
+    # _fft_r2c(self, dim, normalization, onesided), _fft_c2c(self, dim, normalization,
+    # forward), _fft_c2r(self, dim, normalization, last_dim_size): the input already has the
+    # transform's lengths, read as fft_fftn(self, s=None, dim).
+    return [args[0], None, list(args[1])]
+
+
+# Dispatch-level op → (the JIT-level op whose rule counts it, how to lay out its arguments in
+# that op's order; None: the same order).
+DISPATCH_ALIASES: Dict[str, Tuple[str, Optional[ArgMap]]] = {
+    "aten::convolution": ("aten::_convolution", None),
+    "aten::native_layer_norm": ("aten::layer_norm", None),
+    "aten::native_group_norm": ("aten::group_norm",
+                                lambda a, kw: [a[0], a[6], a[1], a[2]]),
+    "aten::native_batch_norm": ("aten::batch_norm", None),
+    "aten::_native_batch_norm_legit": ("aten::batch_norm", _batch_norm_legit_args),
+    "aten::_native_batch_norm_legit_no_training": ("aten::batch_norm",
+                                                   lambda a, kw: list(a[:5]) + [False]),
+    "aten::_softmax": ("aten::softmax", None),
+    "aten::_safe_softmax": ("aten::softmax", None),
+    "aten::_log_softmax": ("aten::log_softmax", None),
+    "aten::_adaptive_avg_pool2d": ("aten::adaptive_avg_pool2d", None),
+    "aten::_adaptive_avg_pool3d": ("aten::adaptive_avg_pool3d", None),
+    "aten::mv": ("aten::matmul", None),
+    "aten::dot": ("aten::matmul", None),
+    "aten::vdot": ("aten::matmul", None),
+    "aten::_weight_norm_interface": ("aten::_weight_norm", None),
+    "aten::_prelu_kernel": ("aten::prelu", None),
+    "aten::_fft_r2c": ("aten::fft_fftn", _fft_args),
+    "aten::_fft_c2c": ("aten::fft_fftn", _fft_args),
+    "aten::_fft_c2r": ("aten::fft_irfftn", _fft_args),
+    "aten::_scaled_dot_product_flash_attention_for_cpu": (
+        "aten::scaled_dot_product_attention", _sdpa_kernel_args(None)),
+    "aten::_scaled_dot_product_flash_attention": (
+        "aten::scaled_dot_product_attention", _sdpa_kernel_args(None)),
+    "aten::_scaled_dot_product_efficient_attention": (
+        "aten::scaled_dot_product_attention", _sdpa_kernel_args(3)),
+    "aten::_scaled_dot_product_cudnn_attention": (
+        "aten::scaled_dot_product_attention", _sdpa_kernel_args(3)),
+}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return _DTYPE_NAMES.get(dtype) or str(dtype).replace("torch.", "").capitalize()
+
+
+def _read(value: Any) -> Any:
+    """A runtime argument as the rules read it: a tensor as a :class:`TensorArg`, a tuple as
+    a list (the trace records lists), anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return TensorArg(tuple(int(d) for d in value.shape), _dtype_name(value.dtype))
+    if isinstance(value, (list, tuple)):
+        return [_read(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return _dtype_name(value)
+    return value
+
+
+def _outputs(out: Any) -> List[Any]:
+    return [_read(o) for o in out] if isinstance(out, (list, tuple)) else [_read(out)]
+
+
+def _tensors(values: Any) -> Iterator[torch.Tensor]:
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from _tensors(value)
+
+
+def autograd_nodes(tensors: Iterable[torch.Tensor],
+                   within: Callable[[Any], bool] = lambda node: True) -> Iterator[Any]:
+    """Every autograd node the backward of ``tensors`` can reach from their ``grad_fn``, once
+    each; the walk keeps to the nodes for which ``within(node)`` is true (the others are
+    neither yielded nor walked past)."""
+    stack = [t.grad_fn for t in tensors if t.grad_fn is not None]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if within(node):
+            yield node
+            stack.extend(next_node for next_node, _ in node.next_functions)
+
+
+# ---------------------------------------------------------------- the counter
+
+
+def _hookable(values: Any) -> list:
+    # Tensors autograd can hook: with grad enabled, those that require grad and have a grad_fn
+    # or are leaves. A view of a parameter made under no_grad requires grad yet has neither,
+    # and register_multi_grad_hook asserts on it (DBRX's expert weights).
+    if not torch.is_grad_enabled():
+        return []
+    return [t for t in tree_flatten(values)[0] if isinstance(t, torch.Tensor)
+            and t.requires_grad and (t.grad_fn is not None or t.is_leaf)]
+
+
+class _ModuleTracker(ModuleTracker):
+    """``ModuleTracker`` that hooks for the backward only the tensors autograd can hook."""
+
+    def _fw_pre_hook(self, mod, input) -> None:
+        super()._fw_pre_hook(mod, _hookable(input))
+
+    def _fw_post_hook(self, mod, input, output) -> None:
+        super()._fw_post_hook(mod, input, _hookable(output))
+
+
+class _Counted(dict):
+    """The op overloads ``FlopCounterMode`` must not decompose: those a rule counts."""
+
+    def __init__(self, counter: "DispatchCounter"):
+        super().__init__()
+        self._counter = counter
+
+    def __contains__(self, func) -> bool:
+        packet = getattr(func, "_overloadpacket", None)
+        return packet is not None and self._counter._entry(packet).rule is not None
+
+
+@dataclasses.dataclass
+class _Entry:
+    rule: Optional[OpRule]
+    args: Optional[ArgMap]
+    name: str
+
+
+class DispatchCounter(FlopCounterMode):
+    """``FlopCounterMode`` counting with the pack's rules. Use :func:`counting` unless you need
+    the mode object itself.
+
+    Attributes (MACs):
+        total_macs, forward_macs, backward_macs: totals; ``total = forward + backward``.
+        by_operator: operator name (the JIT engine's names where the op is the same:
+            ``linear``, ``conv``, ``scaled_dot_product_attention``; backward kernels as
+            ``conv_backward``, ...) → MACs, forward and backward together.
+        by_family: rule family (:data:`fvcore_ext.ops.FAMILIES`) → MACs.
+        forward_by_family, backward_by_family: the same per pass.
+        by_module: module name as ``ModuleTracker`` names it (the root module's class name,
+            then attribute paths: ``ViT.blocks.0.attn``) → MACs; ``"Global"`` is everything.
+        unknown_ops: op name → calls, for ops no rule counts (``aten::foo``,
+            ``prim::PythonOp.MyFunction``; an unknown autograd Function's insides are counted
+            as the aten ops they run).
+    """
+
+    def __init__(self, preset: str = "full", strict: bool = False):
+        super().__init__(display=False)
+        self.preset, self.strict = check_preset(preset), strict
+        self.by_operator: Counter = Counter()
+        self.forward_by_family: Counter = Counter()
+        self.backward_by_family: Counter = Counter()
+        self.by_module: Counter = Counter()
+        self.unknown_ops: Counter = Counter()
+        self._resolved: Dict[Any, _Entry] = {}
+        self._version = table_version()
+        self._suppressed = 0       # > 0 inside a boundary: its insides are not counted again
+        # FlopCounterMode decomposes every op it has no formula for before counting (with
+        # torch._decomp's Python decompositions: upsample_nearest2d.vec becomes index
+        # arithmetic). An op with a rule is counted as itself.
+        self.flop_registry = _Counted(self)
+        self.mod_tracker = _ModuleTracker()
+
+    # ------------------------------------------------------------ totals
+
+    @property
+    def forward_macs(self) -> int:
+        """MACs of everything that ran outside a backward pass."""
+        return sum(self.forward_by_family.values())
+
+    @property
+    def backward_macs(self) -> int:
+        """MACs of everything autograd ran in backward passes."""
+        return sum(self.backward_by_family.values())
+
+    @property
+    def total_macs(self) -> int:
+        """``forward_macs + backward_macs``."""
+        return self.forward_macs + self.backward_macs
+
+    @property
+    def by_family(self) -> Counter:
+        """Family → MACs, both passes."""
+        return self.forward_by_family + self.backward_by_family
+
+    # ------------------------------------------------------------ FlopCounterMode's hook
+
+    def __enter__(self):
+        global _active
+        with _lock:
+            if _active is not None:
+                raise RuntimeError("a dispatch count is already running; counts do not nest")
+            _active = self
+        try:
+            super().__enter__()
+        except BaseException:
+            _active = None
+            raise
+        self._suppressed = 0
+        return self
+
+    def __exit__(self, *exc):
+        global _active
+        try:
+            return super().__exit__(*exc)
+        finally:
+            _active = None
+
+    def _count_flops(self, func_packet, out, args, kwargs):
+        # FlopCounterMode calls this for every op that runs (after trying to decompose it);
+        # its own registry is not used.
+        if self._suppressed:
+            return out
+        entry = self._entry(func_packet)
+        if entry.rule is None:
+            self._unknown(entry.name)
+        elif entry.rule.always_zero:
+            record_zero(entry.rule.kind)
+        else:
+            mapped = entry.args(args, kwargs) if entry.args else args
+            call = OpCall(entry.rule.kind, [_read(a) for a in mapped], _outputs(out),
+                          self._scope())
+            self._add(entry.rule.name, entry.rule.family, entry.rule.count(
+                call, self.preset, self.strict))
+        return out
+
+    def _entry(self, func_packet) -> _Entry:
+        if self._version != table_version():      # fvcore_ext.register_rule changed the table
+            self._resolved.clear()
+            self._version = table_version()
+        entry = self._resolved.get(func_packet)
+        if entry is None:
+            name = getattr(func_packet, "_qualified_op_name", None) or \
+                f"triton::{getattr(func_packet, '__name__', func_packet)}"
+            kind, args = DISPATCH_ALIASES.get(name, (name, None))
+            entry = self._resolved[func_packet] = _Entry(OP_TABLE.get(kind), args, name)
+        return entry
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _in_backward(self) -> bool:
+        return torch._C._current_graph_task_id() != -1
+
+    def _scope(self) -> str:
+        parents = [p for p in self.mod_tracker.parents if p != "Global"]
+        return max(parents, key=len) if parents else ""
+
+    def _add(self, name: str, family: str, macs: int) -> None:
+        if not macs:
+            return
+        (self.backward_by_family if self._in_backward() else self.forward_by_family)[family] \
+            += macs
+        self.by_operator[name] += macs
+        for parent in set(self.mod_tracker.parents):
+            self.by_module[parent] += macs
+            self.flop_counts[parent][name] += 2 * macs    # FlopCounterMode's unit: FLOPs
+
+    def _unknown(self, name: str) -> None:
+        if self.strict:
+            raise UncountableOpError(name, self._scope(), "no rule counts this op "
+                                     "(add one with fvcore_ext.register_rule)")
+        self.unknown_ops[name] += 1
+
+    # ------------------------------------------------------------ boundaries
+
+    @contextlib.contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Run the block without counting it (seeding a backward pass with a loss)."""
+        self._suppressed += 1
+        try:
+            yield
+        finally:
+            self._suppressed -= 1
+
+    def count_boundary(self, rule: OpRule, call_args: Sequence[Any], run: Callable[[], Any],
+                       grad_inputs: Sequence[torch.Tensor]) -> Any:
+        """Run ``run()`` with its insides not counted, count it once as ``rule`` on
+        ``call_args`` (in the JIT-level op's argument order). The backward of an SDPA or an
+        autograd Function is counted by its backward rule (:data:`BACKWARD_RULES`) with its
+        insides not counted; a Function without one is reported uncounted."""
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in grad_inputs)
+        first_node = torch._C._autograd._get_sequence_nr() if needs_grad else None
+        with self.uncounted():
+            out = run()
+        call = OpCall(rule.kind, [_read(a) for a in call_args], _outputs(out), self._scope())
+        self._add(rule.name, rule.family, rule.count(call, self.preset, self.strict))
+        if first_node is not None and (rule.kind in BACKWARD_RULES
+                                       or rule.kind.startswith(PYTHON_OP)):
+            # Other boundaries (linear, einsum, ...) differentiate into matmuls and
+            # elementwise ops that their forward rules count as they run.
+            self._hook_backward(rule, call, out, first_node,
+                                [isinstance(a, torch.Tensor) and a.requires_grad
+                                 for a in call_args])
+        return out
+
+    def _hook_backward(self, rule: OpRule, call: OpCall, out: Any, first_node: int,
+                       needs: List[bool]) -> None:
+        # The autograd nodes the boundary created (sequence numbers from first_node on) run
+        # with the counter suppressed; the first of them to run counts the backward rule.
+        nodes = list(autograd_nodes(
+            _tensors(out if isinstance(out, (list, tuple)) else [out]),
+            within=lambda node: (node._sequence_nr() >= first_node
+                                 and type(node).__name__ != "AccumulateGrad")))
+        if not nodes:
+            return
+        counted = []
+
+        def before(*_):
+            if not counted:
+                counted.append(True)
+                self._count_backward(rule, call, needs)
+            self._suppressed += 1
+
+        def after(*_):
+            self._suppressed -= 1
+
+        for node in nodes:
+            node.register_prehook(before)
+            node.register_hook(after)
+
+    def _count_backward(self, rule: OpRule, call: OpCall, needs: List[bool]) -> None:
+        backward = BACKWARD_RULES.get(rule.kind)
+        name = rule.name + "_backward"
+        if backward is None:
+            record_uncounted(f"{rule.kind} (backward)", call.scope,
+                             "no backward rule for this fused op: its backward ran uncounted",
+                             self.strict)
+            return
+        try:
+            macs = backward.read(call, needs).macs(self.preset)
+        except Exception as error:   # never crash the user's backward
+            record_uncounted(f"{rule.kind} (backward)", call.scope,
+                             f"{type(error).__name__}: {error}", self.strict)
+            return
+        self._add(name, backward.family or rule.family, macs)
+
+
+# ---------------------------------------------------------------- wrapping the boundaries
+
+_active: Optional[DispatchCounter] = None
+_lock = threading.Lock()
+
+
+def _linear_args(args, kwargs):
+    return [args[0], args[1], args[2] if len(args) > 2 else kwargs.get("bias")]
+
+
+def _sdpa_args(args, kwargs):
+    names = ("query", "key", "value", "attn_mask")
+    values = list(args[:4]) + [kwargs.get(n) for n in names[len(args[:4]):]]
+    return values + [None] * (4 - len(values))
+
+
+def _einsum_args(args, kwargs):
+    if not args or not isinstance(args[0], str):
+        raise TypeError("sublist einsum: counted at dispatch level")
+    operands = args[1] if len(args) == 2 and isinstance(args[1], (list, tuple)) else args[1:]
+    return [args[0], list(operands)]
+
+
+def _rms_norm_args(args, kwargs):
+    shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
+    weight = args[2] if len(args) > 2 else kwargs.get("weight")
+    return [args[0], list(shape) if isinstance(shape, (list, tuple)) else [shape], weight]
+
+
+# (namespace, attribute, JIT-level op, argument reader): the composite functions counted at
+# their boundary. Code that calls them through these attributes (nn.Linear, nn.RMSNorm,
+# nn.LSTM, F.multi_head_attention_forward, transformers' attention) is wrapped; a call that
+# bypasses them is still counted, by its dispatch-level ops.
+BOUNDARY_FUNCTIONS = (
+    (F, "linear", "aten::linear", _linear_args),
+    (F, "scaled_dot_product_attention", "aten::scaled_dot_product_attention", _sdpa_args),
+    (F, "rms_norm", "aten::rms_norm", _rms_norm_args),
+    (F, "adaptive_avg_pool1d", "aten::adaptive_avg_pool1d", lambda a, kw: list(a)),
+    (F, "adaptive_avg_pool2d", "aten::adaptive_avg_pool2d", lambda a, kw: list(a)),
+    (F, "adaptive_avg_pool3d", "aten::adaptive_avg_pool3d", lambda a, kw: list(a)),
+    (torch, "einsum", "aten::einsum", _einsum_args),
+    (torch.functional, "einsum", "aten::einsum", _einsum_args),
+    (torch._VF, "lstm", "aten::lstm", lambda a, kw: list(a)),
+    (torch._VF, "gru", "aten::gru", lambda a, kw: list(a)),
+    (torch._VF, "rnn_tanh", "aten::rnn_tanh", lambda a, kw: list(a)),
+    (torch._VF, "rnn_relu", "aten::rnn_relu", lambda a, kw: list(a)),
+)
+
+
+RECURRENT_KINDS = frozenset({"aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu"})
+
+
+@contextlib.contextmanager
+def _native_recurrent_kernels() -> Iterator[None]:
+    # torch.backends.mkldnn.flags / cudnn.flags would also reset their other flags: only
+    # "enabled" is switched, as those context managers switch it.
+    saved = torch._C._get_mkldnn_enabled(), torch._C._get_cudnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    torch._C._set_cudnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(saved[0])
+        torch._C._set_cudnn_enabled(saved[1])
+
+
+def _wrap_function(original: Callable, kind: str, read_args: ArgMap) -> Callable:
+    def counted(*args, **kwargs):
+        counter, rule = _active, OP_TABLE.get(kind)
+        if counter is None or counter._suppressed or rule is None:
+            return original(*args, **kwargs)
+        try:
+            call_args = read_args(args, kwargs)
+        except Exception:          # a layout we do not read: its dispatch-level ops count
+            return original(*args, **kwargs)
+        tensors = list(_tensors(list(args) + list(kwargs.values())))
+
+        def run():
+            # A recurrent layer that will be differentiated runs torch's own cell-by-cell
+            # path, not mkldnn's or cuDNN's fused kernel, so that its backward is the cell
+            # equations' backward, counted as it runs (the fused kernels' backward,
+            # mkldnn_rnn_layer_backward and _cudnn_rnn_backward, has no reference to count).
+            if kind in RECURRENT_KINDS and torch.is_grad_enabled() and any(
+                    t.requires_grad for t in tensors):
+                with _native_recurrent_kernels():
+                    return original(*args, **kwargs)
+            return original(*args, **kwargs)
+
+        return counter.count_boundary(rule, call_args, run, tensors)
+
+    counted.__wrapped__ = original
+    counted.__name__ = getattr(original, "__name__", kind)
+    return counted
+
+
+# Function.apply: a classmethod in torch 2.13, a C++ classmethod descriptor in 2.14. Either is
+# bound to the Function class it is called on.
+_APPLY_OWNER = next(c for c in torch.autograd.Function.__mro__ if "apply" in vars(c))
+_APPLY = vars(_APPLY_OWNER)["apply"]
+
+
+def _function_apply(cls, *args, **kwargs):
+    return _APPLY.__get__(None, cls)(*args, **kwargs)
+
+
+def _counted_apply(cls, *args, **kwargs):
+    counter = _active
+    if counter is None or counter._suppressed:
+        return _function_apply(cls, *args, **kwargs)
+    kind = PYTHON_OP + cls.__name__
+    rule = OP_TABLE.get(kind)
+    if rule is None:
+        # Not in the op table: reported by name, like an unknown op; the aten ops it runs
+        # inside are counted as they run.
+        counter._unknown(kind)
+        return _function_apply(cls, *args, **kwargs)
+    return counter.count_boundary(rule, list(args) + list(kwargs.values()),
+                                  lambda: _function_apply(cls, *args, **kwargs),
+                                  list(_tensors(list(args) + list(kwargs.values()))))
+
+
+@contextlib.contextmanager
+def _boundaries() -> Iterator[None]:
+    # torch._VF serves its functions through __getattr__: restoring deletes the wrapper.
+    saved = [(owner, name, getattr(owner, name), name in vars(owner))
+             for owner, name, _, _ in BOUNDARY_FUNCTIONS]
+    try:
+        for (_, _, kind, read_args), (owner, name, original, _) in zip(BOUNDARY_FUNCTIONS, saved):
+            setattr(owner, name, _wrap_function(original, kind, read_args))
+        torch.autograd.Function.apply = classmethod(_counted_apply)
+        yield
+    finally:
+        if _APPLY_OWNER is torch.autograd.Function:
+            torch.autograd.Function.apply = _APPLY
+        else:
+            del torch.autograd.Function.apply
+        for owner, name, original, own in reversed(saved):
+            if own:
+                setattr(owner, name, original)
+            else:
+                delattr(owner, name)
+
+
+@contextlib.contextmanager
+def counting(preset: str = "full", strict: bool = False) -> Iterator[DispatchCounter]:
+    """Count every op run inside the block, forward and backward, with the pack's rules at
+    PyTorch's dispatcher::
+
+        with fvcore_ext.dispatch.counting(preset="full") as c:
+            loss = model(x).sum()
+            loss.backward()
+        c.total_macs, c.forward_macs, c.backward_macs, c.by_operator, c.by_module, c.by_family
+
+    Args:
+        preset: "full" or "paper" (``docs/conventions.md``).
+        strict: raise :class:`fvcore_ext.UncountableOpError` at the first op that no rule
+            counts or that a rule cannot read, instead of reporting it.
+
+    Yields:
+        The :class:`DispatchCounter`; its counts are MACs (FLOPs = 2 × MACs) and complete on
+        exit. Ops a rule could not read are warned about once and listed by
+        :func:`fvcore_ext.ops.diagnostics.collect_ops`.
+
+    Raises:
+        ValueError: unknown preset.
+        RuntimeError: another dispatch count is running (counts do not nest).
+
+    While the block runs, ``F.linear``, ``F.scaled_dot_product_attention``, ``F.rms_norm``,
+    ``torch.einsum``, the recurrent layers' ``_VF`` functions and
+    ``torch.autograd.Function.apply`` are wrapped (process-wide) so each is counted once at its
+    boundary; they are restored on exit.
+    """
+    counter = DispatchCounter(preset, strict)
+    with counter, _boundaries():
+        yield counter
