@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from typing import Callable, Dict
 
-from fvcore_ext.ops import OP_TABLE, OpRule, report_name, table_version
-from fvcore_ext.ops.diagnostics import record_uncounted, record_zero, unknown_op_error
+from fvcore_ext.ops import (OP_TABLE, OpRule, record_uncounted, record_zero, report_name,
+                            table_version, unknown_op_error)
 from fvcore_ext.rules import check_preset
 
 __all__ = ["make_handlers", "operator_name", "unknown_op_handler"]

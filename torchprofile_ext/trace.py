@@ -27,10 +27,9 @@ from typing import Any, Optional
 
 import torch
 
-from fvcore_ext.engines.jit.reader import op_kind, read_node
-from fvcore_ext.runtime.meta import meta_tracing
+from fvcore_ext.engines.jit import TraceAdapter, op_kind, read_node, unwrap_name
 from fvcore_ext.ops import OP_TABLE
-from fvcore_ext.engines.jit.tracing import TraceAdapter, unwrap_name
+from fvcore_ext.runtime.meta import meta_tracing
 
 from ._compat import Graph, Node, Variable, set_operator
 

@@ -190,7 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                for spec, r in results.items()}, indent=2))
         else:
             _write("\n\n".join(format_census(spec, r) for spec, r in results.items()))
-    except UsageError as error:
+    except (UsageError, BrokenPipe) as error:
         print(f"error: {error}", file=sys.stderr)
         if args.format == "json" and not isinstance(error, BrokenPipe):
             print(json.dumps({"error": str(error), "status": 2}))

@@ -28,6 +28,8 @@ from ..reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
 from ..rules import PRESETS
 from ..engines.jit.tracing import unwrap_model
+from ..runtime.stdout import BrokenPipe
+from ..runtime.stdout import write_stdout as _write
 from ..runtime.standins import install_standin_kernels, standin_hint
 
 __all__ = ["main"]
@@ -41,10 +43,6 @@ INT64_MAX = 2 ** 63 - 1
 
 class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
-
-
-class BrokenPipe(UsageError):
-    """Whoever read stdout closed it early (``| head``)."""
 
 
 def parse_shape(text: Sequence[str]) -> Tuple[int, ...]:
@@ -346,7 +344,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise UsageError(trace_failure(args.model, inputs, error, name_hint)
                                  + standin_hint(error)) from None
         _write(format_report(report, args.format, args.depth, title=args.model))
-    except UsageError as error:
+    except (UsageError, BrokenPipe) as error:
         print(f"error: {error}", file=sys.stderr)
         if args.format == "json" and not isinstance(error, BrokenPipe):
             # a script reading stdout gets JSON either way
@@ -355,30 +353,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _write(text: str) -> None:
-    # print, and flush now: a reader that left (`| head -c 10`) is one line and status 2, not
-    # a BrokenPipeError traceback here or when Python flushes stdout at exit.
-    try:
-        print(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-        raise BrokenPipe("stdout was closed before the output was written (broken pipe)"
-                         ) from None
-
-
 def _write_quietly(text: str) -> None:
     try:
         _write(text)
     except BrokenPipe:
-        pass
-
-
-def _silence_stdout() -> None:
-    # Python's advice (signal docs, "Note on SIGPIPE"): point stdout at devnull, so the flush
-    # at exit does not raise again.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (AttributeError, OSError, ValueError):   # stdout is no file (a test's capture)
         pass

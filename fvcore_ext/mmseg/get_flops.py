@@ -45,6 +45,7 @@ from ..engines.analysis import count_model
 from ..runtime.meta import MetaDeviceError, build_on_meta
 from .mmengine_analysis import ComplexityCall
 from ..rules import PRESETS
+from ..runtime.stdout import BrokenPipe, write_stdout
 from ..runtime.standins import standin_hint
 
 __all__ = ["CAUTION", "SPLIT_LINE", "build_segmentor", "format_size", "main", "mmseg_lines",
@@ -382,9 +383,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               unsupported_ops=report.unsupported_ops, uncounted=report.uncounted)
         text = "\n".join(mmseg_lines(input_shape, report.total_macs, report.params)
                          + pack_lines(call, standin))
-    from ..cli.main import BrokenPipe, _write
     try:
-        _write(text)
+        write_stdout(text)
     except BrokenPipe as error:   # the reader left (`| head`): one line, as the pack's CLI
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,5 +3,8 @@
 (:mod:`.handles`). ``torchprofile_ext`` reads the same trace with the same reader.
 """
 from .handles import make_handles, paper_handles, vmamba_handles
+from .reader import op_kind, read_call, read_node
+from .tracing import TraceAdapter, unwrap_name
 
-__all__ = ["make_handles", "paper_handles", "vmamba_handles"]
+__all__ = ["TraceAdapter", "make_handles", "op_kind", "paper_handles", "read_call", "read_node",
+           "unwrap_name", "vmamba_handles"]
