@@ -193,3 +193,26 @@ def test_standins_option_counts_a_model_that_imports_a_cuda_extension(capsys, mo
     scan = 9 * 16 * 8 * 4 + 16 * 8           # 9·B·L·D·N + B·D·L (D), L = 4x4 positions
     assert status == 0 and report["by_operator"]["PythonOp.SelectiveScanFn"] == scan
     assert report["unsupported_ops"] == {}
+
+
+@pytest.mark.parametrize("flag", ["--engine", "--backward"])
+def test_compare_with_the_dispatch_engine(capsys, flag):
+    """Issue 26 item 7: the dispatch column counts (it was a TypeError on every model)."""
+    from fvcore_ext import count_model
+
+    argv = ["compare", "cnn", "--format", "json"] + (
+        ["--engine", "dispatch"] if flag == "--engine" else ["--backward"])
+    status, out, _ = run(capsys, *argv)
+    tools = {c["tool"]: c for c in json.loads(out)}
+    assert status == 0 and tools["dispatch+pack"]["error"] is None
+    forward = sum(EXPECTED["cnn"]["full"].values())
+    assert tools["fvcore+pack"]["total"] == forward
+    if flag == "--engine":
+        assert tools["dispatch+pack"]["total"] == forward
+        assert tools["dispatch+pack"]["by_operator"] == tools["fvcore+pack"]["by_operator"]
+    else:
+        model, inputs = build("cnn")
+        training = count_model(model, inputs, engine="dispatch", backward=True)
+        # train mode: BatchNorm normalises with batch statistics, so the forward differs
+        assert training.backward_macs > 0
+        assert tools["dispatch+pack"]["total"] == training.total_macs > forward

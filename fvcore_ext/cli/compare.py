@@ -141,7 +141,7 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
         lambda m: _torchprofile(TraceAdapter(m, input_names), inputs, preset, with_pack=True),
     ]
     if dispatch or backward:
-        runs.append(lambda: _pack_dispatch(model, inputs, input_names, preset, backward))
+        runs.append(lambda m: _pack_dispatch(m, inputs, input_names, preset, backward))
     counts = []
     with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), meta_tracing():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
