@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from fvcore_ext.laws import Law, NoLaw, fit_law, format_law
+from fvcore_ext.laws import Law, NoLaw, degree_text, fit_law, format_law
 
 
 def law_of(*coefficients, variable="S"):
@@ -35,28 +35,70 @@ def test_quadratic_with_rational_coefficients():
     assert law.predict(100) == 15050
 
 
-def test_vit_like_law_over_six_sizes_needs_only_one_held_out():
+def test_vit_like_law_over_six_sizes_is_a_polynomial_in_s_squared():
     # ViT at image side S: tokens ∝ S², so linear layers ∝ S² and attention ∝ S⁴.
     # 5S⁴ + 1234S² at S = 1..6: 5+1234 = 1239, 80+4936 = 5016, 405+11106 = 11511,
     # 1280+19744 = 21024, 3125+30850 = 33975, 6480+44424 = 50904.
     sizes, counts = [1, 2, 3, 4, 5, 6], [1239, 5016, 11511, 21024, 33975, 50904]
-    # Degree 4 is fitted through 5 sizes, so 6 sizes leave 1 to check it.
-    law = fit_law(sizes, counts, held_out=1)
-    assert law.degree == 4
+    # As a polynomial in x = S², 5x² + 1234x has 3 coefficients: fitted through S = 1, 2, 3
+    # (x = 1, 4, 9), checked on the other 3. Tried before it (fewer coefficients, or as many
+    # and a lower degree): constant (misses S = 2), 1239 + 3777(S − 1) (gives 8793 at S = 3),
+    # a + b·S² through (1, 1239), (4, 5016): b = 3777/3 = 1259, a = −20, gives 11311 at S = 3;
+    # the quadratic through S = 1, 2, 3: second difference 11511 − 2·5016 + 1239 = 2718, so
+    # 1359S² − 300S + 180, which gives 20724 at S = 4, not 21024.
+    law = fit_law(sizes, counts)
+    assert law.degree == 4 and law.in_square and law.free_coefficients == 3
     assert law.coefficients == (0, 0, 1234, 0, 5)
-    assert law.fitted_on == (1, 2, 3, 4, 5) and law.checked_on == (6,)
+    assert law.fitted_on == (1, 2, 3) and law.checked_on == (4, 5, 6)
     assert format_law(law) == "MACs(S) = 5·S⁴ + 1,234·S²"
-    # With the default 2 held out, 6 sizes check degree ≤ 3 only. The cubic through S = 1..4
-    # misses f(5) by f[1..5]·(5−1)(5−2)(5−3)(5−4) = 5·24 = 120 (the 4th divided difference of a
-    # quartic is its leading coefficient): it predicts 33975 − 120 = 33855.
-    no_law = fit_law(sizes, counts)
+    assert degree_text(law) == "degree 4 in S (degree 2 in S²)"
+    assert degree_text(law, "pixels") == "degree 4 in S (degree 2 in pixels)"
+    # The general quartic through S = 1..5, checked on S = 6 alone, gives the same polynomial.
+    general = fit_law(sizes, counts, held_out=1)
+    assert general.coefficients == law.coefficients and general.in_square
+    # With held_out=4, the 3-coefficient law in S² leaves 3 to check, too few; the checkable
+    # candidates are constant, linear and a + b·S² (2 coefficients + 4 held out = 6 sizes); the
+    # last misses S = 3 (11311, above).
+    no_law = fit_law(sizes, counts, held_out=4)
     assert isinstance(no_law, NoLaw) and not no_law.exact
-    assert no_law.broke_at == (5, 33975, Fraction(33855))
+    assert no_law.broke_at == (3, 11511, Fraction(11311))
     assert no_law.reason == (
-        "too few sizes to check degree ≤ 4 in S: 6 sizes check degree ≤ 3 at most (2 held out; "
-        "degree 4 needs 7), and no polynomial of degree ≤ 3 reproduces the counts: the "
-        "degree-3 fit through S = 1, 2, 3, 4 predicts 33855 at S = 5, where the count is 33975")
+        "too few sizes to check degree ≤ 4 in S: 6 sizes check degree ≤ 1 at most, or degree "
+        "≤ 2 with even powers only (in S²) (4 held out; degree 4 needs 9), and no such "
+        "polynomial reproduces the counts: the degree-2 fit in S² through S = 1, 2 predicts "
+        "11311 at S = 3, where the count is 11511")
     assert str(no_law) == no_law.reason
+
+
+def test_odd_powers_need_the_general_polynomial():
+    # 5S⁴ + S³ at S = 1..7: 6, 88, 432, 1344, 3250, 6696, 12348. Every law in S² with 3
+    # coefficients misses; the general quartic through S = 1..5 is checked on S = 6, 7.
+    counts = [5 * s ** 4 + s ** 3 for s in range(1, 8)]
+    assert counts == [6, 88, 432, 1344, 3250, 6696, 12348]
+    law = fit_law(range(1, 8), counts)
+    assert law.degree == 4 and not law.in_square and law.free_coefficients == 5
+    assert law.coefficients == (0, 0, 0, 1, 5)
+    assert law.fitted_on == (1, 2, 3, 4, 5) and law.checked_on == (6, 7)
+    assert degree_text(law, "pixels") == "degree 4 in S"
+    # With 6 sizes the quartic cannot be checked: the cubic through S = 1..4 is tried last
+    # and misses S = 5 by the 4th divided difference times (5−1)(5−2)(5−3)(5−4): 5·24 = 120.
+    no_law = fit_law(range(1, 7), counts[:6])
+    assert no_law.broke_at == (5, 3250, Fraction(3130))
+    assert no_law.reason.startswith(
+        "too few sizes to check degree ≤ 4 in S: 6 sizes check degree ≤ 3 at most, or degree "
+        "≤ 4 with even powers only (in S²) (2 held out; degree 4 needs 7)")
+
+
+def test_fewest_coefficients_win_over_lowest_degree():
+    # 3S² + 2 at S = 1..5 (5, 14, 29, 50, 77): a + b·S² (2 coefficients, degree 2) is found
+    # before the general quadratic (3 coefficients); the line through (1, 5), (2, 14) gives
+    # 23 at S = 3, so it is not a law.
+    law = fit_law(range(1, 6), [3 * s * s + 2 for s in range(1, 6)])
+    assert law.in_square and law.degree == 2 and law.coefficients == (2, 0, 3)
+    assert law.fitted_on == (1, 2) and law.checked_on == (3, 4, 5)
+    # max_degree=1 rules the S² candidates out: the line misses S = 3 and there is no law.
+    no_law = fit_law(range(1, 6), [3 * s * s + 2 for s in range(1, 6)], max_degree=1)
+    assert no_law.broke_at == (3, 29, Fraction(23))
 
 
 def test_quartic_with_constant_over_seven_uneven_sizes():
@@ -67,8 +109,9 @@ def test_quartic_with_constant_over_seven_uneven_sizes():
     # S=17: 417605 + 356626 + 7 = 774238
     law = fit_law([17, 2, 13, 3, 11, 5, 7],
                   [774238, 5023, 351358, 11518, 222526, 33982, 72478])
-    assert law.degree == 4 and law.coefficients == (7, 0, 1234, 0, 5)
-    assert law.fitted_on == (2, 3, 5, 7, 11) and law.checked_on == (13, 17)
+    # Even powers only: 3 coefficients in S², fitted through the 3 smallest sizes.
+    assert law.degree == 4 and law.coefficients == (7, 0, 1234, 0, 5) and law.in_square
+    assert law.fitted_on == (2, 3, 5) and law.checked_on == (7, 11, 13, 17)
     assert format_law(law) == "MACs(S) = 5·S⁴ + 1,234·S² + 7"
     # S = 19: 19⁴ = 361² = 130321, 5·130321 = 651605; 1234·361 = 445474; + 7 → 1,097,086.
     assert law.predict(19) == 1097086
@@ -98,10 +141,14 @@ def test_degree_1_law_with_a_negative_constant():
 
 
 def test_held_out_sizes_are_recorded_in_checked_on():
-    # S² at S = 1..7 with 3 held out: degree 2 fits through 1, 2, 3 and 4 sizes remain.
+    # S² at S = 1..7 with 3 held out: a + b·S² fits through 1, 2 and 5 sizes remain.
     law = fit_law(range(1, 8), [s * s for s in range(1, 8)], held_out=3)
-    assert law.coefficients == (0, 0, 1)
-    assert law.fitted_on == (1, 2, 3) and law.checked_on == (4, 5, 6, 7)
+    assert law.coefficients == (0, 0, 1) and law.in_square
+    assert law.fitted_on == (1, 2) and law.checked_on == (3, 4, 5, 6, 7)
+    # S³ (odd): the general cubic through 1..4, checked on 5, 6, 7.
+    cubic = fit_law(range(1, 8), [s ** 3 for s in range(1, 8)], held_out=3)
+    assert cubic.coefficients == (0, 0, 0, 1) and not cubic.in_square
+    assert cubic.fitted_on == (1, 2, 3, 4) and cubic.checked_on == (5, 6, 7)
     assert format_law(law) == "MACs(S) = S²"
 
 
@@ -134,14 +181,17 @@ def test_too_few_sizes():
     assert no_law.reason == ("too few sizes to check degree ≤ 4 in S: 2 given, and even a "
                              "degree-0 law needs 3 (1 to fit, 2 held out to check it)")
     assert fit_law([], []).broke_at is None
-    # (3S² + S)/2 at S = 1..4 (2, 7, 15, 26): degree ≤ 1 is checkable, and the line through
-    # (1, 2), (2, 7), 5S − 3, gives 12 at S = 3 where the count is 15.
+    # (3S² + S)/2 at S = 1..4 (2, 7, 15, 26): 2 coefficients are checkable. The line through
+    # (1, 2), (2, 7), 5S − 3, gives 12 at S = 3 where the count is 15; a + b·S² through the
+    # same points, 2 + 5/3·(S² − 1), is tried last and gives 2 + 40/3 = 46/3 at S = 3.
     no_law = fit_law([1, 2, 3, 4], [2, 7, 15, 26])
-    assert no_law.broke_at == (3, 15, Fraction(12))
+    assert no_law.broke_at == (3, 15, Fraction(46, 3))
     assert no_law.reason.startswith("too few sizes to check degree ≤ 4 in S: 4 sizes check "
-                                    "degree ≤ 1 at most")
+                                    "degree ≤ 1 at most, or degree ≤ 2 with even powers only")
     # The same counts with max_degree=1 are checked up to max_degree: plain "no law".
-    assert fit_law([1, 2, 3, 4], [2, 7, 15, 26], max_degree=1).reason.startswith(
+    no_law = fit_law([1, 2, 3, 4], [2, 7, 15, 26], max_degree=1)
+    assert no_law.broke_at == (3, 15, Fraction(12))
+    assert no_law.reason.startswith(
         "no polynomial law of degree ≤ 1 in S reproduces these counts")
 
 
@@ -189,6 +239,7 @@ def test_to_dict_is_json_serialisable():
     law = fit_law([1, 2, 3, 4, 5, 6], [2, 7, 15, 26, 40, 57])      # (3S² + S)/2, as above
     assert json.loads(json.dumps(law.to_dict())) == {
         "exact": True, "formula": "MACs(S) = 3/2·S² + 1/2·S", "variable": "S", "degree": 2,
+        "in_square": False,
         "coefficients": [0, "1/2", "3/2"], "fitted_on": [1, 2, 3], "checked_on": [4, 5, 6],
         "counts": [[1, 2], [2, 7], [3, 15], [4, 26], [5, 40], [6, 57]]}
     no_law = fit_law(range(1, 9), [2 ** s for s in range(1, 9)])    # broke at (6, 64, 62)

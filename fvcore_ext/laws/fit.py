@@ -1,9 +1,14 @@
 """Fit an exact polynomial law to MAC counts measured at several sizes.
 
-Counts measured at sizes S₁ < S₂ < … follow a law of degree d when the unique polynomial of
-degree ≤ d through the d + 1 smallest sizes reproduces every other count exactly, in rational
-arithmetic, and at least ``held_out`` sizes were left over to check it. A fit that nothing checked
-is a guess, and this module never guesses: no least squares, no rounding.
+Counts measured at sizes S₁ < S₂ < … follow a law with k coefficients when the unique
+polynomial with k coefficients through the k smallest sizes reproduces every other count
+exactly, in rational arithmetic, and at least ``held_out`` sizes were left over to check it.
+Two kinds of polynomial are tried for each k: a general one in S (degree k − 1) and one in S²
+(even powers of S only, degree 2(k − 1) in S). The second is how a count grows over an image
+side S when the work scales with the pixels or tokens (S/p)²: a ViT's MACs are a·S⁴ + b·S² + c,
+three coefficients, fitted through 3 sizes instead of 5. The law is the candidate with the fewest
+coefficients, then the lowest degree. A fit that nothing checked is a guess, and this module
+never guesses: no least squares, no rounding.
 """
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +39,8 @@ def _evaluate(coefficients: Sequence[Fraction], size: int) -> Fraction:
 class Law:
     """An exact polynomial law: ``count(size) = Σ coefficients[k] · size**k``.
 
+    ``degree`` is the degree in ``variable``; ``in_square`` is True when the law was fitted as a
+    polynomial in ``variable``² (even powers only; its degree there is ``degree // 2``).
     ``fitted_on`` are the sizes the polynomial was interpolated through, ``checked_on`` the further
     sizes whose counts it reproduced exactly, ``counts`` every (size, count) pair, sorted by size.
     """
@@ -43,6 +50,12 @@ class Law:
     fitted_on: Tuple[int, ...]
     checked_on: Tuple[int, ...]
     counts: Tuple[Point, ...]
+    in_square: bool = False
+
+    @property
+    def free_coefficients(self) -> int:
+        """How many coefficients the fit determined: degree + 1, or degree/2 + 1 in S²."""
+        return self.degree // 2 + 1 if self.in_square else self.degree + 1
 
     @property
     def exact(self) -> bool:
@@ -72,7 +85,7 @@ class Law:
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-friendly dict: integral coefficients as ints, others as strings like "3/2"."""
         return {"exact": True, "formula": format_law(self), "variable": self.variable,
-                "degree": self.degree,
+                "degree": self.degree, "in_square": self.in_square,
                 "coefficients": [_json_number(c) for c in self.coefficients],
                 "fitted_on": list(self.fitted_on), "checked_on": list(self.checked_on),
                 "counts": [list(point) for point in self.counts]}
@@ -81,8 +94,9 @@ class Law:
 @dataclass(frozen=True)
 class NoLaw:
     """No checked polynomial law: ``reason`` says why in a sentence; ``broke_at`` is
-    (size, count, predicted) for the first count the highest-degree checkable fit missed, None
-    when there were too few sizes to fit anything."""
+    (size, count, predicted) for the first count missed by the checkable fit with the most
+    coefficients (the highest degree among those), None when there were too few sizes to fit
+    anything."""
     reason: str
     counts: Tuple[Point, ...]
     variable: str
@@ -156,61 +170,109 @@ def _first_miss(coefficients: Sequence[Fraction],
     return None
 
 
+def _candidates(max_degree: int) -> List[Tuple[int, int, bool]]:
+    """(free coefficients, degree in S, in S²) for every polynomial tried, in the order tried:
+    fewest coefficients first, then lowest degree. With one coefficient both kinds are the
+    constant, tried once."""
+    out = [(degree + 1, degree, False) for degree in range(max_degree + 1)]
+    out += [(degree // 2 + 1, degree, True) for degree in range(2, max_degree + 1, 2)]
+    return sorted(out)
+
+
+def _fit(points: Sequence[Point], coefficients_count: int,
+         in_square: bool) -> Tuple[Fraction, ...]:
+    fitted = points[:coefficients_count]
+    if not in_square:
+        return _interpolate(fitted)
+    in_x = _interpolate([(size * size, count) for size, count in fitted])
+    coefficients = [Fraction(0)] * (2 * len(in_x) - 1)
+    coefficients[::2] = in_x
+    return tuple(coefficients)
+
+
 def fit_law(sizes: Sequence[int], counts: Sequence[int], *, max_degree: int = 4,
             held_out: int = 2, variable: str = "S") -> Union[Law, NoLaw]:
-    """The lowest-degree exact polynomial law through ``counts`` measured at ``sizes``.
+    """The exact polynomial law with the fewest coefficients through ``counts`` at ``sizes``.
+
+    Two kinds of polynomial are tried: general ones in ``variable`` (degree d, d + 1
+    coefficients) and ones in ``variable``² (even powers only: degree d = 2m in ``variable``,
+    m + 1 coefficients). A candidate with k coefficients is interpolated through the k smallest
+    sizes and must reproduce the count at every other size, of which there must be at least
+    ``held_out``. Candidates are tried by number of coefficients, then degree: constant, linear,
+    a + b·S², quadratic, a + b·S² + c·S⁴, cubic, quartic (for ``max_degree=4``).
 
     Args:
         sizes: distinct positive ints, in any order (the varied input size).
-        counts: the exact int count measured at each size.
-        max_degree: the highest degree tried (≥ 0).
-        held_out: how many sizes beyond the d + 1 interpolated must remain to check a degree-d
-            law (≥ 1); with n sizes, degrees up to n − 1 − held_out can be checked.
+        counts: the exact int count (MACs) measured at each size.
+        max_degree: the highest degree in ``variable`` tried (≥ 0).
+        held_out: how many sizes beyond the k interpolated must remain to check a law with k
+            coefficients (≥ 1); with n sizes, general degrees up to n − 1 − held_out and
+            degrees in ``variable``² up to 2(n − 1 − held_out) can be checked.
         variable: the size's name in formulas and messages.
 
     Returns:
-        a Law for the lowest degree d ≤ max_degree whose polynomial through the d + 1 smallest
-        sizes reproduces every other count exactly; otherwise a NoLaw whose reason says whether
-        there were too few sizes to check degree ≤ max_degree or no such degree reproduces the
-        counts, with ``broke_at`` from the highest-degree checkable fit.
+        a Law (exact rational coefficients, ``degree`` in ``variable``, ``in_square`` for a
+        polynomial in ``variable``²) for the first candidate whose polynomial reproduces every
+        other count exactly; otherwise a NoLaw whose reason says whether there were too few sizes
+        to check degree ≤ max_degree or no candidate reproduces the counts, with ``broke_at``
+        from the checkable candidate tried last (the most coefficients).
 
     Raises:
         ValueError: sizes not distinct positive ints, counts not ints, their lengths differ, or
             max_degree / held_out out of range (bool is not an int here).
     """
     points = _sorted_points(sizes, counts, max_degree, held_out)
-    highest_checkable = min(max_degree, len(points) - 1 - held_out)
-    broke_at = None
-    for degree in range(highest_checkable + 1):
-        fitted, rest = points[:degree + 1], points[degree + 1:]
-        coefficients = _interpolate(fitted)
+    broke_at, last = None, None
+    for coefficients_count, degree, in_square in _candidates(max_degree):
+        if coefficients_count + held_out > len(points):
+            continue
+        coefficients = _fit(points, coefficients_count, in_square)
+        rest = points[coefficients_count:]
         broke_at = _first_miss(coefficients, rest)
+        last = (coefficients_count, degree, in_square)
         if broke_at is None:
             return Law(coefficients=coefficients, degree=degree, variable=variable,
-                       fitted_on=tuple(size for size, _ in fitted),
-                       checked_on=tuple(size for size, _ in rest), counts=tuple(points))
-    reason = _no_law_reason(points, broke_at, highest_checkable, max_degree, held_out, variable)
+                       fitted_on=tuple(size for size, _ in points[:coefficients_count]),
+                       checked_on=tuple(size for size, _ in rest), counts=tuple(points),
+                       in_square=in_square)
+    reason = _no_law_reason(points, broke_at, last, max_degree, held_out, variable)
     return NoLaw(reason=reason, counts=tuple(points), variable=variable, broke_at=broke_at)
 
 
 def _no_law_reason(points: Sequence[Point], broke_at: Optional[Tuple[int, int, Fraction]],
-                   highest_checkable: int, max_degree: int, held_out: int,
+                   last: Optional[Tuple[int, int, bool]], max_degree: int, held_out: int,
                    variable: str) -> str:
-    if broke_at is None:
+    if broke_at is None or last is None:
         return (f"too few sizes to check degree ≤ {max_degree} in {variable}: {len(points)} "
                 f"given, and even a degree-0 law needs {1 + held_out} (1 to fit, {held_out} "
                 f"held out to check it)")
     size, count, predicted = broke_at
-    fitted_on = ", ".join(str(s) for s, _ in points[:highest_checkable + 1])
-    miss = (f"the degree-{highest_checkable} fit through {variable} = {fitted_on} predicts "
+    coefficients_count, degree, in_square = last
+    fitted_on = ", ".join(str(s) for s, _ in points[:coefficients_count])
+    kind = f" in {variable}²" if in_square else ""
+    miss = (f"the degree-{degree} fit{kind} through {variable} = {fitted_on} predicts "
             f"{predicted} at {variable} = {size}, where the count is {count}")
-    if highest_checkable < max_degree:
+    highest = min(max_degree, len(points) - 1 - held_out)
+    if highest < max_degree:
+        highest_even = min(max_degree - max_degree % 2, 2 * highest)
+        even = (f", or degree ≤ {highest_even} with even powers only (in {variable}²)"
+                if highest_even > highest else "")
         return (f"too few sizes to check degree ≤ {max_degree} in {variable}: {len(points)} "
-                f"sizes check degree ≤ {highest_checkable} at most ({held_out} held out; degree "
-                f"{max_degree} needs {max_degree + 1 + held_out}), and no polynomial of degree ≤ "
-                f"{highest_checkable} reproduces the counts: {miss}")
+                f"sizes check degree ≤ {highest} at most{even} ({held_out} held out; degree "
+                f"{max_degree} needs {max_degree + 1 + held_out}), and no such polynomial "
+                f"reproduces the counts: {miss}")
     return (f"no polynomial law of degree ≤ {max_degree} in {variable} reproduces these "
             f"counts: {miss}")
+
+
+def degree_text(law: Law, square_name: Optional[str] = None) -> str:
+    """The law's degree in words: ``degree 4 in S``, and for a law in S² also its degree
+    there: ``degree 4 in S (degree 2 in S²)``, or with ``square_name="pixels"``
+    ``degree 4 in S (degree 2 in pixels)`` (an image side S with H = W = S: S² pixels)."""
+    text = f"degree {law.degree} in {law.variable}"
+    if law.in_square:
+        text += f" (degree {law.degree // 2} in {square_name or law.variable + '²'})"
+    return text
 
 
 def _format_magnitude(value: Fraction) -> str:
