@@ -1,7 +1,12 @@
 """Roofline time on a named accelerator: a device table with vendor datasheet peaks and
 bandwidth, and time = max(FLOPs / peak, bytes / bandwidth) per op. Sits above the op table (it
-reads MACs and bytes) and below the engines' reports and the command line.
+reads MACs and bytes) and below the engines' reports and the command line. ``bytes`` gives the
+bytes each op moves (pure functions over tensor shapes, strides and element sizes).
 """
+from .bytes import (GATHER_OPS, SCATTER_OPS, VIEW_OPS, TensorBytes, arithmetic_intensity,
+                    boundary_bytes, is_inplace, op_bytes)
 from .hardware import HARDWARE, Hardware, describe, parse_hardware, roofline_seconds
 
-__all__ = ["HARDWARE", "Hardware", "describe", "parse_hardware", "roofline_seconds"]
+__all__ = ["HARDWARE", "Hardware", "describe", "parse_hardware", "roofline_seconds",
+           "TensorBytes", "VIEW_OPS", "GATHER_OPS", "SCATTER_OPS", "op_bytes", "boundary_bytes",
+           "arithmetic_intensity", "is_inplace"]
