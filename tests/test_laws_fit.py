@@ -57,16 +57,17 @@ def test_vit_like_law_over_six_sizes_is_a_polynomial_in_s_squared():
     general = fit_law(sizes, counts, held_out=1)
     assert general.coefficients == law.coefficients and general.in_square
     # With held_out=4, the 3-coefficient law in S² leaves 3 to check, too few; the checkable
-    # candidates are constant, linear and a + b·S² (2 coefficients + 4 held out = 6 sizes); the
-    # last misses S = 3 (11311, above).
+    # candidates are constant, linear and a + b·S² (2 coefficients + 4 held out = 6 sizes).
+    # The line and a + b·S² both first miss S = 3 (8793 and 11311, above): the reported miss
+    # is the one that held the longest, the first tried of a tie (the line).
     no_law = fit_law(sizes, counts, held_out=4)
     assert isinstance(no_law, NoLaw) and not no_law.exact
-    assert no_law.broke_at == (3, 11511, Fraction(11311))
+    assert no_law.broke_at == (3, 11511, Fraction(8793))
     assert no_law.reason == (
         "too few sizes to check degree ≤ 4 in S: 6 sizes check degree ≤ 1 at most, or degree "
         "≤ 2 with even powers only (in S²) (4 held out; degree 4 needs 9), and no such "
-        "polynomial reproduces the counts: the degree-2 fit in S² through S = 1, 2 predicts "
-        "11311 at S = 3, where the count is 11511")
+        "polynomial reproduces the counts: the degree-1 fit through S = 1, 2 predicts "
+        "8793 at S = 3, where the count is 11511")
     assert str(no_law) == no_law.reason
 
 
@@ -183,9 +184,10 @@ def test_too_few_sizes():
     assert fit_law([], []).broke_at is None
     # (3S² + S)/2 at S = 1..4 (2, 7, 15, 26): 2 coefficients are checkable. The line through
     # (1, 2), (2, 7), 5S − 3, gives 12 at S = 3 where the count is 15; a + b·S² through the
-    # same points, 2 + 5/3·(S² − 1), is tried last and gives 2 + 40/3 = 46/3 at S = 3.
+    # same points, 2 + 5/3·(S² − 1), gives 2 + 40/3 = 46/3 there: both miss S = 3 first, and
+    # the first tried (the line) is reported.
     no_law = fit_law([1, 2, 3, 4], [2, 7, 15, 26])
-    assert no_law.broke_at == (3, 15, Fraction(46, 3))
+    assert no_law.broke_at == (3, 15, Fraction(12))
     assert no_law.reason.startswith("too few sizes to check degree ≤ 4 in S: 4 sizes check "
                                     "degree ≤ 1 at most, or degree ≤ 2 with even powers only")
     # The same counts with max_degree=1 are checked up to max_degree: plain "no law".

@@ -94,9 +94,10 @@ class Law:
 @dataclass(frozen=True)
 class NoLaw:
     """No checked polynomial law: ``reason`` says why in a sentence; ``broke_at`` is
-    (size, count, predicted) for the first count missed by the checkable fit with the most
-    coefficients (the highest degree among those), None when there were too few sizes to fit
-    anything."""
+    (size, count, predicted) for the first count missed by the checkable fit that held the
+    longest (the largest size at which a candidate first missed; of candidates missing at the
+    same size, the first tried: fewest coefficients, then lowest degree), None when there were
+    too few sizes to fit anything."""
     reason: str
     counts: Tuple[Point, ...]
     variable: str
@@ -215,7 +216,7 @@ def fit_law(sizes: Sequence[int], counts: Sequence[int], *, max_degree: int = 4,
         polynomial in ``variable``²) for the first candidate whose polynomial reproduces every
         other count exactly; otherwise a NoLaw whose reason says whether there were too few sizes
         to check degree ≤ max_degree or no candidate reproduces the counts, with ``broke_at``
-        from the checkable candidate tried last (the most coefficients).
+        from the checkable candidate that held the longest (:class:`NoLaw`).
 
     Raises:
         ValueError: sizes not distinct positive ints, counts not ints, their lengths differ, or
@@ -228,13 +229,14 @@ def fit_law(sizes: Sequence[int], counts: Sequence[int], *, max_degree: int = 4,
             continue
         coefficients = _fit(points, coefficients_count, in_square)
         rest = points[coefficients_count:]
-        broke_at = _first_miss(coefficients, rest)
-        last = (coefficients_count, degree, in_square)
-        if broke_at is None:
+        miss = _first_miss(coefficients, rest)
+        if miss is None:
             return Law(coefficients=coefficients, degree=degree, variable=variable,
                        fitted_on=tuple(size for size, _ in points[:coefficients_count]),
                        checked_on=tuple(size for size, _ in rest), counts=tuple(points),
                        in_square=in_square)
+        if broke_at is None or miss[0] > broke_at[0]:     # the fit that held the longest
+            broke_at, last = miss, (coefficients_count, degree, in_square)
     reason = _no_law_reason(points, broke_at, last, max_degree, held_out, variable)
     return NoLaw(reason=reason, counts=tuple(points), variable=variable, broke_at=broke_at)
 
