@@ -16,7 +16,7 @@ import torch
 
 from fvcore_ext.cli.hf_command import main
 from fvcore_ext.hf import (HFSpecError, count_decode, count_hf, families, load_hf, parse_overrides,
-                           resolve_config, sweep_hf)
+                           pass_families, resolve_config, sweep_hf)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 CONFIGS = os.path.join(os.path.dirname(__file__), "hf_configs")
@@ -395,3 +395,105 @@ def test_llava_decode_step_attends_to_text_and_image_tokens():
     assert cost.step.by_operator == {"linear": 2 * 64 * (2 * 64 + 2 * 32 + 3 * 128),
                                      "scaled_dot_product_attention": 2 * 4 * (48 + 1) * 32}
     assert cost.per_cache_token == 2 * 4 * 32 and cost.exact
+
+
+# ---------------------------------------------------------------- training (--backward)
+# Megatron-LM (Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU
+# Clusters", eq. 3 without recomputation): a GPT step of B sequences of s tokens, l layers,
+# hidden h, vocabulary V costs 72·B·s·l·h²·(1 + s/(6h) + V/(12·l·h)) FLOPs in its matmuls:
+# 24·B·s·h² per layer for the QKV, output and 4h MLP projections, 4·B·s²·h for the two
+# attention matmuls, 2·B·s·h·V for the logits, each three times (forward, input gradient,
+# weight gradient; the attention matmuls' two gradients). MACs are half.
+from fractions import Fraction  # noqa: E402
+
+
+def megatron_training_macs(B: int, s: int, l: int, h: int, V: int) -> int:
+    flops = 72 * B * s * l * h * h * (1 + Fraction(s, 6 * h) + Fraction(V, 12 * l * h))
+    assert flops.denominator == 1 and flops.numerator % 2 == 0
+    return flops.numerator // 2
+
+
+GPT2 = dict(h=768, V=50257)
+
+
+@pytest.mark.parametrize("layers,batch,seq", [(2, 1, 1024), (12, 1, 1024), (2, 2, 512)])
+def test_gpt2_training_matmul_and_attention_are_megatron_exactly(layers, batch, seq):
+    # GPT-2's head is tied to the token embedding, which trains: the LM head's weight
+    # gradient (s·h·V MACs) is computed, as in Megatron's 3 x 2·B·s·h·V. The embedding's
+    # own backward (embedding_dense_backward, a scatter-add) is not a matmul: outside the form.
+    report = count_hf("gpt2", seq, batch, overrides={"n_layer": layers}, head="causal-lm",
+                      preset="paper", backward=True)
+    fams = families(report)
+    want = megatron_training_macs(batch, seq, layers, **GPT2)
+    assert fams["matmul"] + fams["attention"] == want
+    assert report.total_macs == report.forward_macs + report.backward_macs
+    # the rest is the norms' forward and backward (counted in both presets)
+    assert set(fams) == {"matmul", "attention", "normalization"}
+    forward, backward = pass_families(report)
+    assert backward["matmul"] == 2 * forward["matmul"]          # "6·N·D" at MAC resolution
+    assert backward["attention"] == 2 * forward["attention"]
+    assert forward["matmul"] + forward["attention"] == want // 3
+
+
+def test_gpt2_small_command_line_prints_the_megatron_number(capsys):
+    # `python -m fvcore_ext hf:gpt2 --head causal-lm --seq-len 1024 --backward --preset paper`
+    # (GPT-2 small, l=12: 437,472,460,800 MACs = 874,944,921,600 FLOPs in matmul + attention)
+    assert main(["hf:gpt2", "--head", "causal-lm", "--seq-len", "1024", "--backward",
+                 "--preset", "paper", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = megatron_training_macs(1, 1024, 12, **GPT2)
+    assert want == 437_472_460_800
+    assert out["by_family"]["matmul"] + out["by_family"]["attention"] == want
+    assert out["backward_by_family"]["matmul"] == 2 * out["forward_by_family"]["matmul"]
+    assert out["forward_by_family"]["matmul"] + out["forward_by_family"]["attention"] == want // 3
+
+
+def test_training_exceptions_frozen_tied_embedding_and_untied_head():
+    L, layers, h, V = 256, 2, 768, 50257
+    want = megatron_training_macs(1, L, layers, h, V)
+    matmul = lambda r: families(r)["matmul"] + families(r)["attention"]  # noqa: E731
+    # an untied head (its own weight) trains as the tied one: the same matmuls
+    untied = load_hf("gpt2", {"n_layer": layers, "tie_word_embeddings": False}, "causal-lm")
+    assert matmul(count_hf(untied, L, preset="paper", backward=True)) == want
+    # a frozen embedding tied to the head freezes the head's weight: no weight gradient for
+    # the logits' matmul, s·h·V MACs less
+    tied = load_hf("gpt2", {"n_layer": layers}, "causal-lm")
+    tied.model.get_input_embeddings().weight.requires_grad_(False)
+    assert matmul(count_hf(tied, L, preset="paper", backward=True)) == want - L * h * V
+    # frozen embeddings with an untied head: the matmuls are Megatron's (the embeddings'
+    # gradient is no matmul); only the first layer norm's input gradient goes
+    untied.model.get_input_embeddings().weight.requires_grad_(False)
+    untied.model.transformer.wpe.weight.requires_grad_(False)
+    assert matmul(count_hf(untied, L, preset="paper", backward=True)) == want
+
+
+def test_training_sweep_has_one_row_per_length(capsys, tmp_path):
+    lengths = [128, 256, 512]
+    rows = sweep_hf("gpt2", lengths, overrides={"n_layer": 2}, head="causal-lm",
+                    preset="paper", backward=True)
+    assert [r.seq_len for r in rows] == lengths and all(r.training for r in rows)
+    for r in rows:
+        assert r.by_family["matmul"] + r.by_family["attention"] == \
+            megatron_training_macs(1, r.seq_len, 2, **GPT2)
+    plot = tmp_path / "train.png"
+    argv = ["hf:gpt2", "--head", "causal-lm", "--seq-len", "128,256,512", "--backward",
+            "--preset", "paper", "--set", "n_layer=2"]
+    assert main(argv + ["--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["seq_len"] for r in out["rows"]] == lengths
+    assert [r["total_macs"] for r in out["rows"]] == [r.prefill.total_macs for r in rows]
+    assert all(r["forward_macs"] + r["backward_macs"] == r["total_macs"] for r in out["rows"])
+    assert main(argv + ["--plot", str(plot)]) == 0
+    text = capsys.readouterr().out
+    assert "Training step (forward + backward)" in text and "backward MACs" in text
+    assert plot.stat().st_size > 1000
+
+
+def test_backward_refuses_the_jit_engine_and_decode(capsys):
+    with pytest.raises(HFSpecError, match="dispatch"):
+        count_hf("gpt2", 16, overrides={"n_layer": 1}, engine="jit", backward=True)
+    for extra in (["--engine", "jit"], ["--decode"]):
+        assert main(["hf:gpt2", "--set", "n_layer=1", "--seq-len", "16", "--backward"]
+                    + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ")

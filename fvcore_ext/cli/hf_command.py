@@ -6,17 +6,24 @@ A tool: imports the ``hf`` integration, the engines and the op table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
 from typing import List, Optional, Sequence
 
+import torch
+
 from ..hf.count import (DEFAULT_NEW_TOKENS, DEFAULT_SEQ_LEN, HEADS, HFSpecError, SweepRow,
-                        count_hf, families, load_hf, parse_overrides, sweep_hf)
+                        count_hf, families, load_hf, parse_overrides, pass_families, sweep_hf)
 from ..ops import FAMILIES
+from ..ops.diagnostics import UncountableOpError
 from ..rules import PRESETS
 from ..runtime.meta import MetaDeviceError
 
-__all__ = ["format_sweep", "main", "plot_sweep"]
+__all__ = ["add_hf_options", "check_plot_path", "format_sweep", "hf_options_help", "main",
+           "plot_sweep"]
 
 
 def _columns(rows: Sequence[SweepRow], key) -> List[str]:
@@ -43,11 +50,18 @@ def _share(part: int, total: int) -> str:
 def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") -> str:
     """The rows of :func:`sweep_hf` as text: one prefill row per length with the total (MACs
     and FLOPs) and its parts by family, the attention share; with decode, the per-token step
-    and the cost of generating. ``fmt``: ``"table"``, ``"markdown"`` or ``"json"``."""
+    and the cost of generating; for training rows (``backward=True``) one training-step row
+    per length: forward, backward and total MACs, total FLOPs, families (both passes) and the
+    attention share (json adds each pass's families). ``fmt``: ``"table"``, ``"markdown"`` or
+    ``"json"``."""
     if fmt == "json":
         return json.dumps({"model": title, "rows": [{
             "seq_len": r.seq_len, "total_macs": r.prefill.total_macs,
             "total_flops": r.prefill.total_flops, "by_family": r.by_family,
+            **({"training": True, "forward_macs": r.prefill.forward_macs,
+                "backward_macs": r.prefill.backward_macs,
+                "forward_by_family": pass_families(r.prefill)[0],
+                "backward_by_family": pass_families(r.prefill)[1]} if r.training else {}),
             "params": r.prefill.params, "inputs": [
                 {"name": n, "shape": list(s)} for n, s in r.prefill.inputs],
             **({"decode": {"cache_len": r.decode.cache_len,
@@ -69,6 +83,21 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
              f"- inputs at the first length: {inputs}",
              "- MACs; FLOPs = 2 x MACs", ""]
     cols = _columns(rows, lambda r: r.by_family)
+    if rows[0].training:
+        lines[-2:-1] = ["- training step: the model in train mode, forward, then backward from "
+                        "the sum of its outputs (dispatch engine); families cover both passes",
+                        "- MACs; FLOPs = 2 x MACs"]
+        lines += [f"{'### ' if md else ''}Training step (forward + backward)"
+                  + ("" if md else ":")]
+        lines += _grid(["seq len", "forward MACs", "backward MACs", "total MACs",
+                        "total FLOPs", *cols, "attention share"],
+                       [(r.seq_len, f"{r.prefill.forward_macs:,}",
+                         f"{r.prefill.backward_macs:,}", f"{r.prefill.total_macs:,}",
+                         f"{r.prefill.total_flops:,}",
+                         *(f"{r.by_family.get(c, 0):,}" for c in cols),
+                         _share(r.by_family.get("attention", 0), r.prefill.total_macs))
+                        for r in rows], md)
+        return "\n".join(lines)
     lines += [f"{'### ' if md else ''}Prefill" + ("" if md else ":")]
     lines += _grid(["seq len", "total MACs", "total FLOPs", *cols, "attention share"],
                    [(r.seq_len, f"{r.prefill.total_macs:,}", f"{r.prefill.total_flops:,}",
@@ -101,27 +130,39 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
 
 
 def plot_sweep(rows: Sequence[SweepRow], path: str, title: str = "") -> None:
-    """Draw total GFLOPs (log scale) and the attention family's share of the total against
-    sequence length to ``path`` (PNG). Needs matplotlib (``pip install matplotlib``).
+    """Draw total GFLOPs (log scale; for training rows the training step's, with the forward's
+    beside it) and the attention family's share of the total against sequence length to
+    ``path`` (its extension names the format: ``.png``, ``.pdf``, ``.svg``). Needs matplotlib
+    (``pip install matplotlib``); draws on its Agg canvas without changing matplotlib's
+    backend.
 
     Raises:
-        HFSpecError: matplotlib is not installed, or fewer than two lengths were counted.
+        HFSpecError: matplotlib is not installed, or ``path`` is refused by
+            :func:`check_plot_path`.
+        OSError: the file cannot be written.
     """
+    check_plot_path(path)
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         raise HFSpecError("--plot needs matplotlib: pip install matplotlib") from None
     xs = [r.seq_len for r in rows]
     total = [2 * r.prefill.total_macs / 1e9 for r in rows]
     share = [100 * r.by_family.get("attention", 0) / max(1, r.prefill.total_macs) for r in rows]
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.plot(xs, total, "o-", color="tab:blue", label="total GFLOPs (prefill)")
+    what = "training step" if rows and rows[0].training else "prefill"
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(xs, total, "o-", color="tab:blue", label=f"total GFLOPs ({what})")
+    if rows and rows[0].training:
+        ax.plot(xs, [2 * r.prefill.forward_macs / 1e9 for r in rows], "^:", color="tab:green",
+                label="forward GFLOPs")
+        ax.legend(loc="upper left", fontsize=8)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("GFLOPs (prefill)", color="tab:blue")
+    ax.set_ylabel(f"GFLOPs ({what})", color="tab:blue")
     right = ax.twinx()
     right.plot(xs, share, "s--", color="tab:red", label="attention share")
     right.set_ylabel("attention share of the total (%)", color="tab:red")
@@ -131,94 +172,205 @@ def plot_sweep(rows: Sequence[SweepRow], path: str, title: str = "") -> None:
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- command line
 
+PLOT_NOTE = "a .png, .pdf, .svg, ... file (matplotlib's formats)"
+
+
+def add_hf_options(p: argparse.ArgumentParser) -> None:
+    """Add ``hf:SPEC``'s own options (those :func:`fvcore_ext.cli.main.add_shared_options`
+    does not define): ``--seq-len``, ``--batch``, ``--image-size``, ``--set``, ``--head``,
+    ``--text-only``, ``--decode``, ``--new-tokens``, ``--plot``, ``--online``."""
+    p.add_argument("--seq-len", default=str(DEFAULT_SEQ_LEN),
+                   help=f"text tokens, one or a comma list: one row per length "
+                        f"(default {DEFAULT_SEQ_LEN})")
+    p.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--image-size", type=_positive_int, nargs="+", metavar="SIZE",
+                   help="image height and width (one number: square); default the config's")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                   help="override a config entry (dotted for sub-configs: "
+                        "text_config.num_hidden_layers=2); repeatable")
+    p.add_argument("--head", help=f"model class: {', '.join(HEADS)} or a transformers class "
+                                  f"name (default: the base model); causal-lm counts the "
+                                  f"LM head's logits")
+    p.add_argument("--text-only", action="store_true",
+                   help="token ids only: a vision-language model's language path, no image")
+    p.add_argument("--decode", action="store_true",
+                   help="also count one generation step at a KV cache of each length")
+    p.add_argument("--new-tokens", type=_positive_int, default=DEFAULT_NEW_TOKENS,
+                   help=f"with --decode: tokens to generate (default {DEFAULT_NEW_TOKENS})")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help=f"draw total FLOPs and attention share against length to "
+                        f"{PLOT_NOTE} (needs matplotlib)")
+    p.add_argument("--online", action="store_true",
+                   help="let a Hub id that is not in the local cache be downloaded (its "
+                        "config.json only); without it (or HF_HUB_OFFLINE=0) Hub ids are "
+                        "resolved from the cache, with no network")
+
+
+def _positive_int(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
+    from .main import add_shared_options
+
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext hf:SPEC",
         description="Count a Hugging Face model from its config (built on meta: no weights). "
                     "SPEC: a config.json, a directory holding one, a Hub id (local cache) or "
                     "a model type (hf:llama). MACs; FLOPs = 2 x MACs.")
     p.add_argument("spec", help="hf:SPEC")
-    p.add_argument("--seq-len", default=str(DEFAULT_SEQ_LEN),
-                   help=f"text tokens, one or a comma list (default {DEFAULT_SEQ_LEN})")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--image-size", type=int, nargs="+", metavar="H W",
-                   help="image height and width (one number: square); default the config's")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
-                   help="override a config entry (dotted for sub-configs: "
-                        "text_config.num_hidden_layers=2); repeatable")
-    p.add_argument("--head", help=f"model class: {', '.join(HEADS)} or a transformers class "
-                                  f"name (default: the base model)")
-    p.add_argument("--text-only", action="store_true",
-                   help="token ids only: a vision-language model's language path, no image")
-    p.add_argument("--decode", action="store_true",
-                   help="also count one generation step at a KV cache of each length")
-    p.add_argument("--new-tokens", type=int, default=DEFAULT_NEW_TOKENS,
-                   help=f"with --decode: tokens to generate (default {DEFAULT_NEW_TOKENS})")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="draw total FLOPs and attention share against length (matplotlib)")
-    p.add_argument("--preset", choices=PRESETS, default="full")
-    p.add_argument("--engine", choices=("jit", "dispatch"), default=None)
-    p.add_argument("--device", choices=("meta", "cpu"), default="meta")
-    p.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    p.add_argument("--depth", type=int, default=2, help="per-module table depth (one length)")
-    p.add_argument("--strict", action="store_true")
+    group = p.add_argument_group("hf:SPEC options")
+    add_hf_options(group)
+    shared = p.add_argument_group("options shared with python -m fvcore_ext MODEL")
+    add_shared_options(shared, device_default="meta")
     return p
+
+
+def hf_options_help() -> str:
+    """``hf:SPEC``'s own options as ``--help`` prints them, for the main command's help."""
+    p = argparse.ArgumentParser(prog="python -m fvcore_ext hf:SPEC", add_help=False)
+    add_hf_options(p)
+    formatter = p._get_formatter()
+    formatter.start_section("hf:SPEC options (python -m fvcore_ext hf:SPEC --help for all; "
+                            "the options above apply too, --device defaulting to meta)")
+    formatter.add_arguments(p._actions)
+    formatter.end_section()
+    return formatter.format_help().rstrip()
 
 
 def _lengths(text: str) -> List[int]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+    # ASCII digits only: '²'.isdigit() is true and int('²') fails
+    if not parts or not all(re.fullmatch(r"[0-9]+", p) and int(p) > 0 for p in parts):
         raise HFSpecError(f"bad --seq-len {text!r}: expected positive integers like 1024,4096")
     return [int(p) for p in parts]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m fvcore_ext hf:SPEC [options]``: returns the exit status (0 ok, 2 a spec,
-    option, input or trace that fails, with a one-line reason on stderr)."""
-    from .report import format_report
+def check_plot_path(path: str) -> None:
+    """Refuse a ``--plot`` target before anything is counted: a directory, a missing or
+    read-only folder, an extension matplotlib cannot write, or no matplotlib.
 
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    Raises:
+        HFSpecError: one line saying which.
+    """
+    if os.path.isdir(path):
+        raise HFSpecError(f"--plot {path!r} is a directory: give a file, such as "
+                          f"{os.path.join(path, 'sweep.png')!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise HFSpecError(f"--plot {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise HFSpecError(f"--plot {path!r}: not writable")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    except ImportError:
+        raise HFSpecError("--plot needs matplotlib: pip install matplotlib") from None
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if ext not in formats:
+        raise HFSpecError(f"--plot {path!r}: " + (f"unknown extension {ext!r}" if ext else
+                          "no extension") + f"; matplotlib writes {', '.join(sorted(formats))}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m fvcore_ext hf:SPEC [options]``: returns the exit status (0 ok; 2 a spec,
+    option, input, plot target or trace that fails, or stdout closed, with a one-line reason
+    on stderr and the output already printed left as it is; 130 on Ctrl-C). With
+    ``--format json`` stdout holds only JSON (an error is ``{"error": ..., "status": 2}``):
+    whatever the model prints goes to stderr. The RNG, default dtype and grad mode are left
+    as they were."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: List[str]) -> int:
+    from ..runtime.standins import install_standin_kernels
+    from ..runtime.stdout import BrokenPipe, write_stdout
+    from .report import format_report, progress, show_progress
+
+    args = _parser().parse_args(argv)
     spec = args.spec[3:] if args.spec.startswith("hf:") else args.spec
+    bar = show_progress(args.quiet, args.format)
+    written = False
     try:
         lengths = _lengths(args.seq_len)
         image = tuple(args.image_size) if args.image_size else None
         if image and len(image) > 2:
             raise HFSpecError("--image-size takes H or H W")
-        hf = load_hf(spec, parse_overrides(args.overrides), args.head, args.device)
-        title = f"{hf.title}, {hf.source}" + (
-            "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
-            if hf.overrides else "")
-        try:
-            if len(lengths) == 1 and not args.decode and not args.plot:
-                report = count_hf(hf, lengths[0], args.batch, image, preset=args.preset,
-                                  engine=args.engine, text_only=args.text_only,
-                                  strict=args.strict)
-                print(format_report(report, args.format, args.depth, title=title))
-                return 0
-            rows = sweep_hf(hf, lengths, args.batch, image, preset=args.preset,
-                            engine=args.engine, decode=args.decode,
-                            new_tokens=args.new_tokens, text_only=args.text_only,
-                            strict=args.strict)
-        except MetaDeviceError as error:
-            raise HFSpecError(error.line("--device cpu")) from None
-        except HFSpecError:
-            raise
-        except Exception as error:   # the model's own code may raise anything while traced
-            text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise HFSpecError(f"cannot count {hf.title}: {type(error).__name__}: {text}"
-                              ) from None
-        print(format_sweep(rows, args.format, title))
+        if args.backward and args.engine not in (None, "dispatch"):
+            raise HFSpecError("--backward needs --engine dispatch: a JIT trace has no backward")
+        if args.decode and args.backward:
+            raise HFSpecError("--decode counts inference steps; it does not combine with "
+                              "--backward")
         if args.plot:
-            plot_sweep(rows, args.plot, title=f"{hf.title}, preset {args.preset}" + (
+            check_plot_path(args.plot)
+        if args.standins:
+            install_standin_kernels()
+        overrides = parse_overrides(args.overrides)
+        with contextlib.redirect_stdout(sys.stderr):    # the model's prints: stdout is ours
+            for _ in progress([0], f"building hf:{spec}", bar):
+                hf = load_hf(spec, overrides, args.head, args.device, online=args.online)
+            title = f"{hf.title}, {hf.source}" + (
                 "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
-                if hf.overrides else ""))
-            print(f"\nwrote {args.plot}")
-    except HFSpecError as error:
+                if hf.overrides else "")
+            what = "training step" if args.backward else "prefill"
+            try:
+                if len(lengths) == 1 and not args.decode and not args.plot:
+                    for n in progress(lengths, f"counting ({what})", bar):
+                        report = count_hf(hf, n, args.batch, image, preset=args.preset,
+                                          engine=args.engine, text_only=args.text_only,
+                                          strict=args.strict, backward=args.backward)
+                    text = format_report(report, args.format, args.depth, title=title)
+                else:
+                    rows = sweep_hf(hf, lengths, args.batch, image, preset=args.preset,
+                                    engine=args.engine, decode=args.decode,
+                                    new_tokens=args.new_tokens, text_only=args.text_only,
+                                    strict=args.strict, backward=args.backward,
+                                    progress=lambda xs: progress(xs, f"counting ({what})", bar,
+                                                                 unit="length"))
+                    text = format_sweep(rows, args.format, title)
+            except MetaDeviceError as error:
+                raise HFSpecError(error.line("--device cpu")) from None
+            except UncountableOpError as error:
+                raise HFSpecError(f"strict mode: {error}") from None
+            except (HFSpecError, KeyboardInterrupt):
+                raise
+            except SystemExit as error:
+                raise HFSpecError(f"{hf.title} called sys.exit({error.code!r}) while counted"
+                                  ) from None
+            except Exception as error:   # the model's own code may raise anything while traced
+                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise HFSpecError(f"cannot count {hf.title}: {type(error).__name__}: "
+                                  f"{message}") from None
+        written = True          # from here on an error leaves the output as it is
+        write_stdout(text)
+        if args.plot:
+            try:
+                plot_sweep(rows, args.plot, title=f"{hf.title}, preset {args.preset}" + (
+                    "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
+                    if hf.overrides else ""))
+            except (OSError, ValueError) as error:
+                raise HFSpecError(f"cannot write --plot {args.plot!r}: "
+                                  f"{type(error).__name__}: {error}") from None
+            if args.format != "json":
+                write_stdout(f"\nwrote {args.plot}")
+    except (HFSpecError, BrokenPipe) as error:
         print(f"error: {error}", file=sys.stderr)
+        if args.format == "json" and not isinstance(error, BrokenPipe) and not written:
+            try:
+                write_stdout(json.dumps({"error": str(error), "status": 2}))
+            except BrokenPipe:
+                pass
         return 2
     return 0

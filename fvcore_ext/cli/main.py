@@ -6,6 +6,7 @@ and a one-line reason. ``python -m fvcore_ext compare MODEL`` compares the tools
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -120,6 +121,9 @@ def load_model(spec: str, device: str = "cpu") -> nn.Module:
     builder = _builder(spec)
     try:
         model = build_on_meta(builder) if device == "meta" else builder()
+    except SystemExit as error:   # a builder that ends the process is not a model
+        raise UsageError(f"{spec!r} called sys.exit({error.code!r}) instead of returning an "
+                         f"nn.Module") from None
     except Exception as error:  # a user's builder may raise anything
         raise UsageError(f"{spec!r} raised {_one_line(error)}") from None
     if not isinstance(model, nn.Module):
@@ -148,6 +152,9 @@ def _builder(spec: str) -> Callable[[], object]:
         target = importlib.import_module(module_name)
         for part in attr.split("."):
             target = getattr(target, part)
+    except SystemExit as error:   # a module that ends the process when imported
+        raise UsageError(f"cannot load {spec!r}: importing it called sys.exit({error.code!r})"
+                         ) from None
     except Exception as error:  # importing a user's module runs its code: it may raise anything
         raise UsageError(f"cannot load {spec!r}: {_one_line(error)}{standin_hint(error)}") from None
     if isinstance(target, nn.Module):
@@ -247,9 +254,56 @@ def trace_failure(spec: str, inputs: Sequence[torch.Tensor], error: BaseExceptio
     return line
 
 
+def add_shared_options(p: argparse.ArgumentParser, device_default: str = "cpu",
+                       compare: bool = False) -> None:
+    """Add the options every counting command shares, defined once: ``--preset``,
+    ``--format``, ``--depth``, ``--strict``, ``--engine``, ``--backward``, ``--device``,
+    ``--standins``, ``--quiet``. ``python -m fvcore_ext MODEL`` and ``python -m fvcore_ext
+    hf:SPEC`` both take them with the same meaning; only ``--device``'s default differs
+    (``device_default``: ``"cpu"`` for MODEL, ``"meta"`` for hf:, which never needs weights).
+    ``--engine``'s default is ``None``: the JIT engine (hf: falls back to the dispatch engine
+    where the tracer cannot take the model), the dispatch engine with ``--backward``."""
+    p.add_argument("--preset", choices=PRESETS, default="full",
+                   help="full (default): every op counted; paper: matmul, conv, attention "
+                        "and scans only, as papers report")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (default), markdown, or json (stdout holds only JSON; what "
+                        "the model prints goes to stderr)")
+    p.add_argument("--depth", type=non_negative_int, default=2,
+                   help="per-module table depth, 0 or more (default 2)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2 naming the op when any op is left out of the count (an op "
+                        "with no rule, or one a rule cannot read), instead of counting it 0 "
+                        "and listing it under 'Not counted'")
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="jit (default): trace and count with fvcore (hf: falls back to "
+                        "dispatch where the tracer cannot take the model); dispatch: count at "
+                        "PyTorch's dispatcher (FlopCounterMode), no trace needed"
+                        + ("; compare then adds a third engine's column" if compare else ""))
+    p.add_argument("--backward", action="store_true",
+                   help="count a training step: the model in train mode, forward, then "
+                        "backward from the sum of the outputs; forward, backward and total "
+                        "(implies --engine dispatch)")
+    p.add_argument("--device", choices=DEVICES, default=device_default,
+                   help=f"{device_default} (default) or "
+                        f"{'meta' if device_default == 'cpu' else 'cpu'}: meta builds and "
+                        f"counts the model on the meta device, shapes only, no weights "
+                        f"allocated, the same counts; cpu allocates random weights")
+    p.add_argument("--standins", action="store_true",
+                   help="install the Mamba extension stand-ins (fvcore_ext.standins) before "
+                        "building the model, to count Vim and VMamba (or transformers' Mamba) "
+                        "without their CUDA extensions")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (drawn on stderr only when it is a terminal, never "
+                        "under --format json)")
+
+
 def _parser(compare: bool) -> argparse.ArgumentParser:
-    common = dict(epilog=reference_models_help(),
-                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    epilog = reference_models_help()
+    if not compare:
+        from .hf_command import hf_options_help
+        epilog += "\n\n" + hf_options_help()
+    common = dict(epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     if compare:
         p = argparse.ArgumentParser(
             prog="python -m fvcore_ext compare",
@@ -259,13 +313,15 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(
             prog="python -m fvcore_ext",
             usage="python -m fvcore_ext [MODEL] [options]\n"
+                  "       python -m fvcore_ext hf:SPEC [hf options] [options]\n"
                   "       python -m fvcore_ext compare MODEL [options]\n"
                   "       python -m fvcore_ext census MODEL [MODEL ...] [options]",
             description="Count MACs and FLOPs (FLOPs = 2 x MACs) of a PyTorch model with "
                         "fvcore and the pack's handles.\n'compare MODEL' compares fvcore and "
                         "torchprofile on it. 'census MODEL' lists every op it runs with\n"
                         "the rule that counts it, exit status 1 if one has none "
-                        "('python -m fvcore_ext census --help').",
+                        "('python -m fvcore_ext census --help').\n'hf:SPEC' counts a Hugging "
+                        "Face model from its config: its own options are listed below.",
             **common)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL,
                    help=f"a reference model (listed below) or package.module:callable "
@@ -277,40 +333,33 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
                    help="pass the input as this keyword (e.g. pixel_values); one per input")
     p.add_argument("--input-dtype", action="append",
                    help=f"dtype of the inputs ({', '.join(DTYPES)}); long inputs are token ids")
-    p.add_argument("--preset", choices=PRESETS, default="full")
-    p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--depth", type=non_negative_int, default=2,
-                   help="per-module table depth, 0 or more (default 2)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 2 naming the op when any op is left out of the count (an op "
-                        "with no rule, or one a rule cannot read), instead of counting it 0 "
-                        "and listing it under 'Not counted'")
-    p.add_argument("--engine", choices=ENGINES, default=None,
-                   help="jit (default): trace and count with fvcore; dispatch: count at "
-                        "PyTorch's dispatcher (FlopCounterMode), no trace needed"
-                        + ("; compare then adds a third engine's column" if compare else ""))
-    p.add_argument("--backward", action="store_true",
-                   help="count a training step: forward, then backward from the sum of the "
-                        "outputs (implies --engine dispatch)")
-    p.add_argument("--device", choices=DEVICES, default="cpu",
-                   help="cpu (default) or meta: build and count the model on the meta device, "
-                        "shapes only, no weights allocated, the same counts")
-    p.add_argument("--standins", action="store_true",
-                   help="install the Mamba extension stand-ins (fvcore_ext.standins) before "
-                        "importing MODEL, to count Vim and VMamba without their CUDA extensions")
+    add_shared_options(p, device_default="cpu", compare=compare)
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status: 0 ok, 2 on bad input, an untraceable model, with
-    ``--strict`` an op left out of the count, a comparison in which every tool failed, or an
-    output closed early (``| head``). An error is one line on stderr; with ``--format json``
-    stdout also gets ``{"error": ..., "status": 2}``.
-    ``compare MODEL ...`` runs :func:`fvcore_ext.cli.compare.compare_tools` instead."""
+    ``--strict`` an op left out of the count, a comparison in which every tool failed, a
+    builder that calls ``sys.exit``, or an output closed early (``| head``, ``>&-``); 130 on
+    Ctrl-C. An error is one line on stderr; with ``--format json`` stdout also gets
+    ``{"error": ..., "status": 2}``, and whatever the model prints while it is built and
+    counted goes to stderr, so stdout holds only the result. Global state is left as it was:
+    the RNG (inputs are drawn on a forked generator), default dtype, grad mode.
+    ``compare MODEL ...`` runs :func:`fvcore_ext.cli.compare.compare_tools` instead;
+    ``hf:SPEC ...`` runs :func:`fvcore_ext.cli.hf_command.main`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
         from .hf_command import main as hf_main
         return hf_main(argv)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: List[str]) -> int:
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
     engine = args.engine or ("dispatch" if args.backward else "jit")
@@ -319,30 +368,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UsageError("--backward needs --engine dispatch: a JIT trace has no backward")
         if args.standins:
             install_standin_kernels()
-        model = load_model(args.model, args.device)
-        inputs = _inputs(args, args.model, args.device)
-        name_hint = check_input_names(model, args.input_name)
+        # the model's own prints (while built, traced or run) go to stderr: stdout holds
+        # only the result, JSON under --format json
+        with contextlib.redirect_stdout(sys.stderr):
+            model = load_model(args.model, args.device)
+            inputs = _inputs(args, args.model, args.device)
+            name_hint = check_input_names(model, args.input_name)
+            if compare:
+                counts = compare_tools(model, inputs, args.input_name, args.preset,
+                                       args.device, dispatch=engine == "dispatch",
+                                       backward=args.backward)
+                if all(c.error is not None for c in counts):
+                    raise UsageError(f"every tool failed on {args.model!r}; the first: "
+                                     f"{counts[0].error.splitlines()[0]}")
+            else:
+                report = _count(model, inputs, args, engine, name_hint)
         if compare:
-            counts = compare_tools(model, inputs, args.input_name, args.preset, args.device,
-                                   dispatch=engine == "dispatch", backward=args.backward)
-            if all(c.error is not None for c in counts):
-                raise UsageError(f"every tool failed on {args.model!r}; the first: "
-                                 f"{counts[0].error.splitlines()[0]}")
             _write(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            try:
-                report = count_model(model, inputs, args.input_name, args.preset, args.strict,
-                                     device=args.device, engine=engine,
-                                     backward=args.backward)
-            except UncountableOpError as error:
-                raise UsageError(f"strict mode: {error}") from None
-            except MetaDeviceError as error:
-                raise UsageError(error.line("--device cpu")) from None
-            except Exception as error:  # the model's own code may raise anything while traced
-                raise UsageError(trace_failure(args.model, inputs, error, name_hint)
-                                 + standin_hint(error)) from None
         _write(format_report(report, args.format, args.depth, title=args.model))
     except (UsageError, BrokenPipe) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -351,6 +394,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _write_quietly(json.dumps({"error": str(error), "status": 2}))
         return 2
     return 0
+
+
+def _count(model: nn.Module, inputs, args, engine: str, name_hint: Optional[str]):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        try:
+            return count_model(model, inputs, args.input_name, args.preset, args.strict,
+                               device=args.device, engine=engine, backward=args.backward)
+        except UncountableOpError as error:
+            raise UsageError(f"strict mode: {error}") from None
+        except MetaDeviceError as error:
+            raise UsageError(error.line("--device cpu")) from None
+        except SystemExit as error:
+            raise UsageError(f"{args.model!r} called sys.exit({error.code!r}) while counted"
+                             ) from None
+        except Exception as error:  # the model's own code may raise anything while traced
+            raise UsageError(trace_failure(args.model, inputs, error, name_hint)
+                             + standin_hint(error)) from None
 
 
 def _write_quietly(text: str) -> None:

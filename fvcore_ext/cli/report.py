@@ -5,11 +5,14 @@ Every total names its unit and shows MACs and FLOPs (FLOPs = 2 x MACs).
 from __future__ import annotations
 
 import json
-from typing import List, Sequence
+import sys
+from typing import Iterable, List, Optional, Sequence, TypeVar
 
 from ..engines.analysis import CountReport
 
-__all__ = ["FORMATS", "format_report", "human"]
+__all__ = ["FORMATS", "format_report", "human", "progress", "show_progress"]
+
+T = TypeVar("T")
 
 FORMATS = ("table", "json", "markdown")
 
@@ -20,6 +23,32 @@ def human(count: int, unit: str) -> str:
         if abs(count) >= scale:
             return f"{count / scale:.3f} {prefix}{unit}"
     return f"{count} {unit}"
+
+
+def show_progress(quiet: bool = False, fmt: str = "table") -> bool:
+    """Whether a command draws a progress bar: only on a terminal's stderr, never with
+    ``--quiet`` nor under ``--format json`` (a program reads that run)."""
+    if quiet or fmt == "json":
+        return False
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):     # stderr replaced or closed
+        return False
+
+
+def progress(items: Iterable[T], desc: str, enabled: bool, total: Optional[int] = None,
+             unit: str = "it") -> Iterable[T]:
+    """``items`` with a ``tqdm`` bar on stderr (``desc``, one step per item) when ``enabled``
+    (:func:`show_progress`), else ``items`` as they are. The bar is removed when done, so only
+    the result stays on the terminal; without ``tqdm`` installed there is no bar."""
+    if not enabled:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, total=total, unit=unit, file=sys.stderr, leave=False,
+                dynamic_ncols=True)
 
 
 def _modules(report: CountReport, depth: int) -> List[tuple]:
@@ -55,7 +84,9 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     """The report as text. ``fmt``: "table", "markdown" or "json"; ``depth``: deepest module
     level in the per-module table (0: the whole model only). ``ValueError`` on another format."""
     if fmt == "json":
-        return json.dumps(dict(report.to_dict(), model=title), indent=2)
+        extra = {k: getattr(report, k) for k in ("forward_by_family", "backward_by_family")
+                 if report.backward_macs and getattr(report, k, None) is not None}
+        return json.dumps(dict(report.to_dict(), model=title, **extra), indent=2)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     md = fmt == "markdown"
@@ -90,8 +121,16 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     lines += _grid(["operator", "MACs", "share"],
                    [(op, f"{m:,}", _share(m, total)) for op, m in report.by_operator.items()], md)
     lines += ["", f"{head}By family (MACs)" if md else "By family (MACs):"]
-    lines += _grid(["family", "MACs", "share"],
-                   [(f, f"{m:,}", _share(m, total)) for f, m in report.by_family.items()], md)
+    forward = getattr(report, "forward_by_family", None)
+    backward = getattr(report, "backward_by_family", None)
+    if report.backward_macs and forward is not None and backward is not None:
+        lines += _grid(["family", "forward MACs", "backward MACs", "total MACs", "share"],
+                       [(f, f"{forward.get(f, 0):,}", f"{backward.get(f, 0):,}", f"{m:,}",
+                         _share(m, total)) for f, m in report.by_family.items()], md)
+    else:
+        lines += _grid(["family", "MACs", "share"],
+                       [(f, f"{m:,}", _share(m, total)) for f, m in report.by_family.items()],
+                       md)
     lines += ["", f"{head}By module, depth {depth} (MACs)" if md else
               f"By module, depth {depth} (MACs):"]
     lines += _grid(["module", "MACs", "share"],

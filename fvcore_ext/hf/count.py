@@ -17,14 +17,16 @@ engine, cache wrapped").
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
+import logging
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -37,7 +39,8 @@ from ..ops import OP_TABLE
 from ..rules import check_preset
 
 __all__ = ["CachedDecodeStep", "DecodeCost", "HEADS", "HFModel", "HFSpecError", "SweepRow", "count_decode",
-           "count_hf", "families", "load_hf", "parse_overrides",
+           "count_hf", "families", "load_hf", "network_allowed", "parse_overrides",
+           "pass_families",
            "resolve_config", "sweep_hf"]
 
 DEFAULT_SEQ_LEN = 128
@@ -111,13 +114,17 @@ class DecodeCost:
 @dataclass
 class SweepRow:
     """One sequence length of :func:`sweep_hf`: the prefill report (and its MACs by family) and,
-    with ``decode=True``, the :class:`DecodeCost`."""
+    with ``decode=True``, the :class:`DecodeCost`. With ``backward=True`` the report is a
+    training step's (``training`` is True): ``prefill.forward_macs`` + ``prefill.backward_macs``
+    = ``prefill.total_macs``, and ``by_family`` covers both passes
+    (:func:`pass_families` splits it)."""
 
     seq_len: int
     prefill: CountReport
     by_family: Dict[str, int]
     decode: Optional[DecodeCost] = None
     seconds: float = 0.0
+    training: bool = False
 
 
 # ---------------------------------------------------------------- specs and configs
@@ -144,7 +151,39 @@ def _config_classes():
     return CONFIG_MAPPING
 
 
-def _raw_config(spec: str) -> Tuple[Dict[str, Any], str]:
+_JSON_KINDS = {list: "a JSON list", type(None): "JSON null", str: "a JSON string",
+               int: "a JSON number", float: "a JSON number", bool: "a JSON boolean"}
+
+
+def network_allowed(online: bool = False) -> bool:
+    """Whether a Hub id not in the local cache may be downloaded: ``online``, or the
+    environment says so explicitly (``HF_HUB_OFFLINE=0``). Otherwise Hub ids resolve from the
+    local cache only, so that a machine with no network fails at once, not after huggingface_hub's
+    retries."""
+    if online:
+        return True
+    value = os.environ.get("HF_HUB_OFFLINE")
+    return value is not None and value.strip().lower() in ("0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def _hub_quiet():
+    # huggingface_hub's and transformers' warnings while a Hub id is tried: one line of ours
+    # says what went wrong. The loggers' levels are put back.
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR + 10)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _raw_config(spec: str, online: bool = False) -> Tuple[Dict[str, Any], str]:
     """The config dict a spec names, and where it came from."""
     from transformers import PretrainedConfig
 
@@ -159,19 +198,26 @@ def _raw_config(spec: str) -> Tuple[Dict[str, Any], str]:
                 raw = json.load(f)
         except (OSError, ValueError) as error:
             raise HFSpecError(f"cannot read {spec!r}: {error}") from None
+        if not isinstance(raw, dict):
+            raise HFSpecError(f"{spec!r} holds {_JSON_KINDS.get(type(raw), 'JSON')}, not a "
+                              f"config: a config.json is a JSON object with a model_type")
         return raw, f"local config {spec}"
     if spec in _config_classes():
         return {"model_type": spec}, f"default config of model type {spec!r}"
+    allowed = network_allowed(online)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw, _ = PretrainedConfig.get_config_dict(spec)
+        with _hub_quiet():
+            raw, _ = PretrainedConfig.get_config_dict(spec, local_files_only=not allowed)
     except Exception as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        how = ("" if allowed else "; pass a local config.json (hf:path/to/config.json or a "
+               "directory holding one), or --online (HF_HUB_OFFLINE=0) to download it")
         raise HFSpecError(
             f"{spec!r} is not a config.json, a directory holding one, a model type of "
-            f"transformers or a Hub id in the local cache ({type(error).__name__}: {text})"
-        ) from None
+            f"transformers or a Hub id {'on the Hub' if allowed else 'in the local cache'}"
+            f"{how} ({type(error).__name__}: {text[:200]})") from None
+    if not isinstance(raw, dict):
+        raise HFSpecError(f"the Hub config of {spec!r} is not a JSON object")
     return raw, f"Hub config {spec}"
 
 
@@ -191,6 +237,9 @@ def _build_config(raw: Dict[str, Any]):
     model_type = raw.get("model_type")
     if not model_type:
         raise HFSpecError("the config has no model_type")
+    if not isinstance(model_type, str):
+        raise HFSpecError(f"the config's model_type is {json.dumps(model_type)}, not a "
+                          f"string such as \"llama\"")
     classes = _config_classes()
     if model_type not in classes:
         raise HFSpecError(f"model type {model_type!r} is not in this transformers' registry "
@@ -205,12 +254,14 @@ def _build_config(raw: Dict[str, Any]):
                               f"{type(error).__name__}: {text}") from None
 
 
-def resolve_config(spec: str, overrides: Optional[Dict[str, Any]] = None):
+def resolve_config(spec: str, overrides: Optional[Dict[str, Any]] = None,
+                   online: bool = False):
     """The transformers config a spec names, with ``overrides`` applied.
 
     Args:
         spec: a ``config.json`` path, a directory holding one, a ``model_type`` of transformers'
-            registry (its default config) or a Hub id (the local cache when offline).
+            registry (its default config) or a Hub id: from the local cache only, unless
+            ``online`` or ``HF_HUB_OFFLINE=0`` (:func:`network_allowed`).
         overrides: dotted key → value (:func:`parse_overrides`). A sub-config key
             (``text_config.num_hidden_layers``) starts from the config's own sub-config. A new
             layer count cycles per-layer lists (``layer_types``) to the new length.
@@ -218,11 +269,14 @@ def resolve_config(spec: str, overrides: Optional[Dict[str, Any]] = None):
     Returns:
         ``(config, source)``: the config object and where it came from, in words.
 
+        online: let a Hub id not in the cache be downloaded (its config only).
+
     Raises:
-        HFSpecError: unknown spec, no ``model_type``, a key that is not in the config, or a
-            config class that rejects the values.
+        HFSpecError: unknown spec, a file that is not a JSON object, no ``model_type`` (or
+            not a string), a Hub id not in the cache with no network allowed, a key that is not
+            in the config, or a config class that rejects the values.
     """
-    raw, source = _raw_config(spec)
+    raw, source = _raw_config(spec, online)
     overrides = dict(overrides or {})
     if overrides:
         built = _build_config(raw)
@@ -271,7 +325,8 @@ def _class_for(config, head: Optional[str]):
 
 
 def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = None,
-            head: Optional[str] = None, device: str = "meta") -> HFModel:
+            head: Optional[str] = None, device: str = "meta",
+            online: bool = False) -> HFModel:
     """Build the model a spec names (:func:`resolve_config`), in eval mode.
 
     Args:
@@ -281,7 +336,9 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
             ``"seq2seq-lm"``, ``"image-classification"``, ...) or a transformers class name
             (``"SegformerForSemanticSegmentation"``).
         device: ``"meta"`` (the default: built under ``torch.device("meta")``, no weights
-            allocated) or ``"cpu"`` (random weights).
+            allocated) or ``"cpu"`` (random weights from seed 0, drawn on a forked generator:
+            the caller's RNG state is unchanged).
+        online: a Hub id may be downloaded (:func:`resolve_config`).
 
     Raises:
         HFSpecError: the spec, an override or the head cannot be resolved, or the class
@@ -291,10 +348,11 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
         return spec
     if device not in ("meta", "cpu"):
         raise HFSpecError(f"unknown device {device!r}: expected meta or cpu")
-    config, source = resolve_config(spec, overrides)
+    config, source = resolve_config(spec, overrides, online)
     cls = _class_for(config, head)
     try:
-        with warnings.catch_warnings():
+        # random weights from seed 0, on a forked generator: the caller's RNG is untouched
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             warnings.simplefilter("ignore")
             torch.manual_seed(0)
             model = build_on_meta(lambda: cls(config)) if device == "meta" else cls(config)
@@ -366,13 +424,90 @@ def families(report: CountReport) -> Dict[str, int]:
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
+def _training_engine(engine: Optional[str]) -> str:
+    if engine not in (None, "dispatch"):
+        raise HFSpecError(f"backward needs the dispatch engine (engine {engine!r} records no "
+                          f"backward pass): leave out --engine or give --engine dispatch")
+    return "dispatch"
+
+
+def _count_training(model: nn.Module, tensors, names, preset: str, strict: bool) -> CountReport:
+    """One training step on the dispatch engine: the forward in train mode, then the backward
+    from the sum of the floating outputs (``count_model(..., backward=True)``; the model's
+    ``use_cache`` is left as it is: without a cache, transformers reads the position ids' values
+    to find packed sequences, which meta cannot). The report also
+    gets ``forward_by_family`` and ``backward_by_family`` (:func:`pass_families`)."""
+    with warnings.catch_warnings(), no_data_checks():
+        warnings.simplefilter("ignore")
+        try:
+            report = count_model(model, tensors, names, preset, strict, engine="dispatch",
+                                 backward=True)
+        except ValueError as error:
+            if "requires grad" in str(error):
+                raise HFSpecError(f"{type(model).__name__}: no output requires grad, nothing "
+                                  f"to train (every parameter frozen?)") from None
+            raise
+        forward = getattr(report, "forward_by_family", None)
+        if forward is None:
+            forward = _train_forward_families(model, tensors, names, preset, strict)
+            if sum(forward.values()) != report.forward_macs:
+                forward = None
+    report.forward_by_family = forward
+    report.backward_by_family = None if forward is None else {
+        f: m - forward.get(f, 0) for f, m in report.by_family.items()
+        if m - forward.get(f, 0)}
+    return report
+
+
+def _train_forward_families(model: nn.Module, tensors, names, preset: str,
+                            strict: bool) -> Dict[str, int]:
+    # The report splits the training step's MACs by pass but not its families: the forward
+    # alone, as the step runs it (train mode, grad on: dropout's mask and scale, batch
+    # statistics), counted once more. Buffers, the RNG and every module's mode are put back.
+    from ..engines.dispatch import counting
+    from ..engines.jit.tracing import TraceAdapter, module_mode
+    from ..runtime.meta import meta_tracing
+
+    buffers = [(b, b.detach().clone()) for b in model.buffers() if b.device.type != "meta"]
+    adapter = TraceAdapter(model, list(names or [None] * len(tensors)))
+    try:
+        with module_mode(model, training=True), torch.enable_grad(), \
+                torch.random.fork_rng(devices=[]), meta_tracing(), \
+                counting(preset, strict) as counter:
+            adapter(*tensors)
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+    return {f: int(m) for f, m in counter.forward_by_family.items() if m}
+
+
+def pass_families(report: CountReport) -> Tuple[Optional[Dict[str, int]],
+                                                Optional[Dict[str, int]]]:
+    """``(forward, backward)``: MACs per rule family of each pass of a training count from
+    :func:`count_hf` (``backward=True``); ``(families(report), {})`` for a forward-only count;
+    ``(None, None)`` where the split is not known (a model whose train-mode forward differs from
+    its eval-mode forward, such as BatchNorm's batch statistics: only the totals
+    ``report.forward_macs`` / ``report.backward_macs`` are split)."""
+    if not report.backward_macs:
+        return families(report), {}
+    forward = getattr(report, "forward_by_family", None)
+    backward = getattr(report, "backward_by_family", None)
+    if forward is None or backward is None:
+        return None, None
+    order = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+    return order(forward), order(backward)
+
+
 def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: int = 1,
              image_size=None, overrides: Optional[Dict[str, Any]] = None,
              head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
              device: str = "meta", decoder_seq_len: Optional[int] = None,
-             text_only: bool = False, strict: bool = False) -> CountReport:
+             text_only: bool = False, strict: bool = False,
+             backward: bool = False) -> CountReport:
     """Count a Hugging Face model from its config: the forward pass (prefill) over inputs
-    synthesised by :func:`fvcore_ext.hf.inputs.make_inputs`.
+    synthesised by :func:`fvcore_ext.hf.inputs.make_inputs`, or with ``backward=True`` one
+    training step (forward + backward).
 
     Args:
         spec: a config.json, a directory, a model type or a Hub id (:func:`resolve_config`), or
@@ -393,20 +528,33 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
         decoder_seq_len: an encoder–decoder's decoder tokens (default ``seq_len``).
         text_only: token ids only, no image (a VLM's language path).
         strict: raise instead of counting 0 where an op cannot be counted.
+        backward: count a training step on the dispatch engine: the model (with its real head:
+            ``head="causal-lm"`` gives the LM loss's logits) in train mode, no KV cache, the
+            forward, then the backward from the sum of its floating outputs (seeding it costs
+            0; every parameter with ``requires_grad`` gets its gradient, a frozen one none).
+            ``report.forward_macs`` + ``report.backward_macs`` = ``report.total_macs``; per
+            family and pass: :func:`pass_families`. Nothing of the model changes (its mode and
+            every ``.grad`` are restored). A KV cache the forward returns (a transformers
+            ``Cache`` object) is not part of the seed.
 
     Returns:
         A :class:`fvcore_ext.CountReport` (MACs; ``total_flops`` = 2 x MACs).
 
     Raises:
         HFSpecError: the spec, an override, the head or the inputs cannot be resolved (one
-            line naming what is missing).
+            line naming what is missing); ``backward`` with ``engine="jit"``, or with no
+            output that requires grad.
         fvcore_ext.meta.MetaDeviceError: on meta, the model reads tensor data; use
             ``device="cpu"``.
         Whatever the model raises while traced.
     """
     check_preset(preset)
+    if backward:
+        _training_engine(engine)
     hf = load_hf(spec, overrides, head, device)
     tensors, names, _ = _inputs(hf, seq_len, batch, image_size, decoder_seq_len, text_only)
+    if backward:
+        return _count_training(hf.model, tensors, names, preset, strict)
     return _count(hf.model, tensors, names, preset, strict, engine)
 
 
@@ -571,19 +719,29 @@ def sweep_hf(spec: Union[str, HFModel], seq_lens: Sequence[int], batch: int = 1,
              head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
              device: str = "meta", decode: bool = False,
              new_tokens: int = DEFAULT_NEW_TOKENS, text_only: bool = False,
-             strict: bool = False) -> List[SweepRow]:
+             strict: bool = False, backward: bool = False,
+             progress: Optional[Callable[[Sequence[int]], Iterable[int]]] = None
+             ) -> List[SweepRow]:
     """:func:`count_hf` (and, with ``decode``, :func:`count_decode`) at each length of
-    ``seq_lens``, building the model once. Returns one :class:`SweepRow` per length (MACs).
-    Raises what :func:`count_hf` raises."""
+    ``seq_lens``, building the model once. Returns one :class:`SweepRow` per length (MACs);
+    with ``backward=True`` each row is a training step (forward + backward, :func:`count_hf`).
+    ``progress``, if given, wraps ``seq_lens`` (a progress bar such as ``tqdm``).
+
+    Raises what :func:`count_hf` raises; ``HFSpecError`` for ``decode`` with ``backward`` (a
+    decode step is inference)."""
+    if decode and backward:
+        raise HFSpecError("--decode counts inference steps; it does not combine with --backward")
+    if backward:
+        _training_engine(engine)
     hf = load_hf(spec, overrides, head, device)
     rows = []
-    for n in seq_lens:
+    for n in (progress(seq_lens) if progress else seq_lens):
         t0 = time.perf_counter()
         report = count_hf(hf, n, batch, image_size, preset=preset, engine=engine,
-                          text_only=text_only, strict=strict)
+                          text_only=text_only, strict=strict, backward=backward)
         cost = count_decode(hf, n, new_tokens, batch, image_size, preset=preset,
                             engine=engine, text_only=text_only, strict=strict) \
             if decode else None
         rows.append(SweepRow(n, report, families(report), cost,
-                             round(time.perf_counter() - t0, 2)))
+                             round(time.perf_counter() - t0, 2), training=backward))
     return rows
