@@ -241,7 +241,8 @@ def test_a_decode_step_with_a_cache_object():
 def test_counting_restores_what_it_wraps_and_does_not_nest():
     linear, sdpa, apply = F.linear, F.scaled_dot_product_attention, torch.autograd.Function.apply
     with counting():
-        assert F.linear is not linear
+        # issue 26: the boundaries are seen through a torch-function mode, nothing is replaced
+        assert F.linear is linear and F.scaled_dot_product_attention is sdpa
         with pytest.raises(RuntimeError, match="do not nest"):
             with counting():
                 pass

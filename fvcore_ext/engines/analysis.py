@@ -24,7 +24,8 @@ from .jit.handles import make_handles
 from ..runtime.meta import copy_to_device, inputs_to_device, meta_tracing
 from ..ops import families_by_name
 from .jit.tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
-                      parameter_consumers, recording_trace_graph, unwrap_model, unwrap_name)
+                      parameter_consumers, recording_trace_graph, unwrap_model, unwrap_name,
+                          without_fast_paths)
 from ..rules import check_preset
 
 __all__ = ["ENGINES", "CountReport", "count_model"]
@@ -167,7 +168,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("all")
     # meta_tracing: a meta model's convolutions trace as on CPU (fvcore_ext/meta.py says why)
-    with eval_mode(model) as was_training, torch.no_grad(), meta_tracing():
+    with eval_mode(model) as was_training, torch.no_grad(), meta_tracing(), \
+            without_fast_paths():
         with collect_ops() as log, warnings.catch_warnings(record=True) as caught, \
                 recording_trace_graph(adapter) as graphs:
             warnings.simplefilter("always", torch.jit.TracerWarning)
@@ -212,23 +214,27 @@ def _families(by_operator) -> Dict[str, int]:
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
-def _no_op(module, args) -> None:
-    return None
-
-
 @contextmanager
-def _removed(hooks):
-    try:
-        yield
-    finally:
-        for hook in hooks:
-            hook.remove()
+def _training_state(module: nn.Module, inputs: Sequence[Any]):
+    """What a training count runs on instead of the user's tensors (issue 26: a count is not
+    a training step): every parameter as a fresh leaf (a detached alias, with the same
+    ``requires_grad``: autograd accumulates into it, and no hook of the user's runs), every
+    buffer cloned (BatchNorm updates the clone's running statistics), tensor inputs that
+    require grad as fresh leaves, and the RNG forked (dropout draws from a copy of the stream).
+    Yields ``(parameters and buffers by name, inputs)`` for ``torch.func.functional_call``."""
+    state = {name: p.detach().requires_grad_(p.requires_grad)
+             for name, p in module.named_parameters()}
+    state.update((name, b.clone()) for name, b in module.named_buffers())
+    fresh = tuple(x.detach().requires_grad_() if isinstance(x, torch.Tensor) and x.requires_grad
+                  else x for x in inputs)
+    devices = sorted({t.device.index or 0 for t in list(state.values()) + list(fresh)
+                      if isinstance(t, torch.Tensor) and t.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        yield state, fresh
 
 
 def _graph_leaves(outputs) -> List[torch.Tensor]:
-    """The leaf tensors the backward of ``outputs`` accumulates a ``.grad`` into: parameters,
-    inputs, and any other tensor the model captured (a buffer or closure that requires
-    grad)."""
+    """The leaf tensors the backward of ``outputs`` accumulates a ``.grad`` into."""
     variables = (getattr(node, "variable", None) for node in dispatch.autograd_nodes(outputs))
     return ([t for t in outputs if t.grad_fn is None]
             + [v for v in variables if isinstance(v, torch.Tensor)])
@@ -248,24 +254,26 @@ def _grads_kept(tensors):
 
 def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, preset: str,
                     strict: bool, backward: bool) -> CountReport:
-    # fvcore's module hooks keep nn.TransformerEncoderLayer off its fused kernel ("forward
-    # pre-/hooks are attached to the module", torch/nn/modules/transformer.py); the same no-op
-    # hook here makes both engines count the same ops, family by family.
-    hooks = [m.register_forward_pre_hook(_no_op) for m in model.modules()
-             if isinstance(m, nn.TransformerEncoderLayer)]
-    with module_mode(model, training=backward) as was_training, _removed(hooks), \
+    # Under the count's torch-function mode nn.MultiheadAttention and
+    # nn.TransformerEncoderLayer take their Python paths, as in the JIT engine
+    # (engines/jit/tracing.py, without_fast_paths).
+    with module_mode(model, training=backward) as was_training, \
             torch.set_grad_enabled(backward), meta_tracing(), collect_ops() as log:
-        with dispatch.counting(preset, strict) as counter:
-            outputs = adapter(*inputs)
-            if backward:
+        if not backward:
+            with dispatch.counting(preset, strict) as counter:
+                adapter(*inputs)
+        else:
+            with _training_state(adapter, inputs) as (state, fresh), \
+                    dispatch.counting(preset, strict) as counter:
+                outputs = torch.func.functional_call(adapter, state, fresh)
                 floats = [t for t in flatten_tensors(outputs)
                           if t.requires_grad and (t.is_floating_point() or t.is_complex())]
                 if not floats:
                     raise ValueError("backward=True: no output of the model requires grad")
                 with counter.uncounted():     # seeding the gradient costs 0 (CONVENTIONS.md)
                     loss = sum(t.real.sum() if t.is_complex() else t.sum() for t in floats)
-                # Counting is not a training step: every .grad is put back as it was, and
-                # starts empty so that an old one adds no accumulation to the count.
+                # Tensors the model captured outside its parameters and buffers (a closure
+                # that requires grad) get their .grad back as it was.
                 with _grads_kept(_graph_leaves(floats)):
                     loss.backward()
     root = type(adapter).__name__

@@ -43,12 +43,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import threading
+import types as pytypes
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch._C import _functorch
+from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
@@ -58,7 +62,12 @@ from ..ops import BACKWARD_RULES, OP_TABLE, OpRule, table_version
 from ..ops.opcall import OpCall, TensorArg
 from ..rules import check_preset
 
-__all__ = ["BACKWARD_RULES", "DISPATCH_ALIASES", "DispatchCounter", "autograd_nodes", "counting"]
+__all__ = ["BACKWARD_RULES", "BOUNDARY_FUNCTIONS", "DISPATCH_ALIASES", "DispatchCounter",
+           "autograd_nodes", "counting", "vmap_batch_factor"]
+
+# torch.overrides.redispatch_function (2.13, 2.14): call a Python torch function with its next
+# torch-function check skipped once, so a mode can run its body with itself pushed again.
+_redispatch = torch._C._skip_one_hop_torch_function
 
 ArgMap = Callable[[Sequence[Any], Dict[str, Any]], List[Any]]
 PYTHON_OP = "prim::PythonOp."
@@ -156,6 +165,11 @@ def _tensors(values: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(value)
 
 
+def _backward_key() -> Tuple[int, int]:
+    # the backward pass (graph task) running in this thread, -1 outside one
+    return torch._C._current_graph_task_id(), threading.get_ident()
+
+
 def autograd_nodes(tensors: Iterable[torch.Tensor],
                    within: Callable[[Any], bool] = lambda node: True) -> Iterator[Any]:
     """Every autograd node the backward of ``tensors`` can reach from their ``grad_fn``, once
@@ -187,13 +201,22 @@ def _hookable(values: Any) -> list:
 
 
 class _ModuleTracker(ModuleTracker):
-    """``ModuleTracker`` that hooks for the backward only the tensors autograd can hook."""
+    """``ModuleTracker`` for one thread's count: its module hooks are process-wide, so a module
+    another thread runs meanwhile is ignored; for the backward it hooks only the tensors
+    autograd can hook. (Its backward hooks sit on this count's own tensors only, and run on
+    autograd's worker threads on CUDA: they are not filtered by thread.)"""
+
+    def __enter__(self):
+        self._owner = threading.get_ident()
+        return super().__enter__()
 
     def _fw_pre_hook(self, mod, input) -> None:
-        super()._fw_pre_hook(mod, _hookable(input))
+        if threading.get_ident() == self._owner:
+            super()._fw_pre_hook(mod, _hookable(input))
 
     def _fw_post_hook(self, mod, input, output) -> None:
-        super()._fw_post_hook(mod, input, _hookable(output))
+        if threading.get_ident() == self._owner:
+            super()._fw_post_hook(mod, input, _hookable(output))
 
 
 class _Counted(dict):
@@ -244,6 +267,10 @@ class DispatchCounter(FlopCounterMode):
         self._resolved: Dict[Any, _Entry] = {}
         self._version = table_version()
         self._suppressed = 0       # > 0 inside a boundary: its insides are not counted again
+        # inside a boundary's backward nodes, per (graph task, thread): a task that raised
+        # leaves its entry behind, and no later task has its id
+        self._backward_suppressed: Counter = Counter()
+        self._closed = False       # the block exited: the totals are final
         # FlopCounterMode decomposes every op it has no formula for before counting (with
         # torch._decomp's Python decompositions: upsample_nearest2d.vec becomes index
         # arithmetic). An op with a rule is counted as itself.
@@ -275,30 +302,34 @@ class DispatchCounter(FlopCounterMode):
     # ------------------------------------------------------------ FlopCounterMode's hook
 
     def __enter__(self):
-        global _active
-        with _lock:
-            if _active is not None:
-                raise RuntimeError("a dispatch count is already running; counts do not nest")
-            _active = self
+        if _active() is not None:
+            raise RuntimeError("a dispatch count is already running in this thread; counts "
+                               "do not nest")
+        if self._closed:
+            raise RuntimeError("this DispatchCounter has counted its block; make a new one")
+        _state.counter = self
+        self._boundary_mode = _BoundaryMode(self)
         try:
             super().__enter__()
+            self._boundary_mode.__enter__()
         except BaseException:
-            _active = None
+            _state.counter = None
             raise
         self._suppressed = 0
         return self
 
     def __exit__(self, *exc):
-        global _active
         try:
+            self._boundary_mode.__exit__(*exc)
             return super().__exit__(*exc)
         finally:
-            _active = None
+            self._closed = True
+            _state.counter = None
 
     def _count_flops(self, func_packet, out, args, kwargs):
         # FlopCounterMode calls this for every op that runs (after trying to decompose it);
         # its own registry is not used.
-        if self._suppressed:
+        if self._not_counting():
             return out
         entry = self._entry(func_packet)
         if entry.rule is None:
@@ -327,6 +358,12 @@ class DispatchCounter(FlopCounterMode):
 
     # ------------------------------------------------------------ bookkeeping
 
+    def _not_counting(self) -> bool:
+        # inside a boundary (forward, or its backward nodes in this backward pass), or after
+        # the block
+        return bool(self._suppressed or self._closed or (
+            self._backward_suppressed and self._backward_suppressed[_backward_key()]))
+
     def _in_backward(self) -> bool:
         return torch._C._current_graph_task_id() != -1
 
@@ -335,7 +372,7 @@ class DispatchCounter(FlopCounterMode):
         return max(parents, key=len) if parents else ""
 
     def _add(self, name: str, family: str, macs: int) -> None:
-        if not macs:
+        if not macs or self._closed:
             return
         (self.backward_by_family if self._in_backward() else self.forward_by_family)[family] \
             += macs
@@ -371,8 +408,10 @@ class DispatchCounter(FlopCounterMode):
         first_node = torch._C._autograd._get_sequence_nr() if needs_grad else None
         with self.uncounted():
             out = run()
+        # Under vmap the call shows per-example shapes; its kernel ran over the batch.
+        batch = vmap_batch_factor(grad_inputs)
         call = OpCall(rule.kind, [_read(a) for a in call_args], _outputs(out), self._scope())
-        self._add(rule.name, rule.family, rule.count(call, self.preset, self.strict))
+        self._add(rule.name, rule.family, batch * rule.count(call, self.preset, self.strict))
         if first_node is not None and (rule.kind in BACKWARD_RULES
                                        or rule.kind.startswith(PYTHON_OP)):
             # Other boundaries (linear, einsum, ...) differentiate into matmuls and
@@ -392,16 +431,20 @@ class DispatchCounter(FlopCounterMode):
                                  and type(node).__name__ != "AccumulateGrad")))
         if not nodes:
             return
-        counted = []
+        counted_in: set = set()   # graph tasks: a retain_graph backward run twice counts twice
 
         def before(*_):
-            if not counted:
-                counted.append(True)
+            key = _backward_key()
+            if key[0] not in counted_in:
+                counted_in.add(key[0])
                 self._count_backward(rule, call, needs)
-            self._suppressed += 1
+            self._backward_suppressed[key] += 1
 
         def after(*_):
-            self._suppressed -= 1
+            key = _backward_key()
+            self._backward_suppressed[key] -= 1
+            if not self._backward_suppressed[key]:
+                del self._backward_suppressed[key]
 
         for node in nodes:
             node.register_prehook(before)
@@ -424,14 +467,14 @@ class DispatchCounter(FlopCounterMode):
         self._add(name, backward.family or rule.family, macs)
 
 
-# ---------------------------------------------------------------- wrapping the boundaries
-
-_active: Optional[DispatchCounter] = None
-_lock = threading.Lock()
-
+# ---------------------------------------------------------------- the boundaries
 
 def _linear_args(args, kwargs):
     return [args[0], args[1], args[2] if len(args) > 2 else kwargs.get("bias")]
+
+
+def _bilinear_args(args, kwargs):
+    return [args[0], args[1], args[2], args[3] if len(args) > 3 else kwargs.get("bias")]
 
 
 def _sdpa_args(args, kwargs):
@@ -453,25 +496,35 @@ def _rms_norm_args(args, kwargs):
     return [args[0], list(shape) if isinstance(shape, (list, tuple)) else [shape], weight]
 
 
-# (namespace, attribute, JIT-level op, argument reader): the composite functions counted at
-# their boundary. Code that calls them through these attributes (nn.Linear, nn.RMSNorm,
-# nn.LSTM, F.multi_head_attention_forward, transformers' attention) is wrapped; a call that
-# bypasses them is still counted, by its dispatch-level ops.
-BOUNDARY_FUNCTIONS = (
-    (F, "linear", "aten::linear", _linear_args),
-    (F, "scaled_dot_product_attention", "aten::scaled_dot_product_attention", _sdpa_args),
-    (F, "rms_norm", "aten::rms_norm", _rms_norm_args),
-    (F, "adaptive_avg_pool1d", "aten::adaptive_avg_pool1d", lambda a, kw: list(a)),
-    (F, "adaptive_avg_pool2d", "aten::adaptive_avg_pool2d", lambda a, kw: list(a)),
-    (F, "adaptive_avg_pool3d", "aten::adaptive_avg_pool3d", lambda a, kw: list(a)),
-    (torch, "einsum", "aten::einsum", _einsum_args),
-    (torch.functional, "einsum", "aten::einsum", _einsum_args),
-    (torch._VF, "lstm", "aten::lstm", lambda a, kw: list(a)),
-    (torch._VF, "gru", "aten::gru", lambda a, kw: list(a)),
-    (torch._VF, "rnn_tanh", "aten::rnn_tanh", lambda a, kw: list(a)),
-    (torch._VF, "rnn_relu", "aten::rnn_relu", lambda a, kw: list(a)),
-)
+def _positional(args, kwargs):
+    return list(args) + list(kwargs.values())
 
+
+# The composite functions counted at their boundary: (function, JIT-level op, argument reader).
+# The keys are the function objects a TorchFunctionMode receives, whatever name the caller bound
+# them to (``F.linear``, ``from torch.nn.functional import linear``, ``torch._C._nn.linear`` are
+# one object); a Python wrapper (``F.rms_norm``, ``F.adaptive_avg_pool2d``) and the builtin it
+# calls (``torch.rms_norm``, ``torch._C._nn.adaptive_avg_pool2d``) are both keys, since a caller
+# may call either. ``torch._VF.lstm`` is ``torch.lstm``.
+_BOUNDARY_FUNCTIONS = (
+    (F.linear, "aten::linear", _linear_args),
+    (torch.bilinear, "aten::bilinear", _bilinear_args),
+    (F.scaled_dot_product_attention, "aten::scaled_dot_product_attention", _sdpa_args),
+    (F.rms_norm, "aten::rms_norm", _rms_norm_args),
+    (getattr(torch, "rms_norm", None), "aten::rms_norm", _rms_norm_args),
+    (F.adaptive_avg_pool1d, "aten::adaptive_avg_pool1d", _positional),
+    (F.adaptive_avg_pool2d, "aten::adaptive_avg_pool2d", _positional),
+    (torch._C._nn.adaptive_avg_pool2d, "aten::adaptive_avg_pool2d", _positional),
+    (F.adaptive_avg_pool3d, "aten::adaptive_avg_pool3d", _positional),
+    (torch._C._nn.adaptive_avg_pool3d, "aten::adaptive_avg_pool3d", _positional),
+    (torch.einsum, "aten::einsum", _einsum_args),
+    (torch.lstm, "aten::lstm", _positional),
+    (torch.gru, "aten::gru", _positional),
+    (torch.rnn_tanh, "aten::rnn_tanh", _positional),
+    (torch.rnn_relu, "aten::rnn_relu", _positional),
+)
+BOUNDARY_FUNCTIONS: Dict[Any, Tuple[str, ArgMap]] = {
+    function: (kind, read) for function, kind, read in _BOUNDARY_FUNCTIONS if function is not None}
 
 RECURRENT_KINDS = frozenset({"aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu"})
 
@@ -490,39 +543,88 @@ def _native_recurrent_kernels() -> Iterator[None]:
         torch._C._set_cudnn_enabled(saved[1])
 
 
-def _wrap_function(original: Callable, kind: str, read_args: ArgMap) -> Callable:
-    def counted(*args, **kwargs):
-        counter, rule = _active, OP_TABLE.get(kind)
-        if counter is None or counter._suppressed or rule is None:
-            return original(*args, **kwargs)
-        try:
-            call_args = read_args(args, kwargs)
-        except Exception:          # a layout we do not read: its dispatch-level ops count
-            return original(*args, **kwargs)
-        tensors = list(_tensors(list(args) + list(kwargs.values())))
-
-        def run():
-            # A recurrent layer that will be differentiated runs torch's own cell-by-cell
-            # path, not mkldnn's or cuDNN's fused kernel, so that its backward is the cell
-            # equations' backward, counted as it runs (the fused kernels' backward,
-            # mkldnn_rnn_layer_backward and _cudnn_rnn_backward, has no reference to count).
-            if kind in RECURRENT_KINDS and torch.is_grad_enabled() and any(
-                    t.requires_grad for t in tensors):
-                with _native_recurrent_kernels():
-                    return original(*args, **kwargs)
-            return original(*args, **kwargs)
-
-        return counter.count_boundary(rule, call_args, run, tensors)
-
-    counted.__wrapped__ = original
-    counted.__name__ = getattr(original, "__name__", kind)
-    return counted
+def vmap_batch_factor(tensors: Iterable[torch.Tensor]) -> int:
+    """How many times the physical work exceeds what a call's tensors show: under
+    ``torch.vmap`` a function sees per-example shapes, and its kernel runs over the batch of
+    every vmap level at which one of its tensors is batched. The product of those levels'
+    batch sizes (nested vmaps multiply); 1 outside vmap and under ``torch.func.grad`` alone."""
+    sizes: Dict[int, int] = {}
+    for tensor in tensors:
+        while isinstance(tensor, torch.Tensor) and _functorch.is_functorch_wrapped_tensor(tensor):
+            inner = _functorch.get_unwrapped(tensor)
+            if _functorch.is_batchedtensor(tensor):
+                sizes[_functorch.maybe_get_level(tensor)] = \
+                    int(inner.shape[_functorch.maybe_get_bdim(tensor)])
+            tensor = inner
+    return math.prod(sizes.values())
 
 
-# Function.apply: a classmethod in torch 2.13, a C++ classmethod descriptor in 2.14. Either is
-# bound to the Function class it is called on.
+class _BoundaryMode(TorchFunctionMode):
+    """Sees every call of a boundary function in the thread that entered it (a mode is
+    per-thread), however the caller bound the function, and counts it once at its boundary.
+    A Python function that is not a boundary (``F.multi_head_attention_forward``) runs with
+    the mode pushed again, so the boundaries it calls are seen too."""
+
+    def __init__(self, counter: "DispatchCounter"):
+        super().__init__()
+        self._counter = counter
+        self._python_calls: List[Any] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        counter = self._counter
+        boundary = BOUNDARY_FUNCTIONS.get(func)
+        if boundary is not None and not counter._not_counting():
+            kind, read_args = boundary
+            rule = OP_TABLE.get(kind)
+            try:
+                call_args = read_args(args, kwargs) if rule is not None else None
+            except Exception:      # a layout we do not read: its dispatch-level ops count
+                call_args = None
+            if call_args is not None:
+                tensors = list(_tensors(list(args) + list(kwargs.values())))
+                return counter.count_boundary(
+                    rule, call_args, lambda: _run_boundary(kind, func, args, kwargs, tensors),
+                    tensors)
+        if type(func) is pytypes.FunctionType and (
+                not self._python_calls or self._python_calls[-1] is not func):
+            # Tensor methods written in Python (Tensor.unflatten, split) arrive again with the
+            # same func from their super() call: that one runs as it is.
+            self._python_calls.append(func)
+            try:
+                with self:
+                    return _redispatch(func, types, args, kwargs)
+            finally:
+                self._python_calls.pop()
+        return func(*args, **kwargs)
+
+
+def _run_boundary(kind: str, func, args, kwargs, tensors: List[torch.Tensor]) -> Any:
+    # A recurrent layer that will be differentiated runs torch's own cell-by-cell path, not
+    # mkldnn's or cuDNN's fused kernel, so that its backward is the cell equations' backward,
+    # counted as it runs (the fused kernels' backward, mkldnn_rnn_layer_backward and
+    # _cudnn_rnn_backward, has no reference to count).
+    if kind in RECURRENT_KINDS and torch.is_grad_enabled() and any(
+            t.requires_grad for t in tensors):
+        with _native_recurrent_kernels():
+            return func(*args, **kwargs)
+    return func(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- autograd Functions
+# Function.apply is no torch function: no mode sees it. It is wrapped process-wide while any
+# count runs (reference-counted), and the wrapper counts only in a thread whose count is active;
+# other threads run the original. Function.apply: a classmethod in torch 2.13, a C++
+# classmethod descriptor in 2.14; either is bound to the Function class it is called on.
 _APPLY_OWNER = next(c for c in torch.autograd.Function.__mro__ if "apply" in vars(c))
 _APPLY = vars(_APPLY_OWNER)["apply"]
+_state = threading.local()           # .counter: the DispatchCounter active in this thread
+_apply_lock = threading.Lock()
+_apply_users = 0
+
+
+def _active() -> Optional["DispatchCounter"]:
+    return getattr(_state, "counter", None)
 
 
 def _function_apply(cls, *args, **kwargs):
@@ -530,8 +632,8 @@ def _function_apply(cls, *args, **kwargs):
 
 
 def _counted_apply(cls, *args, **kwargs):
-    counter = _active
-    if counter is None or counter._suppressed:
+    counter = _active()
+    if counter is None or counter._not_counting():
         return _function_apply(cls, *args, **kwargs)
     kind = PYTHON_OP + cls.__name__
     rule = OP_TABLE.get(kind)
@@ -546,25 +648,22 @@ def _counted_apply(cls, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def _boundaries() -> Iterator[None]:
-    # torch._VF serves its functions through __getattr__: restoring deletes the wrapper.
-    saved = [(owner, name, getattr(owner, name), name in vars(owner))
-             for owner, name, _, _ in BOUNDARY_FUNCTIONS]
+def _function_boundaries() -> Iterator[None]:
+    global _apply_users
+    with _apply_lock:
+        if _apply_users == 0:
+            torch.autograd.Function.apply = classmethod(_counted_apply)
+        _apply_users += 1
     try:
-        for (_, _, kind, read_args), (owner, name, original, _) in zip(BOUNDARY_FUNCTIONS, saved):
-            setattr(owner, name, _wrap_function(original, kind, read_args))
-        torch.autograd.Function.apply = classmethod(_counted_apply)
         yield
     finally:
-        if _APPLY_OWNER is torch.autograd.Function:
-            torch.autograd.Function.apply = _APPLY
-        else:
-            del torch.autograd.Function.apply
-        for owner, name, original, own in reversed(saved):
-            if own:
-                setattr(owner, name, original)
-            else:
-                delattr(owner, name)
+        with _apply_lock:
+            _apply_users -= 1
+            if _apply_users == 0:
+                if _APPLY_OWNER is torch.autograd.Function:
+                    torch.autograd.Function.apply = _APPLY
+                else:
+                    del torch.autograd.Function.apply
 
 
 @contextlib.contextmanager
@@ -589,13 +688,21 @@ def counting(preset: str = "full", strict: bool = False) -> Iterator[DispatchCou
 
     Raises:
         ValueError: unknown preset.
-        RuntimeError: another dispatch count is running (counts do not nest).
+        RuntimeError: another dispatch count is running in this thread (counts do not
+            nest; counts in other threads run alongside, each seeing only its own thread).
 
-    While the block runs, ``F.linear``, ``F.scaled_dot_product_attention``, ``F.rms_norm``,
-    ``torch.einsum``, the recurrent layers' ``_VF`` functions and
-    ``torch.autograd.Function.apply`` are wrapped (process-wide) so each is counted once at its
-    boundary; they are restored on exit.
+    Semantics (docs/engines.md, "counting()"): only this thread's work is counted; every
+    backward that runs inside the block counts, ``retain_graph`` ones each time; an exception
+    raised and caught inside the block does not switch counting off; once the block exits the
+    totals no longer change (a backward run later adds nothing).
+
+    The boundary functions (:data:`BOUNDARY_FUNCTIONS`: ``F.linear``, ``F.bilinear``,
+    ``F.scaled_dot_product_attention``, ``F.rms_norm``/``torch.rms_norm``, ``torch.einsum``,
+    the adaptive average pools and the recurrent layers' ``_VF`` functions) are seen through a
+    ``TorchFunctionMode`` of this thread, whatever name the caller bound them to. Autograd
+    Functions are seen through ``torch.autograd.Function.apply``, wrapped while any count runs
+    (a reference ``fn = MyFunction.apply`` kept from before the count goes around it).
     """
     counter = DispatchCounter(preset, strict)
-    with counter, _boundaries():
+    with _function_boundaries(), counter:
         yield counter

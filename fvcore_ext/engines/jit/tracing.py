@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch import nn
 
 from ...runtime.meta import meta_tracing
@@ -203,3 +204,22 @@ def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor],
         list(adapter.named_buffers(remove_duplicate=False))
     return {unwrap_name(name): by_tensor[id(tensor)] for name, tensor in named
             if id(tensor) in by_tensor}
+
+
+class _NoFastPaths(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def without_fast_paths() -> Iterator[None]:
+    """Run the block in this thread with PyTorch's attention fast paths off:
+    ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` take their fused kernels
+    (``aten::_native_multi_head_attention``, ``aten::_transformer_encoder_layer_fwd``) only when
+    no torch-function mode is active (``torch.overrides.has_torch_function``), so under an empty
+    one they run the ``F.multi_head_attention_forward`` path the dispatch engine counts: both
+    engines then report the same family table for them (issue 26: linear in matmul, SDPA in
+    attention). The totals are the same either way (docs/conventions.md, "Attention"). Changes
+    no process-wide flag: a mode is per thread."""
+    with _NoFastPaths():
+        yield
