@@ -65,7 +65,7 @@ def make_handlers(preset: str = "full", strict: bool = False) -> Dict[str, Handl
     sends them to :func:`unknown_op_handler`). ``ValueError`` on an unknown preset."""
     check_preset(preset)
     handlers: Dict[str, Handler] = dict.fromkeys(STRUCTURAL_OPS)
-    for kind, rule in OP_TABLE.items():
+    for kind, rule in list(OP_TABLE.items()):
         handlers[_torchprofile_name(kind)] = _make_handler(rule, preset, strict)
     return handlers
 
@@ -85,4 +85,4 @@ def operator_name(operator: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _rules_by_torchprofile_name(version: int) -> Dict[str, OpRule]:
     # Rebuilt when a rule is added (fvcore_ext.register_rule changes the table version).
-    return {_torchprofile_name(kind): rule for kind, rule in OP_TABLE.items()}
+    return {_torchprofile_name(kind): rule for kind, rule in list(OP_TABLE.items())}

@@ -27,7 +27,8 @@ from typing import Any, Optional
 
 import torch
 
-from fvcore_ext.engines.jit import TraceAdapter, op_kind, read_node, unwrap_name
+from fvcore_ext.engines.jit import (TraceAdapter, exclusive_trace, op_kind, read_node,
+                                    unwrap_name)
 from fvcore_ext.ops import OP_TABLE
 from fvcore_ext.runtime.meta import meta_tracing
 
@@ -55,7 +56,7 @@ def trace(model: torch.nn.Module, args: Any = (), kwargs: Optional[dict] = None)
                          "Please use positional arguments instead.")
     if isinstance(args, torch.Tensor):
         args = (args,)
-    with warnings.catch_warnings(record=True), meta_tracing():
+    with exclusive_trace(), warnings.catch_warnings(record=True), meta_tracing():
         jit_graph, _ = torch.jit._get_trace_graph(TraceAdapter(model, None), tuple(args))
 
     variables = {}

@@ -23,7 +23,7 @@ from torch import nn
 from ..engines.analysis import count_model
 from ..runtime.meta import copy_to_device, inputs_to_device, meta_error, meta_tracing
 from ..ops import report_name
-from ..engines.jit.tracing import TraceAdapter, eval_mode, unwrap_model
+from ..engines.jit.tracing import TraceAdapter, eval_mode, exclusive_trace, unwrap_model
 
 __all__ = ["ToolCount", "compare_tools", "format_comparison"]
 
@@ -143,7 +143,8 @@ def compare_tools(model: nn.Module, inputs: Sequence[torch.Tensor],
     if dispatch or backward:
         runs.append(lambda m: _pack_dispatch(m, inputs, input_names, preset, backward))
     counts = []
-    with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), meta_tracing():
+    with exclusive_trace(), eval_mode(model), torch.no_grad(), warnings.catch_warnings(), \
+            meta_tracing():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         for tool, run in zip(TOOLS, runs):
             instance, fresh = _fresh_copy(model)   # copied in eval mode

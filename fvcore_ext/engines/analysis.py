@@ -25,7 +25,7 @@ from ..runtime.meta import copy_to_device, inputs_to_device, meta_tracing
 from ..ops import families_by_name
 from .jit.tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
                       parameter_consumers, recording_trace_graph, unwrap_model, unwrap_name,
-                          without_fast_paths)
+                          without_fast_paths, exclusive_trace)
 from ..rules import check_preset
 
 __all__ = ["ENGINES", "CountReport", "count_model"]
@@ -168,8 +168,8 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("all")
     # meta_tracing: a meta model's convolutions trace as on CPU (fvcore_ext/meta.py says why)
-    with eval_mode(model) as was_training, torch.no_grad(), meta_tracing(), \
-            without_fast_paths():
+    with exclusive_trace(), eval_mode(model) as was_training, torch.no_grad(), \
+            meta_tracing(), without_fast_paths():
         with collect_ops() as log, warnings.catch_warnings(record=True) as caught, \
                 recording_trace_graph(adapter) as graphs:
             warnings.simplefilter("always", torch.jit.TracerWarning)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..ops.diagnostics import UncountedOp, collect_ops, unknown_op_error
-from ..engines.jit.handles import make_handles
+from ..engines.jit import exclusive_trace, make_handles
 from ..rules import check_preset
 
 __all__ = ["ComplexityCall", "get_model_complexity_info", "pack_handles_in_mmengine",
@@ -124,7 +124,7 @@ def _complexity_info(model, input_shape, inputs, show_table, show_arch, preset, 
     for handler in (flop_handler, activation_handler):
         handler.unsupported_ops_warnings(False)
         handler.uncalled_modules_warnings(False)
-    with torch.no_grad(), collect_ops() as log:
+    with exclusive_trace(), torch.no_grad(), collect_ops() as log:
         flops = int(flop_handler.total())
         if strict and flop_handler.unsupported_ops():
             # handles never see an op with no rule; strict fails on those too

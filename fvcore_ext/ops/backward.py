@@ -158,6 +158,9 @@ DISPATCH_ZERO_COST_OPS = aten_ops(
     "_has_compatible_shallow_copy_type", "squeeze_", "unsqueeze_", "t_", "transpose_",
     "as_strided_", "diag_embed", "diagonal", "diagonal_backward", "_unsafe_index_put",
     "expand_copy", "view_copy", "permute_copy", "split_with_sizes_copy", "unbind_copy",
-    "_unsafe_masked_index", "native_dropout_", "aminmax")
+    "_unsafe_masked_index", "native_dropout_", "aminmax",
+    # a pad's backward gathers the gradient back (0, as the pad itself)
+    "reflection_pad1d_backward", "reflection_pad2d_backward", "reflection_pad3d_backward",
+    "replication_pad1d_backward", "replication_pad2d_backward", "replication_pad3d_backward")
 counts(*(op for op in DISPATCH_ZERO_COST_OPS if op not in OP_TABLE),
        family="zero-cost")(costs_nothing)

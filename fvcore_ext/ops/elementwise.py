@@ -147,6 +147,9 @@ ZERO_COST_OPS = tuple(op for op in FVCORE_IGNORED_OPS if op not in ELEMENTWISE_O
     "_shape_as_tensor",
     # max pooling picks, as max_pool2d does (SAN's side adapter)
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    # padding copies (issue 26): reflection, replication and circular pads, as constant_pad_nd
+    "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
+    "replication_pad2d", "replication_pad3d", "_pad_circular", "_pad_enum",
 )
 
 

@@ -33,6 +33,19 @@ def _baddbmm(call: OpCall) -> Cost:
             + rules.elementwise_macs(call.output_shape()))
 
 
+@counts("aten::bilinear", family="matmul")
+def _bilinear(call: OpCall) -> Cost:
+    # bilinear(input1, input2, weight, bias)
+    return rules.bilinear_macs(call.shape(0), call.shape(2))
+
+
+@counts("aten::_trilinear", family="matmul", name="bilinear")
+def _trilinear(call: OpCall) -> Cost:
+    # Only the dispatcher shows it: nn.Bilinear's kernel, forward and backward.
+    return rules.trilinear_macs([call.shape(0), call.shape(1), call.shape(2)],
+                                [call.scalar(3), call.scalar(4), call.scalar(5)])
+
+
 @counts("aten::linear", family="matmul")
 def _linear(call: OpCall) -> Cost:
     return rules.linear_macs(call.shape(0), call.shape(1))

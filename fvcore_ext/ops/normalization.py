@@ -31,12 +31,24 @@ counts("aten::instance_norm", family="normalization")(_norm_reader(1))
 @counts("aten::rms_norm", family="normalization")
 def _rms_norm(call: OpCall) -> Cost:
     # Not in fvcore (nn.RMSNorm, F.rms_norm): costed as its composite kernel's ops.
-    normalized_shape = call.scalar(1)
-    if not isinstance(normalized_shape, list) or not all(isinstance(d, int)
-                                                         for d in normalized_shape):
-        raise CannotCount(f"normalized_shape is {normalized_shape!r}, not a list of ints")
-    return rules.rms_norm_macs(call.shape(0), rules.numel(normalized_shape),
+    return rules.rms_norm_macs(call.shape(0), rules.numel(_normalized_shape(call, 1, 2)),
                                has_weight=call.has_tensor(2))
+
+
+def _normalized_shape(call: OpCall, index: int, weight_index: int) -> list:
+    # A shape computed from the input (F.rms_norm(x, (x.shape[-1],), w), common in model code)
+    # is traced as values the JIT graph does not know (issue 26): the weight has the
+    # normalized shape, and without a weight it is the input's trailing dimensions.
+    shape = call.scalar(index)
+    if isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool)
+                                       for d in shape):
+        return shape
+    if call.has_tensor(weight_index):
+        return list(call.shape(weight_index))
+    if isinstance(shape, list) and 0 < len(shape) <= len(call.shape(0)):
+        return list(call.shape(0)[-len(shape):])
+    raise CannotCount(f"normalized_shape is {shape!r}, not a list of ints, and no weight "
+                      f"gives it")
 
 
 @counts("aten::_weight_norm", family="normalization")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -22,7 +23,7 @@ from .diagnostics import record_uncounted, record_zero
 from .opcall import CannotCount, OpCall, TensorArg
 from ..rules import Cost, check_mac_count
 
-__all__ = ["BACKWARD_RULES", "BackwardReader", "BackwardRule", "FAMILIES", "OP_TABLE", "OpRule",
+__all__ = ["TABLE_LOCK", "BACKWARD_RULES", "BackwardReader", "BackwardRule", "FAMILIES", "OP_TABLE", "OpRule",
            "Reader", "add_rule", "aten_ops", "backward_of", "bool_scalar", "check_reader",
            "costs_nothing", "counts", "families_by_name", "int_scalar", "needs_by_name",
            "on_table_change", "output_used", "remove_rule", "report_name", "rule_result",
@@ -117,6 +118,9 @@ def check_reader(read: Any, what: str = "a rule") -> None:
 
 
 OP_TABLE: Dict[str, OpRule] = {}
+# Held while the table changes (and its listeners rebuild what they built from it), so rules
+# registered from two threads are all kept (issue 26). Readers iterate over a snapshot.
+TABLE_LOCK = threading.RLock()
 _version = 0
 _listeners: List[Callable[[], None]] = []
 
@@ -156,7 +160,7 @@ def families_by_name() -> Dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def _families_by_name(version: int) -> Dict[str, str]:
     families: Dict[str, str] = {}
-    for rule in OP_TABLE.values():
+    for rule in list(OP_TABLE.values()):
         families.setdefault(rule.name, rule.family)
     return families
 
@@ -179,17 +183,19 @@ def add_rule(kind: str, read: Reader, family: str, name: Optional[str] = None,
     check_reader(read)
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
-    if kind in OP_TABLE and not replace:
-        raise ValueError(f"{kind} is registered twice")
-    OP_TABLE[kind] = rule = OpRule(kind, read, name or report_name(kind), family)
-    _changed()
+    with TABLE_LOCK:
+        if kind in OP_TABLE and not replace:
+            raise ValueError(f"{kind} is registered twice")
+        OP_TABLE[kind] = rule = OpRule(kind, read, name or report_name(kind), family)
+        _changed()
     return rule
 
 
 def remove_rule(kind: str) -> OpRule:
     """Take ``kind``'s rule out of the table and return it; ``KeyError`` if it has none."""
-    rule = OP_TABLE.pop(kind)
-    _changed()
+    with TABLE_LOCK:
+        rule = OP_TABLE.pop(kind)
+        _changed()
     return rule
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from .registry import (BACKWARD_RULES, FAMILIES, OP_TABLE, BackwardRule, OpRule, add_rule,
+from .registry import (TABLE_LOCK, BACKWARD_RULES, FAMILIES, OP_TABLE, BackwardRule, OpRule, add_rule,
                        check_reader, remove_rule, rule_result)
 from .opcall import OpCall
 from ..rules import Cost
@@ -125,11 +125,12 @@ def register_rule(*op_names: str, family: str = "custom", name: Optional[str] = 
 
     def register(function: RuleFunction) -> RuleFunction:
         check_reader(function, "a rule given to register_rule")
-        for op in dict.fromkeys(op_names):
-            _replaced.setdefault(op, (OP_TABLE.get(op), BACKWARD_RULES.get(op)))
-            add_rule(op, function, family, name, replace=True)
-            if backward is not None:
-                BACKWARD_RULES[op] = _backward_rule(backward)
+        with TABLE_LOCK:
+            for op in dict.fromkeys(op_names):
+                _replaced.setdefault(op, (OP_TABLE.get(op), BACKWARD_RULES.get(op)))
+                add_rule(op, function, family, name, replace=True)
+                if backward is not None:
+                    BACKWARD_RULES[op] = _backward_rule(backward)
         return function
 
     return register
@@ -139,14 +140,16 @@ def unregister_rule(*op_names: str) -> None:
     """Remove rules added with :func:`register_rule`; a built-in rule that was replaced comes
     back. ``ValueError`` if an op has no rule registered by :func:`register_rule`."""
     op_names = tuple(dict.fromkeys(op_names))           # an op named twice is removed once
-    unknown = [op for op in op_names if op not in _replaced]
-    if unknown:
-        raise ValueError(f"no rule was registered with register_rule for {', '.join(unknown)}")
-    for op in op_names:
-        builtin, builtin_backward = _replaced.pop(op)
-        remove_rule(op)
-        BACKWARD_RULES.pop(op, None)
-        if builtin is not None:
-            add_rule(op, builtin.read, builtin.family, builtin.name)
-        if builtin_backward is not None:
-            BACKWARD_RULES[op] = builtin_backward
+    with TABLE_LOCK:
+        unknown = [op for op in op_names if op not in _replaced]
+        if unknown:
+            raise ValueError(f"no rule was registered with register_rule for "
+                             f"{', '.join(unknown)}")
+        for op in op_names:
+            builtin, builtin_backward = _replaced.pop(op)
+            remove_rule(op)
+            BACKWARD_RULES.pop(op, None)
+            if builtin is not None:
+                add_rule(op, builtin.read, builtin.family, builtin.name)
+            if builtin_backward is not None:
+                BACKWARD_RULES[op] = builtin_backward

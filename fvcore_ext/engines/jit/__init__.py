@@ -4,7 +4,7 @@
 """
 from .handles import make_handles, paper_handles, vmamba_handles
 from .reader import op_kind, read_call, read_node
-from .tracing import TraceAdapter, unwrap_name
+from .tracing import TraceAdapter, exclusive_trace, unwrap_name, without_fast_paths
 
-__all__ = ["TraceAdapter", "make_handles", "op_kind", "paper_handles", "read_call", "read_node",
+__all__ = ["TraceAdapter", "exclusive_trace", "make_handles", "without_fast_paths", "op_kind", "paper_handles", "read_call", "read_node",
            "unwrap_name", "vmamba_handles"]

@@ -55,7 +55,7 @@ def make_handles(preset: str = "full", strict: bool = False) -> Dict[str, Handle
     # fvcore (and mmengine) skip their own ignored ops when no handle is registered; a zero
     # handle there would only make fvcore add an empty count to every enclosing module. An
     # ignored op the contract counts (aten::floor) gets its handle, which fvcore prefers.
-    return {kind: _make_handle(rule, preset, strict) for kind, rule in OP_TABLE.items()
+    return {kind: _make_handle(rule, preset, strict) for kind, rule in list(OP_TABLE.items())
             if not (kind in FVCORE_IGNORED_OPS and rule.always_zero)}
 
 

@@ -192,7 +192,7 @@ def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor],
     graph's inputs after the model inputs; that order is what maps a graph input to a name.
     """
     if graph is None:
-        with meta_tracing():   # a meta model traces as on CPU (fvcore_ext/meta.py)
+        with exclusive_trace(), meta_tracing():   # a meta model traces as on CPU
             graph, _ = torch.jit._get_trace_graph(adapter, tuple(inputs))
     state = torch.jit._trace._unique_state_dict(adapter, keep_vars=True)
     graph_inputs = list(graph.inputs())[len(inputs):]
@@ -204,6 +204,21 @@ def parameter_consumers(adapter: TraceAdapter, inputs: Sequence[torch.Tensor],
         list(adapter.named_buffers(remove_duplicate=False))
     return {unwrap_name(name): by_tensor[id(tensor)] for name, tensor in named
             if id(tensor) in by_tensor}
+
+
+_TRACE_LOCK = threading.RLock()
+
+
+@contextmanager
+def exclusive_trace() -> Iterator[None]:
+    """Hold the process's JIT-trace lock for the block. ``torch.jit`` tracing is not safe in
+    two threads at once (a JIT engine count beside a torchprofile count aborts the process
+    with an internal assert): every trace the pack makes (the JIT engine, ``torchprofile_ext``,
+    ``compare``, the census, mmengine's analyzer) runs inside this lock, so a second one waits.
+    Reentrant: a trace inside a traced count does not deadlock. (The dispatch engine traces
+    nothing and takes no lock.)"""
+    with _TRACE_LOCK:
+        yield
 
 
 class _NoFastPaths(TorchFunctionMode):
