@@ -10,8 +10,9 @@ from .backward import (NORM_BACKWARD_PER_ELEMENT, RMS_NORM_BACKWARD_PER_ELEMENT,
                        weight_norm_backward_macs)
 from .cost import PRESETS, Cost, check_mac_count, check_preset, numel
 from .elementwise import elementwise_macs, reduction_macs, sum_of_terms_macs
-from .linalg import (addmm_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
-                     grouped_mm_macs, linear_macs, matmul_macs, triangular_solve_macs)
+from .linalg import (addmm_macs, bilinear_macs, bmm_macs, broadcast_shapes, conv_macs, einsum_macs,
+                     grouped_mm_macs, linear_macs, matmul_macs, triangular_solve_macs,
+                     trilinear_macs)
 from .mamba import (SCAN_BACKWARD_PER_POSITION, SCAN_BACKWARD_PER_STATE, bimamba_inner_macs,
                     causal_conv1d_backward_macs, causal_conv1d_macs,
                     mamba_inner_backward_macs, mamba_inner_macs, selective_scan_backward_macs,
@@ -26,7 +27,7 @@ from .upsample import MACS_PER_OUTPUT, grid_sample_macs, upsample_macs
 
 __all__ = [
     "Cost", "PRESETS", "check_mac_count", "check_preset", "numel",
-    "addmm_macs", "bmm_macs", "broadcast_shapes", "conv_macs", "einsum_macs", "grouped_mm_macs",
+    "addmm_macs", "bilinear_macs", "trilinear_macs", "bmm_macs", "broadcast_shapes", "conv_macs", "einsum_macs", "grouped_mm_macs",
     "linear_macs", "matmul_macs", "triangular_solve_macs", "rnn_macs", "fft_macs",
     "batch_norm_macs", "norm_macs", "rms_norm_macs", "weight_norm_macs",
     "elementwise_macs", "reduction_macs", "sum_of_terms_macs",

@@ -14,6 +14,7 @@ import opt_einsum
 from .cost import Cost, numel
 
 __all__ = [
+    "bilinear_macs", "trilinear_macs",
     "addmm_macs",
     "bmm_macs",
     "conv_macs",
@@ -36,6 +37,41 @@ def broadcast_shapes(*shapes: Shape) -> tuple:
             raise ValueError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
         out.append(sizes.pop() if sizes else 1)
     return tuple(reversed(out))
+
+
+def bilinear_macs(x1: Shape, weight: Shape) -> Cost:
+    """``aten::bilinear(x1, x2, A, bias)`` (``nn.Bilinear``: ``y_k = x1ᵀ·A_k·x2 + b_k``), x1
+    ``(*, in1)``, A ``(out, in1, in2)``: one MAC per term ``x1_i·A_kij·x2_j`` of each output,
+    ``numel(x1[:-1])·out·in1·in2``, as ``aten::_trilinear`` evaluates it (a broadcast product
+    summed over i and j); the bias is not counted, as a linear's is not (issue 26).
+
+    Raises:
+        ValueError: x1's last dimension is not A's ``in1``.
+    """
+    x1, weight = tuple(int(d) for d in x1), tuple(int(d) for d in weight)
+    if len(weight) != 3 or not x1 or x1[-1] != weight[1]:
+        raise ValueError(f"bilinear: x1 {x1} does not match the weight {weight} "
+                         f"(out, in1, in2)")
+    return Cost(core=numel(x1[:-1]) * numel(weight))
+
+
+def trilinear_macs(shapes: Sequence[Shape], expands: Sequence[Sequence[int]]) -> Cost:
+    """``aten::_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim)``: each input with size-1
+    dimensions inserted at its ``expand`` positions, the three broadcast, multiplied and summed
+    over ``sumdim``: one MAC per element of the broadcast product. The kernel of ``nn.Bilinear``
+    at the dispatcher (its forward gives :func:`bilinear_macs`; each of its two backward calls
+    the same count, as a matmul's gradients each cost the forward's).
+
+    Raises:
+        ValueError: the expanded shapes do not broadcast.
+    """
+    expanded = []
+    for shape, expand in zip(shapes, expands):
+        dims = [int(d) for d in shape]
+        for position in sorted(int(e) for e in expand):
+            dims.insert(position, 1)
+        expanded.append(tuple(dims))
+    return Cost(core=numel(broadcast_shapes(*expanded)))
 
 
 def matmul_macs(a: Shape, b: Shape) -> Cost:
