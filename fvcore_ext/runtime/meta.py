@@ -110,8 +110,25 @@ def _meta_grouped_mm(mat_a, mat_b, offs=None, bias=None, out_dtype=None):
     return mat_a.new_empty(shape, dtype=out_dtype or mat_a.dtype)
 
 
+def _meta_upsample_nearest(input, output_size, *scales):
+    # torch 2.x's Meta kernels of upsample_nearest{1,2,3}d and _upsample_nearest_exact{1,2,3}d
+    # check ``input.numel() != 0 or prod(input.shape[1:])`` with torch._check, which takes
+    # that int for a bool and raises on a zero-size batch; the CPU kernels return an empty
+    # output. The output shape, as ATen's upsample_*_out_meta: (N, C, *output_size).
+    spatial = input.dim() - 2
+    torch._check(len(output_size) == spatial,
+                 lambda: f"It is expected output_size equals to {spatial}, but got size "
+                         f"{len(output_size)}")
+    torch._check(all(s > 0 for s in output_size) and all(s > 0 for s in input.shape[2:]),
+                 lambda: f"Input and output sizes should be greater than 0, but got input "
+                         f"{tuple(input.shape[2:])} and output {tuple(output_size)}")
+    return input.new_empty((*input.shape[:2], *output_size))
+
+
 # Meta kernels replaced inside meta_tracing: op name → kernel.
-_META_KERNELS = {"convolution": _meta_convolution, "_grouped_mm": _meta_grouped_mm}
+_META_KERNELS = {"convolution": _meta_convolution, "_grouped_mm": _meta_grouped_mm,
+                 **{f"{op}{n}d": _meta_upsample_nearest
+                    for op in ("upsample_nearest", "_upsample_nearest_exact") for n in (1, 2, 3)}}
 
 _lock = threading.Lock()
 _depth = 0
@@ -153,13 +170,15 @@ def meta_tracing() -> Iterator[None]:
     Inside the block ``torch.jit._get_trace_graph`` (so fvcore's ``FlopCountAnalysis``,
     mmengine's ``FlopAnalyzer`` and torchprofile) traces a meta model's convolutions as
     ``aten::_convolution`` nodes, as on CPU (the module docstring says why they fail without
-    it), and a float32 ``aten::_grouped_mm`` runs on meta as on CPU. A data-dependent error
+    it), a float32 ``aten::_grouped_mm`` runs on meta as on CPU, and so does nearest and
+    nearest-exact upsampling of a zero-size batch (torch's Meta kernels of
+    ``upsample_nearest*d`` / ``_upsample_nearest_exact*d`` reject it). A data-dependent error
     raised on meta inside the block becomes a one-line :class:`MetaDeviceError`.
 
     On exit the temporary Meta kernels are unregistered and torch's own are back. Blocks nest and
     may run in several threads; the kernels go when the last one exits. Harmless for CPU or
-    CUDA models: it only changes the Meta dispatch key of ``aten::convolution`` and
-    ``aten::_grouped_mm``.
+    CUDA models: it only changes the Meta dispatch key of ``aten::convolution``,
+    ``aten::_grouped_mm`` and the nearest upsampling ops.
 
     Raises:
         MetaDeviceError: the model read tensor data, or ran an op without a meta kernel.
@@ -209,12 +228,15 @@ _PATTERNS = [
 def _location(error: BaseException) -> str:
     # The innermost frame of the model's own code: not torch, not the counting tools.
     skip = [os.path.dirname(m.__file__) for m in _tool_modules()]
-    here = os.path.dirname(os.path.abspath(__file__))
+    # the pack's machinery (runtime, engines: a TorchFunctionMode frame is the innermost
+    # Python frame of a torch call), not its reference models
+    pack = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    models = os.path.join(pack, "reference_models")
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         path = os.path.abspath(frame.filename)
         if any(path.startswith(s + os.sep) for s in skip):
             continue
-        if os.path.dirname(path) == here:   # the pack's machinery, not its reference models
+        if path.startswith(pack + os.sep) and not path.startswith(models + os.sep):
             continue
         if frame.filename.startswith("<"):
             continue
