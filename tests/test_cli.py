@@ -1,9 +1,11 @@
 """The main job: ``python -m fvcore_ext [MODEL] ...``."""
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+from torch import nn
 
 from fvcore_ext.cli.main import main
 from fvcore_ext.reference_models import build
@@ -216,3 +218,87 @@ def test_compare_with_the_dispatch_engine(capsys, flag):
         # train mode: BatchNorm normalises with batch statistics, so the forward differs
         assert training.backward_macs > 0
         assert tools["dispatch+pack"]["total"] == training.total_macs > forward
+
+
+# ---------------------------------------------------------------- one parser, hostile runs
+
+class Chatty(nn.Module):
+    """Prints while it runs: stdout must still hold only the result."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        print("hello from forward")
+        return self.fc(x)
+
+
+def exits():
+    sys.exit(0)
+
+
+SHARED = ("--preset", "--format", "--depth", "--strict", "--engine", "--backward", "--device",
+          "--standins", "--quiet")
+
+
+def _options(parser):
+    return {a.option_strings[0]: a for a in parser._actions if a.option_strings}
+
+
+def test_shared_options_are_defined_once_and_mean_the_same():
+    from fvcore_ext.cli import hf_command
+    from fvcore_ext.cli.main import _parser
+    model, hf = _options(_parser(False)), _options(hf_command._parser())
+    for name in SHARED:
+        a, b = model[name], hf[name]
+        assert (a.choices, a.type, a.nargs, type(a)) == (b.choices, b.type, b.nargs, type(b))
+        if name != "--device":     # hf: builds on meta by default (no weights needed)
+            assert a.default == b.default and a.help == b.help, name
+    assert (model["--device"].default, hf["--device"].default) == ("cpu", "meta")
+
+
+def test_help_shows_the_hf_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "hf:SPEC options" in out
+    for option in ("--seq-len", "--set KEY=VALUE", "--head", "--decode", "--plot", "--online",
+                   "--backward", "--quiet"):
+        assert option in out
+
+
+def test_a_model_that_prints_keeps_json_stdout_pure(capsys):
+    status, out, err = run(capsys, "tests.test_cli:Chatty", "--input-shape", "2", "4",
+                           "--format", "json")
+    assert status == 0 and json.loads(out)["total_macs"] == 2 * 4 * 3
+    assert "hello from forward" in err
+
+
+def test_a_builder_calling_sys_exit_is_an_error_naming_the_spec(capsys):
+    status, out, err = run(capsys, "tests.test_cli:exits")
+    assert (status, out) == (2, "")
+    assert err == "error: 'tests.test_cli:exits' called sys.exit(0) instead of returning an " \
+                  "nn.Module\n"
+
+
+@pytest.mark.parametrize("argv", [["cnn"], ["hf:gpt2", "--set", "n_layer=1", "--seq-len", "8"]])
+def test_stdout_closed_is_one_line_and_status_2(argv):
+    command = " ".join([sys.executable, "-m", "fvcore_ext"] + argv) + " >&-"
+    done = subprocess.run(["bash", "-c", command], capture_output=False, stderr=subprocess.PIPE,
+                          text=True, timeout=300, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1:] == [
+        "error: stdout is closed: nothing to write the result to"]
+    assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
+    from fvcore_ext.cli import main as main_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(main_module, "count_model", interrupted)
+    assert main(["cnn"]) == 130
+    assert capsys.readouterr() == ("", "interrupted (Ctrl-C)\n")

@@ -337,7 +337,7 @@ def test_the_census_feeds_models_with_the_package_input_synthesis():
     spec = importlib.util.spec_from_file_location("census_zoo", path)
     census_zoo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(census_zoo)
-    assert census_zoo.hf_make_inputs is fvcore_ext.hf_inputs.make_inputs
+    assert census_zoo.hf_make_inputs is fvcore_ext.hf.inputs.make_inputs
     model = load_hf(LLAVA, device="cpu")
     tensors, names, desc = census_zoo.make_inputs(model.model, model.config, "llava")
     assert names == ["input_ids", "pixel_values"] and desc["image_tokens"] == 16
@@ -497,3 +497,113 @@ def test_backward_refuses_the_jit_engine_and_decode(capsys):
                     + extra) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ")
+
+
+# ---------------------------------------------------------------- every failure: one line, exit 2
+def _one_line_exit_2(capsys, argv, *needles):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err
+    return err
+
+
+@pytest.mark.parametrize("text,needle", [("[1, 2]", "holds a JSON list, not a config"),
+                                         ("null", "holds JSON null, not a config"),
+                                         ('"llama"', "holds a JSON string"),
+                                         ('{"model_type": ["llama"]}',
+                                          'model_type is ["llama"], not a string')])
+def test_a_config_that_is_no_json_object_is_one_line(capsys, tmp_path, text, needle):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    _one_line_exit_2(capsys, [f"hf:{path}"], needle)
+    _one_line_exit_2(capsys, [f"hf:{tmp_path}"], needle)
+    with pytest.raises(HFSpecError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        count_hf(str(path))
+
+
+@pytest.mark.parametrize("text", ["²", "1,²", "-4", "0", "1e3", "", "١٢"])
+def test_seq_len_takes_ascii_positive_integers_only(capsys, text):
+    _one_line_exit_2(capsys, ["hf:gpt2", "--seq-len", text], "bad --seq-len")
+
+
+@pytest.mark.parametrize("target,needle", [
+    ("missing/a.png", "does not exist"), ("a.xyz", "unknown extension 'xyz'"),
+    ("noext", "no extension"), (".", "is a directory")])
+def test_plot_target_refused_before_counting(capsys, monkeypatch, tmp_path, target, needle):
+    from fvcore_ext.cli import hf_command
+    monkeypatch.setattr(hf_command, "sweep_hf", lambda *a, **k: pytest.fail("counted"))
+    path = str(tmp_path / target) if target != "." else str(tmp_path)
+    _one_line_exit_2(capsys, ["hf:gpt2", "--seq-len", "8,16", "--plot", path], needle)
+    assert not os.path.exists(str(tmp_path) + ".png")
+
+
+def test_plot_to_a_read_only_folder_is_refused(capsys, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(str(folder), os.W_OK):
+            pytest.skip("running as a user who may write anywhere (root)")
+        _one_line_exit_2(capsys, ["hf:gpt2", "--seq-len", "8,16", "--plot",
+                                  str(folder / "a.png")], "not writable")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_plot_that_fails_after_the_table_leaves_the_table(capsys, monkeypatch, tmp_path):
+    from fvcore_ext.cli import hf_command
+
+    def broken(rows, path, title=""):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hf_command, "plot_sweep", broken)
+    assert main(["hf:gpt2", "--set", "n_layer=1", "--seq-len", "8,16", "--plot",
+                 str(tmp_path / "a.png")]) == 2
+    out, err = capsys.readouterr()
+    assert "Prefill:" in out and err.count("\n") == 1 and "No space left on device" in err
+
+
+def test_a_model_that_prints_keeps_json_stdout_pure(capsys, monkeypatch):
+    import transformers
+    forward = transformers.GPT2Model.forward
+
+    def chatty(self, *args, **kwargs):
+        print("hello from forward")
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.GPT2Model, "forward", chatty)
+    assert main(["hf:gpt2", "--set", "n_layer=1", "--seq-len", "8", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["total_macs"] > 0 and "hello from forward" in err
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
+    from fvcore_ext.cli import hf_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hf_command, "count_hf", interrupted)
+    assert main(["hf:gpt2", "--set", "n_layer=1", "--seq-len", "8"]) == 130
+    assert capsys.readouterr() == ("", "interrupted (Ctrl-C)\n")
+
+
+def test_a_hub_id_not_cached_fails_fast_and_quietly_with_no_network(tmp_path):
+    # no network in the test: huggingface_hub would retry for 30 s and warn; the id is looked
+    # up in the (empty) cache only, unless --online or HF_HUB_OFFLINE=0
+    import subprocess
+    import sys
+    import time
+    env = dict(os.environ, HF_HOME=str(tmp_path), HF_HUB_CACHE=str(tmp_path / "hub"))
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("TRANSFORMERS_OFFLINE", None)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "fvcore_ext", "hf:nobody/not-a-cached-model"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "in the local cache; pass a local config.json" in done.stderr
+    assert "--online" in done.stderr
+    assert time.perf_counter() - t0 < 25
