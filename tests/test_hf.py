@@ -607,3 +607,64 @@ def test_a_hub_id_not_cached_fails_fast_and_quietly_with_no_network(tmp_path):
     assert "in the local cache; pass a local config.json" in done.stderr
     assert "--online" in done.stderr
     assert time.perf_counter() - t0 < 25
+
+
+# ---------------------------------------------------------------- no global state changed
+def _global_state():
+    import logging
+    loggers = {name: logger.level for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}
+    return {"rng": torch.get_rng_state(), "dtype": torch.get_default_dtype(),
+            "grad": torch.is_grad_enabled(), "root": logging.getLogger().level,
+            "loggers": loggers, "inference": torch.is_inference_mode_enabled(),
+            "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+
+def _same(before, after):
+    assert torch.equal(before.pop("rng"), after.pop("rng")), "the RNG state changed"
+    # loggers first made during the call start at NOTSET; one that existed keeps its level
+    loggers, old = after.pop("loggers"), before.pop("loggers")
+    assert {k: v for k, v in loggers.items() if k not in old and v} == {}
+    assert {k: loggers[k] for k in old} == old
+    assert after == before
+
+
+@pytest.mark.parametrize("entry", ["load_hf", "load_hf_cpu", "count_hf", "count_hf_backward",
+                                   "count_decode", "sweep_hf", "cli_hf", "cli_hf_backward",
+                                   "cli_model", "cli_model_backward", "cli_hub_id"])
+def test_no_entry_point_changes_global_state(capsys, entry):
+    import logging
+    from fvcore_ext.cli.main import main as cli
+    small = {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 64}
+    sets = [f"--set={k}={v}" for k, v in small.items()]
+    calls = {
+        "load_hf": lambda: load_hf("gpt2", small),
+        "load_hf_cpu": lambda: load_hf("gpt2", small, device="cpu"),
+        "count_hf": lambda: count_hf("gpt2", 8, overrides=small, device="cpu"),
+        "count_hf_backward": lambda: count_hf("gpt2", 8, overrides=small, head="causal-lm",
+                                              device="cpu", backward=True),
+        "count_decode": lambda: count_decode("gpt2", 8, 3, overrides=small, device="cpu"),
+        "sweep_hf": lambda: sweep_hf("gpt2", [8, 16], overrides=small, decode=True,
+                                     new_tokens=2),
+        "cli_hf": lambda: cli(["hf:gpt2", "--seq-len", "8,16", "--device", "cpu"] + sets),
+        "cli_hf_backward": lambda: cli(["hf:gpt2", "--seq-len", "8", "--backward",
+                                        "--head", "causal-lm"] + sets),
+        "cli_model": lambda: cli(["cnn"]),
+        "cli_model_backward": lambda: cli(["cnn", "--backward"]),
+        "cli_hub_id": lambda: cli(["hf:nobody/not-a-cached-model"]),
+    }
+    torch.manual_seed(1234)
+    logging.getLogger("transformers").setLevel(logging.INFO)
+    logging.getLogger("huggingface_hub").setLevel(logging.DEBUG)
+    try:
+        before = _global_state()
+        expected = torch.rand(3)
+        torch.set_rng_state(before["rng"])
+        calls[entry]()
+        after = _global_state()
+        _same(before, after)
+        assert torch.equal(torch.rand(3), expected)   # the caller's stream goes on
+    finally:
+        logging.getLogger("transformers").setLevel(logging.NOTSET)
+        logging.getLogger("huggingface_hub").setLevel(logging.NOTSET)
+    capsys.readouterr()

@@ -146,8 +146,22 @@ def parse_overrides(items: Optional[Sequence[str]]) -> Dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _logging_kept():
+    # Importing transformers (and huggingface_hub) sets their loggers' levels the first time
+    # (to WARNING, or $TRANSFORMERS_VERBOSITY): a level the user set before is put back.
+    loggers = [logging.getLogger(name) for name in ("transformers", "huggingface_hub")]
+    levels = [logger.level for logger in loggers]
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _config_classes():
-    from transformers import CONFIG_MAPPING
+    with _logging_kept():
+        from transformers import CONFIG_MAPPING
     return CONFIG_MAPPING
 
 
@@ -185,7 +199,8 @@ def _hub_quiet():
 
 def _raw_config(spec: str, online: bool = False) -> Tuple[Dict[str, Any], str]:
     """The config dict a spec names, and where it came from."""
-    from transformers import PretrainedConfig
+    with _logging_kept():
+        from transformers import PretrainedConfig
 
     if os.path.isdir(spec):
         path = os.path.join(spec, "config.json")
