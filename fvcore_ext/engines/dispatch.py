@@ -22,13 +22,14 @@ How an op is counted:
   and k instead of the scores; ``einsum``, ``rms_norm`` and a global average pool (``mean``)
   change family; the recurrent layers run ``mkldnn_rnn_layer`` (one that will be
   differentiated runs torch's own cell-by-cell path instead, whose backward ops count as they
-  run). While counting, these functions and every autograd Function the
-  op table counts (``prim::PythonOp.<ClassName>`` in a trace) are wrapped: the call is counted
-  once by its rule, at its boundary, and the ops it runs inside are not counted again. (A
-  reference to ``MyFunction.apply`` kept from before the count, ``fn = MyFunction.apply`` at
-  import, bypasses the wrapper: the Function's insides count as the aten ops they run, and the
-  work of a stand-in kernel, which runs none, is missed. Upstream Mamba code calls
-  ``MyFunction.apply(...)`` where it runs.)
+  run). A ``TorchFunctionMode`` of the counting thread (:class:`_BoundaryMode`) sees every call
+  of these functions (:data:`BOUNDARY_FUNCTIONS`) whatever name the caller bound them to, and
+  counts it once by its rule; the ops it runs inside are not counted again. Under ``vmap`` the
+  rule's count is multiplied by the batch the kernel really ran (:func:`vmap_batch_factor`).
+  Autograd Functions the op table counts (``prim::PythonOp.<ClassName>`` in a trace) are seen
+  at ``torch.autograd.Function.apply``, wrapped while any count runs and counting only in the
+  thread whose count is active (a reference ``fn = MyFunction.apply`` kept from before the
+  count goes around it: the Function's insides count as the aten ops they run).
 - **Backward.** Ops that run inside ``loss.backward()`` count as backward MACs. The backward
   of a boundary (SDPA on any backend, an autograd Function) is counted once by its backward
   rule and its insides are not counted again; a Function without a backward rule is reported
