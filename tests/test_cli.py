@@ -302,3 +302,49 @@ def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
     monkeypatch.setattr(main_module, "count_model", interrupted)
     assert main(["cnn"]) == 130
     assert capsys.readouterr() == ("", "interrupted (Ctrl-C)\n")
+
+
+class TTY:
+    """A stderr that says it is a terminal, keeping what is written."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    @property
+    def text(self):
+        return "".join(self.parts)
+
+
+@pytest.mark.parametrize("extra,bar", [([], True), (["--quiet"], False),
+                                       (["--format", "json"], False)])
+def test_census_progress_bar_only_on_a_terminal(capsys, monkeypatch, extra, bar):
+    from fvcore_ext.cli.census import main as census_main
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert census_main(["cnn", "vit"] + extra) in (0, 1)
+    assert ("census" in tty.text and "2/2" in tty.text) == bar, tty.text
+    capsys.readouterr()
+    # not a terminal: no bar
+    assert census_main(["cnn", "vit"]) in (0, 1)
+    assert "2/2" not in capsys.readouterr().err
+
+
+def test_census_ctrl_c_is_one_line_and_130(capsys, monkeypatch):
+    from fvcore_ext.cli import census as census_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(census_module, "census", interrupted)
+    assert census_module.main(["cnn"]) == 130
+    assert capsys.readouterr() == ("", "interrupted (Ctrl-C)\n")

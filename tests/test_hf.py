@@ -668,3 +668,16 @@ def test_no_entry_point_changes_global_state(capsys, entry):
         logging.getLogger("transformers").setLevel(logging.NOTSET)
         logging.getLogger("huggingface_hub").setLevel(logging.NOTSET)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("extra,bar", [([], True), (["--quiet"], False),
+                                       (["--format", "json"], False)])
+def test_sweep_progress_bar_per_length_only_on_a_terminal(capsys, monkeypatch, extra, bar):
+    from tests.test_cli import TTY
+    import sys
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert main(["hf:gpt2", "--set", "n_layer=1", "--seq-len", "8,16,32"] + extra) == 0
+    assert ("3/3" in tty.text and "counting (prefill)" in tty.text) == bar, tty.text
+    assert ("building hf:gpt2" in tty.text) == bar
+    capsys.readouterr()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import torchprofile_ext
-from fvcore_ext import (Cost, MetaDeviceError, count_model, register_rule, unregister_rule,
+from fvcore_ext import (Cost, count_model, register_rule, unregister_rule,
                         vmamba_handles)
 from fvcore_ext.cli.main import main
 

@@ -12,6 +12,7 @@ skips it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
@@ -151,9 +152,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     some op is unknown or uncounted (a rule could not read a call), so a script can gate on
     full coverage, or 2 on bad input, a model that cannot be traced or stdout closed early,
     with a one-line reason on stderr (and ``{"error": ..., "status": 2}`` on stdout with
-    ``--format json``)."""
-    from .main import (DEVICES, DTYPES, BrokenPipe, UsageError, _inputs, _write,
-                      check_input_names, load_model, reference_models_help, trace_failure)
+    ``--format json``), or 130 on Ctrl-C. A progress bar (one step per model) goes to stderr
+    when it is a terminal, unless ``--quiet`` or ``--format json``; what a model prints goes to
+    stderr; the RNG is left as it was."""
+    from .main import DEVICES, DTYPES, reference_models_help
 
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext census",
@@ -171,19 +173,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="meta: build the model under torch.device('meta') and trace shapes "
                         "only, no weights (default cpu)")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (drawn on stderr, one step per model, only when it "
+                        "is a terminal and never under --format json)")
     args = p.parse_args(argv)
     results = {}
     try:
-        for spec in args.models:
-            model = load_model(spec, args.device)
-            inputs = _inputs(args, spec, args.device)
-            name_hint = check_input_names(model, args.input_name)
-            try:
-                results[spec] = census(model, inputs, args.input_name, args.preset)
-            except MetaDeviceError as error:
-                raise UsageError(error.line("--device cpu")) from None
-            except Exception as error:  # the model's own code may raise anything
-                raise UsageError(trace_failure(spec, inputs, error, name_hint)) from None
+        with torch.random.fork_rng(devices=[]):
+            status = _run(args, results)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    if status:
+        return status
+    return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0
+
+
+def _run(args, results) -> int:
+    from .main import BrokenPipe, UsageError, _inputs, _write, check_input_names, load_model, \
+        trace_failure
+    from .report import progress, show_progress
+
+    try:
+        bar = show_progress(args.quiet, args.format)
+        for spec in progress(args.models, "census", bar, unit="model"):
+            with contextlib.redirect_stdout(sys.stderr):   # the model's prints: stdout is ours
+                model = load_model(spec, args.device)
+                inputs = _inputs(args, spec, args.device)
+                name_hint = check_input_names(model, args.input_name)
+                try:
+                    results[spec] = census(model, inputs, args.input_name, args.preset)
+                except MetaDeviceError as error:
+                    raise UsageError(error.line("--device cpu")) from None
+                except SystemExit as error:
+                    raise UsageError(f"{spec!r} called sys.exit({error.code!r}) while traced"
+                                     ) from None
+                except Exception as error:  # the model's own code may raise anything
+                    raise UsageError(trace_failure(spec, inputs, error, name_hint)) from None
         if args.format == "json":
             _write(json.dumps({spec: {"preset": r.preset, "unknown": r.unknown,
                                       "ops": [asdict(o) for o in r.ops]}
@@ -193,6 +219,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UsageError, BrokenPipe) as error:
         print(f"error: {error}", file=sys.stderr)
         if args.format == "json" and not isinstance(error, BrokenPipe):
-            print(json.dumps({"error": str(error), "status": 2}))
+            try:
+                _write(json.dumps({"error": str(error), "status": 2}))
+            except BrokenPipe:
+                pass
         return 2
-    return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0
+    return 0

@@ -19,7 +19,6 @@ from ..hf.count import (DEFAULT_NEW_TOKENS, DEFAULT_SEQ_LEN, HEADS, HFSpecError,
                         count_hf, families, load_hf, parse_overrides, pass_families, sweep_hf)
 from ..ops import FAMILIES
 from ..ops.diagnostics import UncountableOpError
-from ..rules import PRESETS
 from ..runtime.meta import MetaDeviceError
 
 __all__ = ["add_hf_options", "check_plot_path", "format_sweep", "hf_options_help", "main",
