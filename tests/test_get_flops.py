@@ -8,15 +8,19 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmengine.analysis.print_helper import _format_size
 
-import mmseg
-from fvcore_ext.ops.diagnostics import UncountedOp
-from fvcore_ext.mmseg.get_flops import build_segmentor, format_size, main, pack_lines
-from fvcore_ext.mmseg.mmengine_analysis import (ComplexityCall, get_model_complexity_info,
+pytest.importorskip("mmengine", reason="the mmseg extra (pip install .[mmseg]) is not installed")
+pytest.importorskip("mmseg", reason="the mmseg extra (pip install .[mmseg]) is not installed")
+
+from mmengine.analysis.print_helper import _format_size  # noqa: E402
+
+import mmseg  # noqa: E402
+from fvcore_ext.ops.diagnostics import UncountedOp  # noqa: E402
+from fvcore_ext.mmseg.get_flops import build_segmentor, format_size, main, pack_lines  # noqa: E402
+from fvcore_ext.mmseg.mmengine_analysis import (ComplexityCall, get_model_complexity_info,  # noqa: E402
                                           pack_handles_in_mmengine)
-from fvcore_ext.runtime.standins import install_mmcv_ext_standin
-from tests.helpers import fvcore_count
+from fvcore_ext.runtime.standins import install_mmcv_ext_standin  # noqa: E402
+from tests.helpers import fvcore_count  # noqa: E402
 
 STANDIN = install_mmcv_ext_standin()
 

@@ -11,6 +11,7 @@ from torch import nn
 from fvcore_ext.runtime.standins import install_standin_kernels
 
 install_standin_kernels()   # before importing mamba_ssm: no CUDA extensions, no Triton launches
+pytest.importorskip("mamba_ssm", reason="mamba-ssm (the mamba extra) is not installed")
 
 from mamba_ssm.models.config_mamba import MambaConfig  # noqa: E402
 from mamba_ssm.models.mixer_seq_simple import MambaLMHeadModel  # noqa: E402
