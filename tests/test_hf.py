@@ -681,3 +681,24 @@ def test_sweep_progress_bar_per_length_only_on_a_terminal(capsys, monkeypatch, e
     assert ("3/3" in tty.text and "counting (prefill)" in tty.text) == bar, tty.text
     assert ("building hf:gpt2" in tty.text) == bar
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("online,env,allowed", [(False, None, False), (False, "1", False),
+                                                (False, "0", True), (True, "1", True),
+                                                (True, None, True)])
+def test_hub_ids_go_online_only_when_asked(monkeypatch, online, env, allowed):
+    from transformers import PretrainedConfig
+    seen = {}
+
+    def get_config_dict(spec, **kwargs):
+        seen.update(kwargs)
+        return {"model_type": "gpt2", "n_layer": 1}, {}
+
+    monkeypatch.setattr(PretrainedConfig, "get_config_dict", staticmethod(get_config_dict))
+    if env is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", env)
+    config, source = resolve_config("someone/some-model", online=online)
+    assert seen["local_files_only"] is (not allowed)
+    assert config.n_layer == 1 and source == "Hub config someone/some-model"
