@@ -166,6 +166,29 @@ LINEAR = RuleSpec(
     huge=2 ** 16,
 )
 
+BILINEAR = RuleSpec(
+    sizes=("l0", "l1", "in1", "in2", "out"),
+    flags={"lead": (0, 1, 2)},
+    call=lambda p: rules.bilinear_macs((p["l0"], p["l1"])[2 - p["lead"]:] + (p["in1"],),
+                                       (p["out"], p["in1"], p["in2"])),
+    # one MAC per term x1_i·A_kij·x2_j of each output of each row
+    expected=lambda p: (prod((p["l0"], p["l1"])[2 - p["lead"]:]) * p["out"] * p["in1"]
+                        * p["in2"], 0),
+    monotone_flags={"lead": (0, 1, 2)},
+    huge=2 ** 13,
+)
+
+TRILINEAR = RuleSpec(
+    sizes=("n", "in1", "in2", "out"), flags={},
+    # nn.Bilinear's forward kernel: _trilinear(x1 (n, in1), A (out, in1, in2), x2 (n, in2),
+    # [1, 3], [0], [1, 2], sumdim [2, 3]): the broadcast (n, out, in1, in2)
+    call=lambda p: rules.trilinear_macs(
+        [(p["n"], p["in1"]), (p["out"], p["in1"], p["in2"]), (p["n"], p["in2"])],
+        [[1, 3], [0], [1, 2]]),
+    expected=lambda p: (p["n"] * p["out"] * p["in1"] * p["in2"], 0),
+    huge=2 ** 16,
+)
+
 # Two-operand contractions (at least one summed index): MACs = product of the sizes of all
 # distinct indices. Index c has size p["idx_c"].
 EINSUM_EQUATIONS = ("ij,jk->ik", "bij,bjk->bik", "bhld,bhsd->bhls", "bkdl,kcd->bkcl",
@@ -1001,7 +1024,7 @@ WEIGHT_NORM_BACKWARD = RuleSpec(
 
 SPECS: dict[str, RuleSpec] = {
     "matmul_macs": MATMUL, "addmm_macs": ADDMM, "bmm_macs": BMM, "linear_macs": LINEAR,
-    "einsum_macs": EINSUM, "conv_macs": CONV, "norm_macs": NORM,
+    "bilinear_macs": BILINEAR, "trilinear_macs": TRILINEAR, "einsum_macs": EINSUM, "conv_macs": CONV, "norm_macs": NORM,
     "batch_norm_macs": BATCH_NORM, "elementwise_macs": ELEMENTWISE,
     "reduction_macs": REDUCTION, "sum_of_terms_macs": SUM_OF_TERMS,
     "upsample_macs": UPSAMPLE, "grid_sample_macs": GRID_SAMPLE, "sdpa_macs": SDPA,
@@ -1128,7 +1151,7 @@ HUGE_FLAGS = {
                         **{k: False for k in _one_flags}),
     "einsum_macs": {"equation": "bhld,bhsd->bhls"},
     "conv_macs": {"nd": 3, "transposed": False},
-    "linear_macs": {"lead": 2, "w_vec": False},
+    "linear_macs": {"lead": 2, "w_vec": False}, "bilinear_macs": {"lead": 2},
     "sdpa_macs": {"mask": "float", "lead": 2, "q_b1": False, "kv_b1": False},
     "upsample_macs": {"mode": "trilinear", "nd": 3},
     "elementwise_macs": {"rank": 4}, "reduction_macs": {"rank": 4}, "norm_macs": {"rank": 4},
