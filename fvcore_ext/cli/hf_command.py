@@ -296,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _main(argv: List[str]) -> int:
     from ..runtime.standins import install_standin_kernels
     from ..runtime.stdout import BrokenPipe, write_stdout
-    from .report import format_report, progress, show_progress
+    from .report import building, format_report, progress, show_progress
 
     args = _parser().parse_args(argv)
     spec = args.spec[3:] if args.spec.startswith("hf:") else args.spec
@@ -318,7 +318,7 @@ def _main(argv: List[str]) -> int:
             install_standin_kernels()
         overrides = parse_overrides(args.overrides)
         with contextlib.redirect_stdout(sys.stderr):    # the model's prints: stdout is ours
-            for _ in progress([0], f"building hf:{spec}", bar):
+            with building(f"building hf:{spec}", bar):
                 hf = load_hf(spec, overrides, args.head, args.device, online=args.online)
             title = f"{hf.title}, {hf.source}" + (
                 "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())

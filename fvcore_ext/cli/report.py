@@ -4,13 +4,16 @@ Every total names its unit and shows MACs and FLOPs (FLOPs = 2 x MACs).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from typing import Iterable, List, Optional, Sequence, TypeVar
+from typing import Iterable, Iterator, List, Optional, Sequence, TypeVar
+
+import torch
 
 from ..engines.analysis import CountReport
 
-__all__ = ["FORMATS", "format_report", "human", "progress", "show_progress"]
+__all__ = ["FORMATS", "building", "format_report", "human", "progress", "show_progress"]
 
 T = TypeVar("T")
 
@@ -49,6 +52,33 @@ def progress(items: Iterable[T], desc: str, enabled: bool, total: Optional[int] 
         return items
     return tqdm(items, desc=desc, total=total, unit=unit, file=sys.stderr, leave=False,
                 dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def building(desc: str, enabled: bool) -> Iterator[None]:
+    """While the block builds a model, a ``tqdm`` counter on stderr of the submodules built so
+    far (torch's module-registration hook, removed on exit), so that a huge config shows it is
+    moving. Nothing when not ``enabled`` (:func:`show_progress`) or without ``tqdm``. Building
+    only: no hook is left while anything is counted."""
+    register = getattr(torch.nn.modules.module, "register_module_module_registration_hook",
+                       None)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        tqdm = None
+    if not enabled or tqdm is None or register is None:
+        yield
+        return
+    bar = tqdm(desc=desc, unit=" modules", file=sys.stderr, leave=False, dynamic_ncols=True)
+    def built(module, name, submodule):
+        bar.update()         # returns None: a hook's return value would replace the submodule
+
+    handle = register(built)
+    try:
+        yield
+    finally:
+        handle.remove()
+        bar.close()
 
 
 def _modules(report: CountReport, depth: int) -> List[tuple]:
