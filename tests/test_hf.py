@@ -631,9 +631,11 @@ def _same(before, after):
 
 @pytest.mark.parametrize("entry", ["load_hf", "load_hf_cpu", "count_hf", "count_hf_backward",
                                    "count_decode", "sweep_hf", "cli_hf", "cli_hf_backward",
-                                   "cli_model", "cli_model_backward", "cli_hub_id"])
+                                   "cli_model", "cli_model_backward", "cli_hub_id",
+                                   "cli_census"])
 def test_no_entry_point_changes_global_state(capsys, entry):
     import logging
+    from fvcore_ext.cli.census import main as census_main
     from fvcore_ext.cli.main import main as cli
     small = {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 64}
     sets = [f"--set={k}={v}" for k, v in small.items()]
@@ -652,6 +654,7 @@ def test_no_entry_point_changes_global_state(capsys, entry):
         "cli_model": lambda: cli(["cnn"]),
         "cli_model_backward": lambda: cli(["cnn", "--backward"]),
         "cli_hub_id": lambda: cli(["hf:nobody/not-a-cached-model"]),
+        "cli_census": lambda: census_main(["cnn", "vit"]),
     }
     torch.manual_seed(1234)
     logging.getLogger("transformers").setLevel(logging.INFO)
