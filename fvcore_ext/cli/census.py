@@ -25,6 +25,7 @@ from torch import nn
 
 from ..ops.diagnostics import collect_ops
 from ..engines.jit.reader import op_kind, read_node
+from .exits import fail, guarded
 from ..runtime.meta import MetaDeviceError, meta_tracing
 from ..ops import OP_TABLE
 from ..rules import PRESETS, check_preset
@@ -178,12 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "is a terminal and never under --format json)")
     args = p.parse_args(argv)
     results = {}
-    try:
-        with torch.random.fork_rng(devices=[]):
-            status = _run(args, results)
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+    status = guarded(lambda: _run(args, results))
     if status:
         return status
     return 1 if any(r.unknown or r.uncounted for r in results.values()) else 0
@@ -217,11 +213,5 @@ def _run(args, results) -> int:
         else:
             _write("\n\n".join(format_census(spec, r) for spec, r in results.items()))
     except (UsageError, BrokenPipe) as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.format == "json" and not isinstance(error, BrokenPipe):
-            try:
-                _write(json.dumps({"error": str(error), "status": 2}))
-            except BrokenPipe:
-                pass
-        return 2
+        return fail(error, args.format == "json")
     return 0

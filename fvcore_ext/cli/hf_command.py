@@ -13,12 +13,12 @@ import re
 import sys
 from typing import List, Optional, Sequence
 
-import torch
 
 from ..hf.count import (DEFAULT_NEW_TOKENS, DEFAULT_SEQ_LEN, HEADS, HFSpecError, SweepRow,
                         count_hf, families, load_hf, parse_overrides, pass_families, sweep_hf)
 from ..ops import FAMILIES
 from ..ops.diagnostics import UncountableOpError
+from .exits import fail, guarded
 from ..runtime.meta import MetaDeviceError
 
 __all__ = ["add_hf_options", "check_plot_path", "format_sweep", "hf_options_help", "main",
@@ -285,12 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     whatever the model prints goes to stderr. The RNG, default dtype and grad mode are left
     as they were."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            return _main(argv)
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+    return guarded(lambda: _main(argv))
 
 
 def _main(argv: List[str]) -> int:
@@ -365,11 +360,5 @@ def _main(argv: List[str]) -> int:
             if args.format != "json":
                 write_stdout(f"\nwrote {args.plot}")
     except (HFSpecError, BrokenPipe) as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.format == "json" and not isinstance(error, BrokenPipe) and not written:
-            try:
-                write_stdout(json.dumps({"error": str(error), "status": 2}))
-            except BrokenPipe:
-                pass
-        return 2
+        return fail(error, args.format == "json", stdout_used=bool(written))
     return 0

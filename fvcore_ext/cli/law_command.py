@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import re
 import sys
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
@@ -20,6 +19,7 @@ from ..laws.plot import check_plot_path, plot_laws
 from ..reference_models import REFERENCE_MODELS, build
 from ..reference_models.vit import SmallViT
 from ..rules import PRESETS
+from .exits import fail, guarded
 from ..runtime.meta import MetaDeviceError
 from ..runtime.standins import install_standin_kernels
 from ..runtime.stdout import BrokenPipe
@@ -257,7 +257,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     line on stderr (and ``{"error": ..., "status": 2}`` on stdout with ``--format json``) for bad
     input: a letter in --input-shape without --sizes, a letter in --sizes not in
     --input-shape, too few or non-positive sizes, an unknown model, a bad --plot path, a model
-    that cannot be built or counted at some size; or stdout closed early."""
+    that cannot be built or counted at some size; or stdout closed early; 130 on Ctrl-C."""
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.held_out < 1:
@@ -319,11 +323,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise UsageError(f"--plot: {_one_line(error)}") from None
             print(f"plot written to {args.plot}", file=sys.stderr)
     except (UsageError, BrokenPipe) as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.format == "json" and not isinstance(error, BrokenPipe):
-            try:
-                _write(json.dumps({"error": str(error), "status": 2}))
-            except BrokenPipe:
-                pass
-        return 2
+        return fail(error, args.format == "json")
     return 0

@@ -10,7 +10,6 @@ import contextlib
 import difflib
 import importlib
 import inspect
-import json
 import math
 import os
 import re
@@ -24,6 +23,7 @@ from torch import nn
 from ..engines.analysis import ENGINES, count_model
 from .compare import compare_tools, format_comparison
 from ..ops.diagnostics import UncountableOpError
+from .exits import fail, guarded
 from ..runtime.meta import MetaDeviceError, build_on_meta
 from ..reference_models import REFERENCE_MODELS, build
 from .report import FORMATS, format_report
@@ -351,12 +351,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
         from .hf_command import main as hf_main
         return hf_main(argv)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            return _main(argv)
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
+    return guarded(lambda: _main(argv))
 
 
 def _main(argv: List[str]) -> int:
@@ -388,11 +383,7 @@ def _main(argv: List[str]) -> int:
             return 0
         _write(format_report(report, args.format, args.depth, title=args.model))
     except (UsageError, BrokenPipe) as error:
-        print(f"error: {error}", file=sys.stderr)
-        if args.format == "json" and not isinstance(error, BrokenPipe):
-            # a script reading stdout gets JSON either way
-            _write_quietly(json.dumps({"error": str(error), "status": 2}))
-        return 2
+        return fail(error, args.format == "json")
     return 0
 
 
@@ -412,10 +403,3 @@ def _count(model: nn.Module, inputs, args, engine: str, name_hint: Optional[str]
         except Exception as error:  # the model's own code may raise anything while traced
             raise UsageError(trace_failure(args.model, inputs, error, name_hint)
                              + standin_hint(error)) from None
-
-
-def _write_quietly(text: str) -> None:
-    try:
-        _write(text)
-    except BrokenPipe:
-        pass
