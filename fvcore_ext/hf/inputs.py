@@ -66,20 +66,23 @@ def _vocab(config) -> int:
     return int(getattr(text, "vocab_size", None) or getattr(config, "vocab_size", None) or 100)
 
 
-def _text_config(config):
-    for key in ("text_config", "language_config", "llm_config", "decoder_config"):
+def _sub_config(config, keys):
+    # the first of a composite config's sub-configs under keys, or the config itself
+    for key in keys:
         sub = getattr(config, key, None)
         if sub is not None and not isinstance(sub, dict):
             return sub
     return config
+
+
+def _text_config(config):
+    return _sub_config(config, ("text_config", "language_config", "llm_config",
+                                "decoder_config"))
 
 
 def _vision_config(config):
-    for key in ("vision_config", "backbone_config", "visual_config", "vision_tower_config"):
-        sub = getattr(config, key, None)
-        if sub is not None and not isinstance(sub, dict):
-            return sub
-    return config
+    return _sub_config(config, ("vision_config", "backbone_config", "visual_config",
+                                "vision_tower_config"))
 
 
 def token_ids(config, batch: int, length: int, seed: int = 0) -> torch.Tensor:
