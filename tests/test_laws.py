@@ -320,3 +320,73 @@ def test_json_error_and_module_entry_point():
     assert result.returncode == 2
     assert json.loads(result.stdout)["status"] == 2
     assert result.stderr.startswith("error: --input-shape names 'S' but --sizes is missing")
+
+
+# ------------------------------------------------- the plain MODEL command takes the law options
+
+def test_plain_command_with_sizes_prints_a_law_that_predicts_a_further_size(capsys):
+    from fvcore_ext.cli.main import main
+    status = main(["vit", "--input-shape", "1", "3", "S", "S", "--sizes", "S=32,48,64,80,96,112",
+                   "--format", "json"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["law"]["coefficients"] == [101648, 0, "3549/2", 0, "17/256"]
+    law = Law(coefficients=tuple(Fraction(c) for c in data["law"]["coefficients"]), degree=4,
+              variable="S", fitted_on=(32, 48, 64), checked_on=(80, 96, 112), counts=(),
+              in_square=True)
+    # a size the law never saw: the reference ViT rebuilt at 128, counted
+    from fvcore_ext.cli.law_command import sized_builder
+    counted = count_model(sized_builder("vit", (1, 3, "S", "S"), "S")(128),
+                          torch.empty(1, 3, 128, 128), device="meta", engine="dispatch")
+    assert law.predict(128) == counted.total_macs == 47_000_848
+
+
+def test_plain_command_table_and_defaults(capsys):
+    from fvcore_ext.cli.main import main
+    # no MODEL: the default (vit); a letter in a comma shape is enough to ask for the law
+    status = main(["--input-shape", "1,3,S,S", "--sizes", "S=32,48,64,80,96"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out.startswith("vit: MACs over S (input 1 3 S S")
+    assert "total          MACs(S) = 17/256·S⁴ + 3,549/2·S² + 101,648" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["vit", "--input-shape", "1", "3", "S", "S"], "--sizes is missing"),
+    (["vit", "--input-shape", "1", "3", "S", "S", "--sizes", "S=32,0,64"], "not positive"),
+    (["vit", "--input-shape", "1", "3", "S", "S", "--sizes", "S=32,48"], "too few"),
+    (["vit", "--input-shape", "1", "3", "32", "32", "--sizes", "S=32,48,64"],
+     "'S' is not a letter of --input-shape"),
+])
+def test_plain_command_law_errors_are_one_line(capsys, argv, message):
+    from fvcore_ext.cli.main import main
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_asks_for_law():
+    from fvcore_ext.cli.law_command import asks_for_law
+    assert asks_for_law(["vit", "--input-shape", "1", "3", "S", "S"])
+    assert asks_for_law(["vit", "--input-shape=1,3,S,S"])
+    assert asks_for_law(["vit", "--sizes", "S=32,48,64"])
+    assert not asks_for_law(["vit", "--input-shape", "1", "3", "32", "32", "--depth", "3"])
+    assert not asks_for_law(["cnn", "--input-shape", "1x3x16x16", "--input-name", "x"])
+    # the value of --input-name is a name, not a shape
+    assert not asks_for_law(["m:f", "--input-shape", "2", "4", "--input-name", "pixels"])
+
+
+def test_plain_help_lists_the_law_options_once(capsys):
+    from fvcore_ext.cli.law_command import _parser as law_parser
+    from fvcore_ext.cli.main import _parser, main
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "cost laws:" in out and "--sizes S=N,N,..." in out
+    assert "--size-keyword img_size calls it" in " ".join(out.split())
+    # one parser of truth: the plain command's parser does not define the law's options
+    plain = {o for a in _parser(False)._actions for o in a.option_strings}
+    assert not plain & {"--sizes", "--size-keyword", "--held-out", "--max-degree"}
+    assert {"--sizes", "--size-keyword"} <= {o for a in law_parser()._actions
+                                            for o in a.option_strings}

@@ -26,7 +26,8 @@ from ..runtime.stdout import BrokenPipe
 from ..runtime.stdout import write_stdout as _write
 from .main import DEVICES, DTYPES, UsageError, _builder, _one_line, reference_models_help
 
-__all__ = ["main", "parse_letter_shape", "parse_sizes", "sized_builder"]
+__all__ = ["add_law_options", "asks_for_law", "law_options_help", "main", "parse_letter_shape",
+           "parse_sizes", "sized_builder"]
 
 Dim = Union[int, str]
 _LETTER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -115,6 +116,28 @@ def _names(target: Callable, keyword: str) -> bool:
         return False
 
 
+def asks_for_law(argv: Sequence[str]) -> bool:
+    """Whether a plain ``python -m fvcore_ext MODEL ...`` argv asks for a law: it has
+    ``--sizes`` (or ``--sizes=...``), or an ``--input-shape`` with a letter among its sizes
+    (``1 3 S S``, ``1,3,S,S``; ``1x3x224x224`` is a plain shape)."""
+    in_shape = False
+    for item in argv:
+        if item == "--sizes" or item.startswith("--sizes="):
+            return True
+        if item.startswith("--input-shape="):
+            in_shape, item = True, item.partition("=")[2]
+        elif item == "--input-shape":
+            in_shape = True
+            continue
+        elif item.startswith("-") and not re.fullmatch(r"-[0-9]+", item):
+            in_shape = False
+            continue
+        if in_shape and any(_LETTER.fullmatch(part) and not re.fullmatch(r"x+", part)
+                            for part in re.split(r"[,×\s]+", item.strip())):
+            return True
+    return False
+
+
 def _seeded(make: Callable[[], nn.Module]) -> nn.Module:
     torch.manual_seed(0)                      # as reference_models.build does
     return make().eval()
@@ -169,10 +192,11 @@ def sized_builder(spec: str, shape: Sequence[Dim], letter: str,
     return lambda size: target(**{size_keyword: size})
 
 
-def _progress(spec: str, letter: str, state: dict):
-    """Per size, on stderr and only on a terminal: a tqdm bar if tqdm is installed, else a
-    line. Always records the size being counted in ``state`` for error messages."""
-    interactive = sys.stderr is not None and sys.stderr.isatty()
+def _progress(spec: str, letter: str, state: dict, quiet: bool = False):
+    """Per size, on stderr and only on a terminal (never with ``quiet``): a tqdm bar if tqdm
+    is installed, else a line. Always records the size being counted in ``state`` for error
+    messages."""
+    interactive = not quiet and sys.stderr is not None and sys.stderr.isatty()
     bar = None
 
     def report(i: int, n: int, size: int) -> None:
@@ -198,6 +222,42 @@ def _progress(spec: str, letter: str, state: dict):
     return report
 
 
+SIZE_KEYWORD_HELP = ("a package.module:callable MODEL may take the varied size as a keyword: "
+                     "--size-keyword img_size calls it with img_size=S at each size (for "
+                     "weights bound to the size, such as position embeddings); without it "
+                     "the callable is called with no argument")
+
+
+def add_law_options(p) -> None:
+    """Add the law's own options, defined once: ``--sizes``, ``--size-keyword``,
+    ``--held-out``, ``--max-degree``, ``--plot``. ``python -m fvcore_ext law`` takes them, and
+    ``python -m fvcore_ext MODEL`` hands its argv to this command when it is given ``--sizes``
+    or a letter in ``--input-shape`` (its ``--help`` lists them from here:
+    :func:`law_options_help`)."""
+    p.add_argument("--sizes", nargs="+", metavar="S=N,N,...",
+                   help="the values of the letter in --input-shape (the varied dimension), "
+                        "e.g. --input-shape 1 3 S S --sizes S=32,48,64,80,96,112")
+    p.add_argument("--size-keyword", metavar="NAME", help=SIZE_KEYWORD_HELP)
+    p.add_argument("--held-out", type=int, default=2,
+                   help="sizes held out of the fit and checked (default 2)")
+    p.add_argument("--max-degree", type=int, default=4, help="highest degree tried (4)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw the counts (points) and laws (curves), log-log (.png/.pdf/.svg)")
+
+
+def law_options_help() -> str:
+    """The law's own options as ``--help`` prints them, for ``python -m fvcore_ext --help``."""
+    p = argparse.ArgumentParser(prog="python -m fvcore_ext law", add_help=False)
+    add_law_options(p)
+    formatter = p._get_formatter()
+    formatter.start_section("cost laws: a letter in --input-shape and --sizes count MODEL at "
+                            "every size and print its exact law (python -m fvcore_ext law "
+                            "--help for all)")
+    formatter.add_arguments(p._actions)
+    formatter.end_section()
+    return formatter.format_help().rstrip()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fvcore_ext law",
@@ -206,21 +266,18 @@ def _parser() -> argparse.ArgumentParser:
                     "MACs: the polynomial with the fewest coefficients, rational, that "
                     "reproduces every count with at least --held-out sizes checked; 'no law' "
                     "with the counts where none of degree <= --max-degree does. Several "
-                    "models give one table and one plot.",
+                    "models give one table and one plot. 'python -m fvcore_ext MODEL "
+                    "--input-shape 1 3 S S --sizes S=...' runs this command too.",
         epilog="models whose weights are bound to the input size are rebuilt per size: a "
-               "reference ViT at img_size = S; a package.module:callable called with "
-               "--size-keyword NAME=size (e.g. --size-keyword img_size calls it with "
-               "img_size=S).\n\n" + reference_models_help(),
+               "reference ViT or swin_stage at img_size = S; " + SIZE_KEYWORD_HELP + ".\n\n"
+               + reference_models_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="a reference model (listed below) or package.module:callable")
     p.add_argument("--input-shape", nargs="+", action="append", metavar="N",
                    help="the input's shape with the varied dimension a letter, e.g. 1 3 S S; "
                         "once for every model, or once per model in order")
-    p.add_argument("--sizes", nargs="+", metavar="S=N,N,...",
-                   help="the letter's values, e.g. S=32,48,64,80,96,112")
-    p.add_argument("--size-keyword", metavar="NAME",
-                   help="call each package.module:callable MODEL with NAME=size (img_size)")
+    add_law_options(p)
     p.add_argument("--input-dtype", default="float32",
                    help=f"dtype of the input ({', '.join(DTYPES)}); long inputs are token ids")
     p.add_argument("--preset", choices=PRESETS, default="full")
@@ -230,14 +287,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="meta (default: shapes only, no weights allocated) or cpu")
     p.add_argument("--backward", action="store_true",
                    help="count forward + backward (the dispatch engine)")
-    p.add_argument("--held-out", type=int, default=2,
-                   help="sizes held out of the fit and checked (default 2)")
-    p.add_argument("--max-degree", type=int, default=4, help="highest degree tried (4)")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="draw the counts (points) and laws (curves), log-log (.png/.pdf/.svg)")
     p.add_argument("--standins", action="store_true",
                    help="install the Mamba extension stand-ins before importing MODEL")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -303,7 +356,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
                     builder, shape, sizes, variable=letter, engine=args.engine,
                     device=args.device, preset=args.preset, backward=args.backward,
                     held_out=args.held_out, max_degree=args.max_degree,
-                    progress=_progress(spec, letter, state), label=spec,
+                    progress=_progress(spec, letter, state, args.quiet), label=spec,
                     input_dtype=DTYPES[args.input_dtype]))
             except UsageError:
                 raise

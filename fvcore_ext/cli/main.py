@@ -302,7 +302,8 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     epilog = reference_models_help()
     if not compare:
         from .hf_command import hf_options_help
-        epilog += "\n\n" + hf_options_help()
+        from .law_command import law_options_help
+        epilog += "\n\n" + law_options_help() + "\n\n" + hf_options_help()
     common = dict(epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     if compare:
         p = argparse.ArgumentParser(
@@ -328,7 +329,9 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
                         f"returning an nn.Module (default: {DEFAULT_MODEL})")
     p.add_argument("--input-shape", nargs="+", action="append", metavar="N",
                    help="shape of one input, e.g. 1 3 224 224; repeat for several inputs "
-                        "(default for a reference model: its shape, listed below)")
+                        "(default for a reference model: its shape, listed below); a letter "
+                        "(1 3 S S) with --sizes S=32,48,... counts at every size and prints "
+                        "the exact law (cost laws, below)")
     p.add_argument("--input-name", action="append",
                    help="pass the input as this keyword (e.g. pixel_values); one per input")
     p.add_argument("--input-dtype", action="append",
@@ -346,11 +349,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     counted goes to stderr, so stdout holds only the result. Global state is left as it was:
     the RNG (inputs are drawn on a forked generator), default dtype, grad mode.
     ``compare MODEL ...`` runs :func:`fvcore_ext.cli.compare.compare_tools` instead;
-    ``hf:SPEC ...`` runs :func:`fvcore_ext.cli.hf_command.main`."""
+    ``hf:SPEC ...`` runs :func:`fvcore_ext.cli.hf_command.main`; ``--sizes`` or a letter in
+    ``--input-shape`` (``MODEL --input-shape 1 3 S S --sizes S=32,48,...``) runs the law
+    command, :func:`fvcore_ext.cli.law_command.main`, with the same argv (MODEL defaulting to
+    the reference vit), whose parser alone defines the law's options."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].startswith("hf:"):   # a Hugging Face model from its config
         from .hf_command import main as hf_main
         return hf_main(argv)
+    if not (argv and argv[0] == "compare"):
+        from .law_command import asks_for_law
+        if asks_for_law(argv):   # --sizes or a letter in --input-shape: the law command
+            from .law_command import main as law_main
+            return law_main(argv if argv and not argv[0].startswith("-")
+                            else [DEFAULT_MODEL] + argv)
     return guarded(lambda: _main(argv))
 
 
