@@ -708,3 +708,91 @@ def test_hub_ids_go_online_only_when_asked(monkeypatch, online, env, allowed):
     config, source = resolve_config("someone/some-model", online=online)
     assert seen["local_files_only"] is (not allowed)
     assert config.n_layer == 1 and source == "Hub config someone/some-model"
+
+
+# ---------------------------------------------------------------- cost laws (--law)
+# A 1-layer GPT-2, h = 64, 4 heads, V = 100, with its causal-LM head, preset paper:
+#   matmul: per token qkv 3h², proj h², MLP 8h² (12·h²) and the LM head h·V: (12·h² + h·V)·L
+#     = (49,152 + 6,400)·L = 55,552·L;
+#   attention: q·kᵀ and attn·v, 4 heads · L² · (16 + 16) = 2·h·L² = 128·L² (dense: the causal
+#     mask costs 0 and counts the full square; no scale or softmax under paper);
+#   normalization (counted under both presets): ln_1, ln_2, ln_f, 5 MACs an element: 960·L.
+# Megatron-LM's 12·l·h²·L + 2·l·h·L² + h·V·L with l = 1 is matmul + attention exactly.
+GPT2_TINY = ["--set", "n_layer=1", "--set", "n_embd=64", "--set", "n_head=4",
+             "--set", "vocab_size=100", "--set", "bos_token_id=0", "--set", "eos_token_id=0",
+             "--head", "causal-lm", "--preset", "paper", "--format", "json", "--law",
+             "--seq-len", "8,16,24,32,40,48"]
+TINY_VIT = ["--set", "hidden_size=32", "--set", "num_hidden_layers=1",
+            "--set", "num_attention_heads=2", "--set", "intermediate_size=64",
+            "--set", "patch_size=16"]
+
+
+def _law(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    return json.loads(out)
+
+
+def test_gpt2_prefill_law_is_megatron_plus_the_norms(capsys):
+    h, V, l = 64, 100, 1
+    data = _law(capsys, "hf:gpt2", *GPT2_TINY)
+    assert data["variable"] == "L" and data["law"]["exact"]
+    laws = {f: law["coefficients"] for f, law in data["by_family"].items()}
+    assert laws == {"matmul": [0, 12 * l * h * h + h * V], "attention": [0, 0, 2 * l * h],
+                    "normalization": [0, 3 * 5 * h]}
+    assert data["law"]["coefficients"] == [0, 12 * l * h * h + h * V + 960, 2 * l * h]
+    # the law predicts a length it never saw: 64 tokens, counted
+    from fvcore_ext.cli.hf_command import hf_law
+    report = hf_law("gpt2", [8, 16, 24, 32, 40], head="causal-lm", preset="paper",
+                    overrides=parse_overrides(GPT2_TINY[1:10:2]))
+    counted = count_hf("gpt2", 64, head="causal-lm", preset="paper",
+                       overrides=parse_overrides(GPT2_TINY[1:10:2])).total_macs
+    assert report.predict(64) == counted == 128 * 64 ** 2 + 56_512 * 64
+
+
+def test_gpt2_decode_law_is_linear_in_the_cache_and_backward_is_three_forwards(capsys):
+    data = _law(capsys, "hf:gpt2", *GPT2_TINY, "--decode")
+    # one new token against a cache of L: the projections and head once (55,552), attention
+    # over L + 1 keys, 2·h·(L + 1), the norms 960
+    assert data["law"]["degree"] == 1
+    assert data["law"]["coefficients"] == [55_552 + 128 + 960, 128]
+    assert data["by_family"]["attention"]["coefficients"] == [128, 128]
+    data = _law(capsys, "hf:gpt2", *GPT2_TINY, "--backward")
+    laws = {f: law["coefficients"] for f, law in data["by_family"].items()}
+    # matmuls: forward, input gradient, weight gradient (the attention matmuls too)
+    assert laws["matmul"] == [0, 3 * 55_552] and laws["attention"] == [0, 0, 3 * 128]
+
+
+def test_vision_config_law_over_image_sizes(capsys, tmp_path):
+    plot = tmp_path / "vit.png"
+    status = main(["hf:vit", *TINY_VIT, "--image-size", "32,48,64,80,96,112", "--law",
+                   "--plot", str(plot)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    # hidden 32, 1 layer, 2 heads of 16, MLP 64, patch 16: P = S²/256 patches, N = P + 1
+    # tokens; conv 24,576·P; matmul 8,192·N + the pooler 1,024; attention 68·N² (full: 64·N²
+    # for the two matmuls, 4·N² scale and softmax); 3 LayerNorms 480·N
+    assert "total          MACs(S) = 17/16,384·S⁴ + 4,193/32·S² + 9,956, degree 4 in S " \
+           "(degree 2 in pixels)" in out
+    assert "convolution    MACs(S) = 96·S²," in out
+    assert "matmul         MACs(S) = 32·S² + 9,216," in out
+    assert plot.stat().st_size > 10000
+    counted = count_hf("vit", image_size=128, overrides={
+        **parse_overrides([a for a in TINY_VIT if a != "--set"]), "image_size": 128})
+    n = (128 // 16) ** 2 + 1
+    assert counted.total_macs == 24_576 * (n - 1) + 8_192 * n + 1_024 + 68 * n * n \
+        + 480 * n + 160 * n + 32 == 2_435_300
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["hf:gpt2", "--seq-len", "8,16", "--law"], "--law needs a --seq-len list of 3 or more"),
+    (["hf:gpt2", "--seq-len", "8,16,16,24", "--law"], "distinct"),
+    (["hf:vit", "--image-size", "32,48,64"], "needs --law"),
+    (["hf:gpt2", "--image-size", "32,48,64", "--law"], "has no image_size"),
+    (["hf:vit", "--image-size", "32,48,64", "--law", "--decode"], "over the cache length"),
+])
+def test_law_errors_are_one_line(capsys, argv, message):
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -21,8 +21,8 @@ from ..ops.diagnostics import UncountableOpError
 from .exits import fail, guarded
 from ..runtime.meta import MetaDeviceError
 
-__all__ = ["add_hf_options", "check_plot_path", "format_sweep", "hf_options_help", "main",
-           "plot_sweep"]
+__all__ = ["add_hf_options", "check_plot_path", "format_sweep", "hf_law", "hf_options_help",
+           "image_size_key", "main", "plot_sweep"]
 
 
 def _columns(rows: Sequence[SweepRow], key) -> List[str]:
@@ -173,6 +173,106 @@ def plot_sweep(rows: Sequence[SweepRow], path: str, title: str = "") -> None:
     fig.savefig(path, dpi=110)
 
 
+# ---------------------------------------------------------------- laws
+
+def image_size_key(config) -> str:
+    """The config field that sets a model's image size: ``image_size``, or a vision
+    sub-config's (``vision_config.image_size``).
+
+    Raises:
+        HFSpecError: the config has no image size (a text model).
+    """
+    if getattr(config, "image_size", None) is not None:
+        return "image_size"
+    vision = getattr(config, "vision_config", None)
+    if vision is not None and getattr(vision, "image_size", None) is not None:
+        return "vision_config.image_size"
+    raise HFSpecError(f"{getattr(config, 'model_type', 'the config')} has no image_size (nor "
+                      f"vision_config.image_size): --image-size lists need a vision config")
+
+
+def hf_law(spec: str, sizes: Sequence[int], *, over: str = "seq_len",
+           seq_len: int = DEFAULT_SEQ_LEN, batch: int = 1, overrides=None,
+           head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
+           device: str = "meta", decode: bool = False, backward: bool = False,
+           text_only: bool = False, strict: bool = False, held_out: int = 2,
+           max_degree: int = 4, online: bool = False, progress=None):
+    """Count a Hugging Face model at each size and fit the exact law of its MACs
+    (:func:`fvcore_ext.laws.law_report`: total and every family, ``docs/laws.md``).
+
+    Args:
+        spec: as :func:`fvcore_ext.hf.load_hf` (``"gpt2"``, a config.json, a Hub id), or an
+            :class:`fvcore_ext.hf.HFModel` it built (rebuilt from its spec and overrides for
+            an image-size law).
+        sizes: the varied size's values, distinct positive ints, at least ``held_out + 1``.
+        over: ``"seq_len"``: the law in L, text tokens (the model built once): the prefill
+            (``input_ids`` ``(batch, L)``), with ``decode`` one decode step (one new token) at
+            a KV cache of L tokens (:func:`fvcore_ext.hf.count_decode`), with ``backward`` the
+            training step (:func:`fvcore_ext.hf.count_hf`). ``"image_size"``: the law in S,
+            the image side (H = W = S): the model rebuilt at each S with the config's image
+            size set to S (``image_size`` or ``vision_config.image_size``, through
+            ``overrides``), counted at ``seq_len`` text tokens where it takes text.
+        the rest: as :func:`fvcore_ext.hf.count_hf`; ``held_out``, ``max_degree`` as
+            :func:`fvcore_ext.laws.fit_law`; ``progress`` wraps ``sizes`` (a progress bar).
+
+    Returns:
+        a :class:`fvcore_ext.laws.LawReport` (MACs), variable ``L`` or ``S``.
+
+    Raises:
+        HFSpecError: sizes too few, not positive or repeated; ``over`` unknown; ``decode``
+            with ``backward`` or with ``over="image_size"``; a config without an image size;
+            and whatever :func:`fvcore_ext.hf.count_hf` or ``count_decode`` raise.
+    """
+    from ..hf.count import count_decode
+    from ..laws import LawRow, law_report
+
+    if over not in ("seq_len", "image_size"):
+        raise HFSpecError(f"unknown law variable {over!r}: seq_len or image_size")
+    if decode and backward:
+        raise HFSpecError("--decode counts inference steps; it does not combine with "
+                          "--backward")
+    if decode and over == "image_size":
+        raise HFSpecError("--decode's law is over the cache length: give a --seq-len list, "
+                          "not an --image-size list")
+    sizes = list(sizes)
+    if len(set(sizes)) != len(sizes) or any(n < 1 for n in sizes):
+        raise HFSpecError(f"--law sizes must be distinct positive integers, got "
+                          f"{', '.join(map(str, sizes))}")
+    if len(sizes) < held_out + 1:
+        raise HFSpecError(f"--law needs at least {held_out + 1} sizes (1 to fit, {held_out} "
+                          f"held out to check), got {len(sizes)}; a law in L² + L needs "
+                          f"{3 + held_out}")
+    overrides = dict(overrides if overrides is not None else getattr(spec, "overrides", {}))
+    hf = load_hf(spec, overrides, head, device, online=online)
+    key = image_size_key(hf.config) if over == "image_size" else None
+    rows, engines = [], set()
+    for n in (progress(sorted(sizes)) if progress else sorted(sizes)):
+        if key:
+            model = load_hf(hf.spec, {**overrides, key: n}, head, device, online=online)
+            report = count_hf(model, seq_len, batch, (n, n), preset=preset, engine=engine,
+                              text_only=text_only, strict=strict, backward=backward)
+        elif decode:
+            report = count_decode(hf, n, 1, batch, None, preset=preset, engine=engine,
+                                  text_only=text_only, strict=strict).step
+        else:
+            report = count_hf(hf, n, batch, None, preset=preset, engine=engine,
+                              text_only=text_only, strict=strict, backward=backward)
+        engines.add(getattr(report, "engine", engine or "jit"))
+        rows.append(LawRow(size=n, total=report.total_macs,
+                           by_family={k: v for k, v in families(report).items() if v}))
+    what = ("one decode step (one new token) against the KV cache's length L" if decode
+            else "training step (forward + backward)" if backward else "prefill")
+    variable = "S" if key else "L"
+    where = (f"{key} = S, input {batch} x 3 x S x S" if key
+             else f"input_ids ({batch}, L)" if not decode else f"batch {batch}")
+    engine_text = "/".join(sorted(engines))
+    how = f"{what}; {where}; {engine_text} engine on {device}, {preset} preset"
+    return law_report(rows, variable=variable, label=hf.title, held_out=held_out,
+                      max_degree=max_degree, square_name="pixels" if key else None,
+                      engine=engine_text, device=device, preset=preset, backward=backward,
+                      how=how)
+
+
 # ---------------------------------------------------------------- command line
 
 PLOT_NOTE = "a .png, .pdf, .svg, ... file (matplotlib's formats)"
@@ -181,13 +281,15 @@ PLOT_NOTE = "a .png, .pdf, .svg, ... file (matplotlib's formats)"
 def add_hf_options(p: argparse.ArgumentParser) -> None:
     """Add ``hf:SPEC``'s own options (those :func:`fvcore_ext.cli.main.add_shared_options`
     does not define): ``--seq-len``, ``--batch``, ``--image-size``, ``--set``, ``--head``,
-    ``--text-only``, ``--decode``, ``--new-tokens``, ``--plot``, ``--online``."""
+    ``--text-only``, ``--decode``, ``--new-tokens``, ``--law``, ``--plot``, ``--online``."""
     p.add_argument("--seq-len", default=str(DEFAULT_SEQ_LEN),
                    help=f"text tokens, one or a comma list: one row per length "
                         f"(default {DEFAULT_SEQ_LEN})")
     p.add_argument("--batch", type=_positive_int, default=1, help="batch size (default 1)")
-    p.add_argument("--image-size", type=_positive_int, nargs="+", metavar="SIZE",
-                   help="image height and width (one number: square); default the config's")
+    p.add_argument("--image-size", type=_image_size, nargs="+", metavar="SIZE",
+                   help="image height and width (one number: square); default the config's. "
+                        "With --law a comma list of square sizes (224,320,448): the config's "
+                        "image size is set to each and the law is fitted in S")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
                    help="override a config entry (dotted for sub-configs: "
                         "text_config.num_hidden_layers=2); repeatable")
@@ -200,13 +302,28 @@ def add_hf_options(p: argparse.ArgumentParser) -> None:
                    help="also count one generation step at a KV cache of each length")
     p.add_argument("--new-tokens", type=_positive_int, default=DEFAULT_NEW_TOKENS,
                    help=f"with --decode: tokens to generate (default {DEFAULT_NEW_TOKENS})")
+    p.add_argument("--law", action="store_true",
+                   help="fit the exact law of the MACs (total and families) over the --seq-len "
+                        "list (L), or over an --image-size list (S): the prefill's, with "
+                        "--decode one decode step's against the cache length, with --backward "
+                        "the training step's (docs/laws.md)")
     p.add_argument("--plot", metavar="FILE.png",
                    help=f"draw total FLOPs and attention share against length to "
-                        f"{PLOT_NOTE} (needs matplotlib)")
+                        f"{PLOT_NOTE} (needs matplotlib); with --law the counts and the law, "
+                        f"log-log")
     p.add_argument("--online", action="store_true",
                    help="let a Hub id that is not in the local cache be downloaded (its "
                         "config.json only); without it (or HF_HUB_OFFLINE=0) Hub ids are "
                         "resolved from the cache, with no network")
+
+
+def _image_size(text: str) -> List[int]:
+    # "224" or a comma list "224,320,448" (a list of square sizes, for --law)
+    parts = text.split(",")
+    if not all(re.fullmatch(r"[0-9]+", p.strip()) and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or a comma list "
+                                         f"of them (224,320,448)")
+    return [int(p) for p in parts]
 
 
 def _positive_int(text: str) -> int:
@@ -299,9 +416,28 @@ def _main(argv: List[str]) -> int:
     written = False
     try:
         lengths = _lengths(args.seq_len)
-        image = tuple(args.image_size) if args.image_size else None
+        listed = any(len(item) > 1 for item in args.image_size or [])
+        if listed:
+            if not args.law:
+                raise HFSpecError("an --image-size list (224,320,448) needs --law: one law "
+                                  "over the image side")
+            if len(args.image_size) > 1:
+                raise HFSpecError("--image-size: give one comma list of square sizes "
+                                  "(224,320,448)")
+            if len(lengths) > 1:
+                raise HFSpecError("--law varies one size: an --image-size list with one "
+                                  "--seq-len")
+        image = None if listed else (
+            tuple(item[0] for item in args.image_size) if args.image_size else None)
         if image and len(image) > 2:
             raise HFSpecError("--image-size takes H or H W")
+        if args.law and not listed and len(lengths) < 3:
+            raise HFSpecError(f"--law needs a --seq-len list of 3 or more lengths (1 to fit, "
+                              f"2 held out), or an --image-size list; got --seq-len "
+                              f"{args.seq_len}")
+        if args.law and image:
+            raise HFSpecError("--law over --seq-len counts at the config's image size: leave "
+                              "out --image-size H W, or give a comma list to vary it")
         if args.backward and args.engine not in (None, "dispatch"):
             raise HFSpecError("--backward needs --engine dispatch: a JIT trace has no backward")
         if args.decode and args.backward:
@@ -320,7 +456,19 @@ def _main(argv: List[str]) -> int:
                 if hf.overrides else "")
             what = "training step" if args.backward else "prefill"
             try:
-                if len(lengths) == 1 and not args.decode and not args.plot:
+                if args.law:
+                    sizes = args.image_size[0] if listed else lengths
+                    law = hf_law(hf, sizes, over="image_size" if listed else "seq_len",
+                                 seq_len=lengths[0], batch=args.batch, overrides=overrides,
+                                 head=args.head, preset=args.preset, engine=args.engine,
+                                 device=args.device, decode=args.decode,
+                                 backward=args.backward, text_only=args.text_only,
+                                 strict=args.strict, online=args.online,
+                                 progress=lambda xs: progress(
+                                     xs, f"counting ({what})", bar,
+                                     unit="size" if listed else "length"))
+                    text = law.format(args.format)
+                elif len(lengths) == 1 and not args.decode and not args.plot:
                     for n in progress(lengths, f"counting ({what})", bar):
                         report = count_hf(hf, n, args.batch, image, preset=args.preset,
                                           engine=args.engine, text_only=args.text_only,
@@ -349,7 +497,17 @@ def _main(argv: List[str]) -> int:
                                   f"{message}") from None
         written = True          # from here on an error leaves the output as it is
         write_stdout(text)
-        if args.plot:
+        if args.plot and args.law:
+            from ..laws.plot import plot_laws
+            try:
+                plot_laws([law], args.plot, title=f"{law.label}: MACs over {law.variable}, "
+                                                  f"{args.preset} preset")
+            except (ImportError, OSError, ValueError) as error:
+                raise HFSpecError(f"cannot write --plot {args.plot!r}: "
+                                  f"{type(error).__name__}: {error}") from None
+            if args.format != "json":
+                write_stdout(f"\nwrote {args.plot}")
+        elif args.plot:
             try:
                 plot_sweep(rows, args.plot, title=f"{hf.title}, preset {args.preset}" + (
                     "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())

@@ -118,8 +118,9 @@ def _names(target: Callable, keyword: str) -> bool:
 
 def asks_for_law(argv: Sequence[str]) -> bool:
     """Whether a plain ``python -m fvcore_ext MODEL ...`` argv asks for a law: it has
-    ``--sizes`` (or ``--sizes=...``), or an ``--input-shape`` with a letter among its sizes
-    (``1 3 S S``, ``1,3,S,S``; ``1x3x224x224`` is a plain shape)."""
+    ``--sizes`` (or ``--sizes=...``), or an ``--input-shape`` with a single letter among its
+    sizes (``1 3 S S``, ``1,3,S,S``; ``1x3x224x224`` is a plain shape, and a word such as
+    ``three`` is a bad plain shape unless ``--sizes`` names it)."""
     in_shape = False
     for item in argv:
         if item == "--sizes" or item.startswith("--sizes="):
@@ -132,7 +133,7 @@ def asks_for_law(argv: Sequence[str]) -> bool:
         elif item.startswith("-") and not re.fullmatch(r"-[0-9]+", item):
             in_shape = False
             continue
-        if in_shape and any(_LETTER.fullmatch(part) and not re.fullmatch(r"x+", part)
+        if in_shape and any(re.fullmatch(r"[A-Za-wyz]", part)
                             for part in re.split(r"[,×\s]+", item.strip())):
             return True
     return False

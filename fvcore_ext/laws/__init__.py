@@ -3,8 +3,8 @@ a token count, a sequence or cache length). ``fit_law`` fits counts (exact, chec
 sizes); ``count_law`` / ``compare_laws`` count a model at each size and fit the total and every
 family; ``plot`` draws them. This package sits above the engines (it counts with them) and
 below the command line (``python -m fvcore_ext law``); ``docs/laws.md``."""
-from .count import LawComparison, LawReport, LawRow, compare_laws, count_law
+from .count import LawComparison, LawReport, LawRow, compare_laws, count_law, law_report
 from .fit import Law, NoLaw, degree_text, fit_law, format_law
 
 __all__ = ["Law", "LawComparison", "LawReport", "LawRow", "NoLaw", "compare_laws", "count_law",
-           "degree_text", "fit_law", "format_law"]
+           "degree_text", "fit_law", "format_law", "law_report"]

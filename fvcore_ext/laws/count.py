@@ -21,7 +21,7 @@ from ..runtime.meta import build_on_meta
 from .fit import Law, NoLaw, degree_text, fit_law, format_law
 
 __all__ = ["FORMATS", "LawComparison", "LawReport", "LawRow", "compare_laws", "count_law",
-           "input_for"]
+           "input_for", "law_report"]
 
 FORMATS = ("table", "json", "markdown")
 Dim = Union[int, str]
@@ -52,6 +52,9 @@ class LawReport:
         square_name: what ``variable``² is called in the degree's words (``"pixels"`` when the
             varied letter is two dims of the input, H = W = S), or None.
         input_shape, engine, device, preset, backward: how the counts were made.
+        families: the families, largest at the largest size first.
+        how: the title's parenthesis in words, when the counts were made otherwise than from
+            an input shape (an hf: model's prefill or decode step); default from the fields.
     """
     label: str
     variable: str
@@ -65,6 +68,7 @@ class LawReport:
     preset: str = "full"
     backward: bool = False
     families: List[str] = field(default_factory=list)
+    how: Optional[str] = None
 
     @property
     def sizes(self) -> List[int]:
@@ -129,6 +133,8 @@ class LawReport:
         return self.format("table")
 
     def _how(self) -> str:
+        if self.how:
+            return f" ({self.how})"
         shape = f"input {' '.join(map(str, self.input_shape))}, " if self.input_shape else ""
         backward = ", forward + backward" if self.backward else ""
         return (f" ({shape}{self.engine} engine on {self.device}, {self.preset} preset"
@@ -309,16 +315,41 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
                              backward=backward)
         rows.append(LawRow(size=size, total=report.total_macs,
                            by_family={k: v for k, v in report.by_family.items() if v}))
+    return law_report(rows, variable=variable, label=label, held_out=held_out,
+                      max_degree=max_degree, square_name=square_name,
+                      input_shape=tuple(input_shape) if input_shape is not None else None,
+                      engine=engine, device=device, preset=preset, backward=backward)
+
+
+def law_report(rows: Sequence[LawRow], *, variable: str = "S", label: str = "model",
+               held_out: int = 2, max_degree: int = 4, square_name: Optional[str] = None,
+               input_shape: Optional[Tuple[Any, ...]] = None, engine: str = "dispatch",
+               device: str = "meta", preset: str = "full",
+               backward: bool = False, how: Optional[str] = None) -> LawReport:
+    """Fit the exact laws of counts already made: the total's and every family's (MACs).
+
+    For counts that :func:`count_law` cannot make itself (a Hugging Face model counted with
+    its own named inputs, a decode step with a KV cache): ``rows`` holds one :class:`LawRow`
+    per size (total MACs and MACs by family; a family missing at a size counts 0 there).
+    The other arguments are :func:`count_law`'s and only describe the counts in the report.
+
+    Returns:
+        a :class:`LawReport`, rows sorted by size.
+
+    Raises:
+        ValueError: sizes not distinct positive ints, or fewer than ``held_out + 1``.
+    """
+    rows = sorted(rows, key=lambda row: row.size)
+    sizes = _check_sizes([row.size for row in rows], held_out)
     families = _family_order(rows)
     fit = dict(max_degree=max_degree, held_out=held_out, variable=variable)
     law = fit_law(sizes, [row.total for row in rows], **fit)
     by_family = {family: fit_law(sizes, [row.by_family.get(family, 0) for row in rows], **fit)
                  for family in families}
-    return LawReport(label=label, variable=variable, rows=rows, law=law, by_family=by_family,
-                     square_name=square_name,
-                     input_shape=tuple(input_shape) if input_shape is not None else None,
+    return LawReport(label=label, variable=variable, rows=list(rows), law=law,
+                     by_family=by_family, square_name=square_name, input_shape=input_shape,
                      engine=engine, device=device, preset=preset, backward=backward,
-                     families=families)
+                     families=families, how=how)
 
 
 def _family_order(rows: Sequence[LawRow]) -> List[str]:
