@@ -20,7 +20,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "ops": CORE,
     "runtime": {"runtime"},
     "reference_models": {"reference_models"},
-    "engines": CORE | {"runtime", "engines"},
+    "engines": CORE | {"runtime", "roofline", "engines"},
     "roofline": CORE | {"roofline"},
     "laws": CORE | {"runtime", "engines", "laws"},
     "hf": CORE | {"runtime", "engines", "hf"},

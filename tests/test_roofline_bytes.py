@@ -1,4 +1,4 @@
-"""fvcore_ext.roofline.bytes: bytes moved per op, exact integers derived by hand.
+"""fvcore_ext.ops.bytes: bytes moved per op, exact integers derived by hand.
 
 Rules: docs/conventions.md, "Bytes moved" (issue 29). fp32 = 4 bytes, bf16/fp16 = 2, int64 = 8.
 """
@@ -13,7 +13,7 @@ import torch
 from fvcore_ext.roofline import (GATHER_OPS, SCATTER_OPS, VIEW_OPS, TensorBytes,
                                  arithmetic_intensity, boundary_bytes, is_inplace, op_bytes)
 
-BYTES_PY = Path(__file__).resolve().parent.parent / "fvcore_ext" / "roofline" / "bytes.py"
+BYTES_PY = Path(__file__).resolve().parent.parent / "fvcore_ext" / "ops" / "bytes.py"
 
 
 def dense(*shape, itemsize=4):
@@ -102,7 +102,7 @@ def test_module_imports_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "24"   # (2 + 2 + 2) x 4
-    assert importlib.util.find_spec("fvcore_ext.roofline.bytes") is not None
+    assert importlib.util.find_spec("fvcore_ext.ops.bytes") is not None
 
 
 # --- op_bytes: the general rule -------------------------------------------------------------------

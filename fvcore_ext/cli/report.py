@@ -165,6 +165,8 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
               f"By module, depth {depth} (MACs):"]
     lines += _grid(["module", "MACs", "share"],
                    [(n, f"{m:,}", _share(m, total)) for n, m in _modules(report, depth)], md)
+    if report.hardware:
+        lines += _roofline_lines(report, depth, md, head)
     lines += ["", f"{head}Not counted" if md else "Not counted:"]
     if report.unsupported_ops:
         lines.append("- unknown, no rule (may be large): " + ", ".join(
@@ -193,3 +195,36 @@ def format_report(report: CountReport, fmt: str = "table", depth: int = 2,
     if report.unused_modules:
         lines.append("- unused: " + ", ".join(report.unused_modules))
     return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def _intensity(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _roofline_lines(report: CountReport, depth: int, md: bool, head: str) -> List[str]:
+    # bytes moved and the roofline time on the chosen device (issue 29); modules by time
+    seconds = report.estimated_seconds or 0.0
+    memory = sum(s for name, s in report.seconds_by_operator.items()
+                 if report.bound_by_operator.get(name) == "memory")
+    lines = ["", f"{head}Bytes and roofline time" if md else "Bytes and roofline time:",
+             f"- device: {report.hardware}",
+             f"- bytes moved: {report.total_bytes:,} ({report.total_bytes / 1e9:.4f} GB); "
+             f"intensity {_intensity(report.intensity)} FLOPs/byte",
+             f"- estimated time: {_seconds(seconds)} (per op max(FLOPs / peak, bytes / "
+             f"bandwidth), summed); memory-bound operators {_share(memory, seconds)} of it"]
+    intensity = report.intensity_by_module()
+    rows = [(name or "(model)", _seconds(s), _share(s, seconds),
+             report.bound_by_module.get(name, "-"), _intensity(intensity.get(name)))
+            for name, s in sorted(report.seconds_by_module.items(), key=lambda kv: -kv[1])
+            if (0 if name == "" else name.count(".") + 1) <= depth][:15]
+    lines += ["", f"{head}Modules by estimated time, depth {depth}" if md else
+              f"Modules by estimated time, depth {depth}:"]
+    lines += _grid(["module", "time", "share", "bound", "FLOPs/byte"], rows, md)
+    return lines

@@ -26,6 +26,8 @@ from ..ops import families_by_name
 from .jit.tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
                       parameter_consumers, recording_trace_graph, unwrap_model, unwrap_name,
                           without_fast_paths, exclusive_trace)
+from ..roofline import Hardware, arithmetic_intensity, describe, parse_hardware
+from ..roofline.estimate import estimate
 from ..rules import check_preset
 
 __all__ = ["ENGINES", "CountReport", "count_model"]
@@ -66,6 +68,18 @@ class CountReport:
             elementwise, ...) → MACs.
         forward_macs, backward_macs: the two passes; ``total_macs`` is their sum.
             ``backward_macs`` is 0 unless the count ran a backward pass (``backward=True``).
+        total_bytes, forward_bytes, backward_bytes: bytes the ops read and wrote
+            (``docs/conventions.md``, "Bytes moved"); the dispatch engine only (``None`` from
+            the JIT engine, whose graph does not say which ops are views).
+        bytes_by_operator, bytes_by_family, bytes_by_module: the same per operator, family and
+            module (``""`` is the whole model).
+        hardware: the device the roofline times are for (``count_model(..., hardware=...)``),
+            described in one line; ``None`` without one.
+        estimated_seconds: the roofline time of the whole count on that device: per op
+            ``max(2·MACs / peak, bytes / bandwidth)``, summed.
+        seconds_by_operator, seconds_by_module: that time per operator and module.
+        bound_by_operator, bound_by_module: ``"compute"`` or ``"memory"``, the ceiling most
+            of that operator's or module's time sits under.
     """
 
     preset: str
@@ -87,6 +101,18 @@ class CountReport:
     by_family: Dict[str, int] = field(default_factory=dict)
     forward_macs: Optional[int] = None
     backward_macs: int = 0
+    total_bytes: Optional[int] = None
+    forward_bytes: Optional[int] = None
+    backward_bytes: Optional[int] = None
+    bytes_by_operator: Dict[str, int] = field(default_factory=dict)
+    bytes_by_family: Dict[str, int] = field(default_factory=dict)
+    bytes_by_module: Dict[str, int] = field(default_factory=dict)
+    hardware: Optional[str] = None
+    estimated_seconds: Optional[float] = None
+    seconds_by_operator: Dict[str, float] = field(default_factory=dict)
+    seconds_by_module: Dict[str, float] = field(default_factory=dict)
+    bound_by_operator: Dict[str, str] = field(default_factory=dict)
+    bound_by_module: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.forward_macs is None:
@@ -97,10 +123,28 @@ class CountReport:
         """FLOPs = 2 x MACs (``docs/conventions.md``)."""
         return 2 * self.total_macs
 
+    @property
+    def intensity(self) -> Optional[float]:
+        """Arithmetic intensity of the whole count: FLOPs per byte moved (2 · MACs / bytes);
+        ``None`` without bytes."""
+        return arithmetic_intensity(self.total_macs, self.total_bytes) \
+            if self.total_bytes else None
+
+    def intensity_by_operator(self) -> Dict[str, Optional[float]]:
+        """FLOPs per byte of every operator with bytes (2 · its MACs / its bytes)."""
+        return {name: arithmetic_intensity(self.by_operator.get(name, 0), nbytes)
+                for name, nbytes in self.bytes_by_operator.items() if nbytes}
+
+    def intensity_by_module(self) -> Dict[str, Optional[float]]:
+        """FLOPs per byte of every module with bytes (2 · its MACs / its bytes)."""
+        return {name: arithmetic_intensity(self.by_module.get(name, 0), nbytes)
+                for name, nbytes in self.bytes_by_module.items() if nbytes}
+
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dict of every field plus ``total_flops``."""
         out = dataclasses.asdict(self)
         out["total_flops"] = self.total_flops
+        out["intensity"] = self.intensity
         out["inputs"] = [{"name": n, "shape": list(s)} for n, s in self.inputs]
         return out
 
@@ -108,7 +152,8 @@ class CountReport:
 def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
                 input_names: Optional[Sequence[Optional[str]]] = None, preset: str = "full",
                 strict: bool = False, device: Optional[Union[str, torch.device]] = None,
-                engine: str = "jit", backward: bool = False) -> CountReport:
+                engine: str = "jit", backward: bool = False,
+                hardware: Optional[Union[str, Hardware]] = None) -> CountReport:
     """Count ``model`` on ``inputs`` with the pack's rules, by tracing (fvcore and the pack's
     handles) or at PyTorch's dispatcher.
 
@@ -133,7 +178,13 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
             (``docs/conventions.md``, "The dispatch engine").
         backward: also run the backward pass from the sum of the floating outputs and count
             it (``engine="dispatch"`` only), in train mode; ``CountReport.backward_macs``.
-            Every ``.grad`` is restored afterwards.
+            A count, not a training step: parameters, buffers, ``.grad``, the RNG and the
+            hooks on parameters are as they were (it runs on fresh leaves and cloned buffers).
+        hardware: a device name (``"h100"``, ``"a100"``, ...) or spec
+            (``"peak_tflops=100,bandwidth_gbs=900"``, :func:`fvcore_ext.roofline.parse_hardware`)
+            or a :class:`fvcore_ext.roofline.Hardware`: fill the report's roofline times
+            (``estimated_seconds``, per operator and module, with their bound). Needs the
+            dispatch engine (bytes are read at the dispatcher).
 
     Returns:
         A :class:`CountReport` (MACs).
@@ -153,6 +204,9 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     if backward and engine != "dispatch":
         raise ValueError("backward=True needs engine='dispatch': a JIT trace records no "
                          "backward pass")
+    if hardware is not None and engine != "dispatch":
+        raise ValueError("hardware= needs engine='dispatch': bytes are read at the dispatcher")
+    device_hw = parse_hardware(hardware) if isinstance(hardware, str) else hardware
     model = unwrap_model(model)
     if device is not None:
         model = copy_to_device(model, device)
@@ -161,7 +215,7 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
     names = list(input_names or [None] * len(inputs))
     adapter = TraceAdapter(model, names)
     if engine == "dispatch":
-        return _count_dispatch(model, adapter, inputs, names, preset, strict, backward)
+        return _count_dispatch(model, adapter, inputs, names, preset, strict, backward, device_hw)
     analysis = FlopCountAnalysis(adapter, inputs)
     analysis.set_op_handle(**make_handles(preset, strict))
     analysis.unsupported_ops_warnings(False)
@@ -253,7 +307,7 @@ def _grads_kept(tensors):
 
 
 def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, preset: str,
-                    strict: bool, backward: bool) -> CountReport:
+                    strict: bool, backward: bool, hardware: Optional[Hardware]) -> CountReport:
     # Under the count's torch-function mode nn.MultiheadAttention and
     # nn.TransformerEncoderLayer take their Python paths, as in the JIT engine
     # (engines/jit/tracing.py, without_fast_paths).
@@ -277,17 +331,22 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
                 with _grads_kept(_graph_leaves(floats)):
                     loss.backward()
     root = type(adapter).__name__
-    by_module: Dict[str, int] = {}
-    for name, macs in counter.by_module.items():
-        if name == root or name.startswith(root + "."):
-            by_module[unwrap_name(name[len(root) + 1:])] = int(macs)
+
+    def by_module(values) -> Dict[str, Any]:
+        # ModuleTracker's names (the adapter's class name first) as the JIT engine names them
+        return dict(sorted((unwrap_name(name[len(root) + 1:]), value)
+                           for name, value in values.items()
+                           if name == root or name.startswith(root + ".")))
+
+    traffic = counter.traffic
+    roofline = estimate(traffic.records, hardware, describe(hardware)) if hardware else None
     return CountReport(
         preset=preset,
         inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
         total_macs=counter.total_macs,
         params=int(parameter_count(model)[""]),
         by_operator={k: int(v) for k, v in counter.by_operator.most_common()},
-        by_module=dict(sorted(by_module.items())),
+        by_module={k: int(v) for k, v in by_module(counter.by_module).items()},
         unsupported_ops=dict(counter.unknown_ops.most_common()),
         uncounted=list(log.uncounted),
         zero_by_design=dict(log.zero_by_design.most_common()),
@@ -298,6 +357,18 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
         by_family={k: int(v) for k, v in counter.by_family.most_common() if v},
         forward_macs=counter.forward_macs,
         backward_macs=counter.backward_macs,
+        total_bytes=traffic.total_bytes,
+        forward_bytes=traffic.forward_bytes,
+        backward_bytes=traffic.backward_bytes,
+        bytes_by_operator={k: int(v) for k, v in traffic.by_operator.most_common() if v},
+        bytes_by_family={k: int(v) for k, v in traffic.by_family.most_common() if v},
+        bytes_by_module=by_module(traffic.by_module),
+        hardware=roofline.hardware if roofline else None,
+        estimated_seconds=roofline.seconds if roofline else None,
+        seconds_by_operator=roofline.by_operator if roofline else {},
+        seconds_by_module=by_module(roofline.by_module) if roofline else {},
+        bound_by_operator=roofline.bound_by_operator if roofline else {},
+        bound_by_module=by_module(roofline.bound_by_module) if roofline else {},
     )
 
 

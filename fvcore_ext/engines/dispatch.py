@@ -60,8 +60,10 @@ from torch.utils.module_tracker import ModuleTracker
 
 from ..ops.diagnostics import UncountableOpError, record_uncounted, record_zero
 from ..ops import BACKWARD_RULES, OP_TABLE, OpRule, table_version
+from ..ops import report_name
 from ..ops.opcall import OpCall, TensorArg
 from ..rules import check_preset
+from .traffic import Traffic, boundary_traffic, op_traffic
 
 __all__ = ["BACKWARD_RULES", "BOUNDARY_FUNCTIONS", "DISPATCH_ALIASES", "DispatchCounter",
            "autograd_nodes", "counting", "vmap_batch_factor"]
@@ -265,6 +267,7 @@ class DispatchCounter(FlopCounterMode):
         self.backward_by_family: Counter = Counter()
         self.by_module: Counter = Counter()
         self.unknown_ops: Counter = Counter()
+        self.traffic = Traffic()   # bytes moved, per operator, family, module and pass
         self._resolved: Dict[Any, _Entry] = {}
         self._version = table_version()
         self._suppressed = 0       # > 0 inside a boundary: its insides are not counted again
@@ -333,6 +336,7 @@ class DispatchCounter(FlopCounterMode):
         if self._not_counting():
             return out
         entry = self._entry(func_packet)
+        macs = 0
         if entry.rule is None:
             self._unknown(entry.name)
         elif entry.rule.always_zero:
@@ -341,8 +345,16 @@ class DispatchCounter(FlopCounterMode):
             mapped = entry.args(args, kwargs) if entry.args else args
             call = OpCall(entry.rule.kind, [_read(a) for a in mapped], _outputs(out),
                           self._scope())
-            self._add(entry.rule.name, entry.rule.family, entry.rule.count(
-                call, self.preset, self.strict))
+            macs = entry.rule.count(call, self.preset, self.strict)
+        try:
+            nbytes, dtype = op_traffic(entry.name, args, kwargs, out)
+        except Exception:          # a tensor the byte rules cannot read: reported, never raised
+            self.traffic.unreadable[entry.name] += 1
+            nbytes, dtype = 0, None
+        if entry.rule is None:
+            self._add(report_name(entry.name), "unknown", 0, nbytes, dtype)
+        else:
+            self._add(entry.rule.name, entry.rule.family, macs, nbytes, dtype)
         return out
 
     def _entry(self, func_packet) -> _Entry:
@@ -372,13 +384,18 @@ class DispatchCounter(FlopCounterMode):
         parents = [p for p in self.mod_tracker.parents if p != "Global"]
         return max(parents, key=len) if parents else ""
 
-    def _add(self, name: str, family: str, macs: int) -> None:
-        if not macs or self._closed:
+    def _add(self, name: str, family: str, macs: int, nbytes: int = 0,
+             dtype: Optional[str] = None) -> None:
+        if self._closed or not (macs or nbytes):
             return
-        (self.backward_by_family if self._in_backward() else self.forward_by_family)[family] \
-            += macs
+        backward = self._in_backward()
+        parents = self.mod_tracker.parents
+        self.traffic.add(name, family, macs, nbytes, dtype, parents, backward)
+        if not macs:
+            return
+        (self.backward_by_family if backward else self.forward_by_family)[family] += macs
         self.by_operator[name] += macs
-        for parent in set(self.mod_tracker.parents):
+        for parent in set(parents):
             self.by_module[parent] += macs
             self.flop_counts[parent][name] += 2 * macs    # FlopCounterMode's unit: FLOPs
 
@@ -412,18 +429,23 @@ class DispatchCounter(FlopCounterMode):
         # Under vmap the call shows per-example shapes; its kernel ran over the batch.
         batch = vmap_batch_factor(grad_inputs)
         call = OpCall(rule.kind, [_read(a) for a in call_args], _outputs(out), self._scope())
-        self._add(rule.name, rule.family, batch * rule.count(call, self.preset, self.strict))
+        try:
+            nbytes, backward_bytes, dtype = boundary_traffic(grad_inputs, out)
+        except Exception:          # a tensor the byte rules cannot read: reported, never raised
+            self.traffic.unreadable[rule.kind] += 1
+            nbytes, backward_bytes, dtype = 0, 0, None
+        self._add(rule.name, rule.family, batch * rule.count(call, self.preset, self.strict),
+                  nbytes, dtype)
         if first_node is not None and (rule.kind in BACKWARD_RULES
                                        or rule.kind.startswith(PYTHON_OP)):
             # Other boundaries (linear, einsum, ...) differentiate into matmuls and
             # elementwise ops that their forward rules count as they run.
-            self._hook_backward(rule, call, out, first_node,
-                                [isinstance(a, torch.Tensor) and a.requires_grad
-                                 for a in call_args])
+            needs = [isinstance(a, torch.Tensor) and a.requires_grad for a in call_args]
+            self._hook_backward(rule, call, out, first_node, needs, (backward_bytes, dtype))
         return out
 
     def _hook_backward(self, rule: OpRule, call: OpCall, out: Any, first_node: int,
-                       needs: List[bool]) -> None:
+                       needs: List[bool], traffic: Tuple[int, Optional[str]]) -> None:
         # The autograd nodes the boundary created (sequence numbers from first_node on) run
         # with the counter suppressed; the first of them to run counts the backward rule.
         nodes = list(autograd_nodes(
@@ -438,7 +460,7 @@ class DispatchCounter(FlopCounterMode):
             key = _backward_key()
             if key[0] not in counted_in:
                 counted_in.add(key[0])
-                self._count_backward(rule, call, needs)
+                self._count_backward(rule, call, needs, traffic)
             self._backward_suppressed[key] += 1
 
         def after(*_):
@@ -451,7 +473,8 @@ class DispatchCounter(FlopCounterMode):
             node.register_prehook(before)
             node.register_hook(after)
 
-    def _count_backward(self, rule: OpRule, call: OpCall, needs: List[bool]) -> None:
+    def _count_backward(self, rule: OpRule, call: OpCall, needs: List[bool],
+                        traffic: Tuple[int, Optional[str]]) -> None:
         backward = BACKWARD_RULES.get(rule.kind)
         name = rule.name + "_backward"
         if backward is None:
@@ -465,7 +488,7 @@ class DispatchCounter(FlopCounterMode):
             record_uncounted(f"{rule.kind} (backward)", call.scope,
                              f"{type(error).__name__}: {error}", self.strict)
             return
-        self._add(name, backward.family or rule.family, macs)
+        self._add(name, backward.family or rule.family, macs, *traffic)
 
 
 # ---------------------------------------------------------------- the boundaries
