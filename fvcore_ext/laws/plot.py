@@ -57,7 +57,7 @@ def plot_laws(reports: Sequence[LawReport], path: str, title: str = "") -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("--plot needs matplotlib: pip install 'fvcore_ext[plot]'") from None
-    figure, axes = plt.subplots(figsize=(7, 5))
+    figure, axes = plt.subplots(figsize=(7, 5.5))
     try:
         for index, report in enumerate(reports):
             color = f"C{index % 10}"
@@ -78,7 +78,9 @@ def plot_laws(reports: Sequence[LawReport], path: str, title: str = "") -> None:
         axes.set_ylabel("MACs")
         axes.set_title(title or f"MACs over {variables} (points: counts; lines: exact laws)")
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize="small")
+        # below the axes: the points at small sizes stay visible
+        axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                    frameon=False)
         figure.tight_layout()
         figure.savefig(path)
     finally:
