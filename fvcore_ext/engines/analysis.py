@@ -68,6 +68,8 @@ class CountReport:
             elementwise, ...) → MACs.
         forward_macs, backward_macs: the two passes; ``total_macs`` is their sum.
             ``backward_macs`` is 0 unless the count ran a backward pass (``backward=True``).
+        forward_by_family, backward_by_family: a training count's families per pass (the
+            forward in train mode); ``None`` for a forward count.
         total_bytes, forward_bytes, backward_bytes: bytes the ops read and wrote
             (``docs/conventions.md``, "Bytes moved"); the dispatch engine only (``None`` from
             the JIT engine, whose graph does not say which ops are views).
@@ -101,6 +103,8 @@ class CountReport:
     by_family: Dict[str, int] = field(default_factory=dict)
     forward_macs: Optional[int] = None
     backward_macs: int = 0
+    forward_by_family: Optional[Dict[str, int]] = None
+    backward_by_family: Optional[Dict[str, int]] = None
     total_bytes: Optional[int] = None
     forward_bytes: Optional[int] = None
     backward_bytes: Optional[int] = None
@@ -326,10 +330,11 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
                     raise ValueError("backward=True: no output of the model requires grad")
                 with counter.uncounted():     # seeding the gradient costs 0 (CONVENTIONS.md)
                     loss = sum(t.real.sum() if t.is_complex() else t.sum() for t in floats)
+                    seed = torch.ones_like(loss)
                 # Tensors the model captured outside its parameters and buffers (a closure
                 # that requires grad) get their .grad back as it was.
                 with _grads_kept(_graph_leaves(floats)):
-                    loss.backward()
+                    loss.backward(seed)
     root = type(adapter).__name__
 
     def by_module(values) -> Dict[str, Any]:
@@ -357,6 +362,8 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
         by_family={k: int(v) for k, v in counter.by_family.most_common() if v},
         forward_macs=counter.forward_macs,
         backward_macs=counter.backward_macs,
+        forward_by_family=_nonzero(counter.forward_by_family) if backward else None,
+        backward_by_family=_nonzero(counter.backward_by_family) if backward else None,
         total_bytes=traffic.total_bytes,
         forward_bytes=traffic.forward_bytes,
         backward_bytes=traffic.backward_bytes,
@@ -370,6 +377,10 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
         bound_by_operator=roofline.bound_by_operator if roofline else {},
         bound_by_module=by_module(roofline.bound_by_module) if roofline else {},
     )
+
+
+def _nonzero(counts) -> Dict[str, int]:
+    return {k: int(v) for k, v in counts.most_common() if v}
 
 
 def _innermost_scope(analysis: FlopCountAnalysis, op: str) -> str:

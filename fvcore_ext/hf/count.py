@@ -86,6 +86,7 @@ class HFModel:
     source: str
     device: str
     overrides: Dict[str, Any] = field(default_factory=dict)
+    dtype: Optional[torch.dtype] = None
 
     @property
     def title(self) -> str:
@@ -341,7 +342,7 @@ def _class_for(config, head: Optional[str]):
 
 def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = None,
             head: Optional[str] = None, device: str = "meta",
-            online: bool = False) -> HFModel:
+            online: bool = False, dtype: Optional[torch.dtype] = None) -> HFModel:
     """Build the model a spec names (:func:`resolve_config`), in eval mode.
 
     Args:
@@ -354,6 +355,9 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
             allocated) or ``"cpu"`` (random weights from seed 0, drawn on a forked generator:
             the caller's RNG state is unchanged).
         online: a Hub id may be downloaded (:func:`resolve_config`).
+        dtype: build the model's floating parameters and buffers in this dtype
+            (``torch.bfloat16``: the bytes and peaks a user runs with); its floating inputs
+            follow. ``None``: as the config builds it (float32).
 
     Raises:
         HFSpecError: the spec, an override or the head cannot be resolved, or the class
@@ -371,12 +375,14 @@ def load_hf(spec: Union[str, HFModel], overrides: Optional[Dict[str, Any]] = Non
             warnings.simplefilter("ignore")
             torch.manual_seed(0)
             model = build_on_meta(lambda: cls(config)) if device == "meta" else cls(config)
+            if dtype is not None:
+                model = model.to(dtype)
     except Exception as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise HFSpecError(f"cannot build {cls.__name__} from the config: "
                           f"{type(error).__name__}: {text}") from None
     return HFModel(spec=spec, config=config, model=model.eval(), model_type=config.model_type,
-                   source=source, device=device, overrides=dict(overrides or {}))
+                   source=source, device=device, overrides=dict(overrides or {}), dtype=dtype)
 
 
 # ---------------------------------------------------------------- counting
@@ -390,20 +396,31 @@ def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=N
         or getattr(hf.config, "image_size", None) is not None    # ViLT: one tower, two inputs
         or params["pixel_values"].default is inspect.Parameter.empty)
     try:
-        return make_inputs(hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
-                           decoder_seq_len=decoder_seq_len, batch=batch,
-                           image_size=image_size, text_only=text_only, device=hf.device)
+        tensors, names, rest = make_inputs(
+            hf.model, hf.config, hf.model_type, pixels=pixels, seq_len=seq_len,
+            decoder_seq_len=decoder_seq_len, batch=batch, image_size=image_size,
+            text_only=text_only, device=hf.device)
     except InputSynthesisError as error:
         raise HFSpecError(f"{hf.model_type}: {error}") from None
+    if hf.dtype is not None:      # pixels and other floating inputs in the model's dtype
+        tensors = [t.to(hf.dtype) if t.is_floating_point() else t for t in tensors]
+    return tensors, names, rest
 
 
-def _count(model, tensors, names, preset, strict, engine) -> CountReport:
+def _count(model, tensors, names, preset, strict, engine, hardware=None) -> CountReport:
     """``engine=None``: the JIT engine, and the dispatch engine where the tracer cannot take
     the model (an internal tracer error, a model that breaks under tracing); the report's
     ``engine`` says which counted. A data-dependent model on meta is not retried: the
-    dispatch engine cannot read meta data either."""
+    dispatch engine cannot read meta data either. ``hardware``: the dispatch engine, with
+    roofline times on that device."""
     with warnings.catch_warnings(), no_data_checks():
         warnings.simplefilter("ignore")
+        if hardware is not None:
+            if engine not in (None, "dispatch"):
+                raise HFSpecError("--hardware needs the dispatch engine (bytes are read at the "
+                                  "dispatcher): leave out --engine or give --engine dispatch")
+            return count_model(model, tensors, names, preset, strict, engine="dispatch",
+                               hardware=hardware)
         try:
             return count_model(model, tensors, names, preset, strict, engine=engine or "jit")
         except ValueError as error:
@@ -446,55 +463,23 @@ def _training_engine(engine: Optional[str]) -> str:
     return "dispatch"
 
 
-def _count_training(model: nn.Module, tensors, names, preset: str, strict: bool) -> CountReport:
+def _count_training(model: nn.Module, tensors, names, preset: str, strict: bool,
+                    hardware=None) -> CountReport:
     """One training step on the dispatch engine: the forward in train mode, then the backward
     from the sum of the floating outputs (``count_model(..., backward=True)``; the model's
     ``use_cache`` is left as it is: without a cache, transformers reads the position ids' values
     to find packed sequences, which meta cannot). The report also
-    gets ``forward_by_family`` and ``backward_by_family`` (:func:`pass_families`)."""
+    has ``forward_by_family`` and ``backward_by_family`` (:func:`pass_families`)."""
     with warnings.catch_warnings(), no_data_checks():
         warnings.simplefilter("ignore")
         try:
-            report = count_model(model, tensors, names, preset, strict, engine="dispatch",
-                                 backward=True)
+            return count_model(model, tensors, names, preset, strict, engine="dispatch",
+                               backward=True, hardware=hardware)
         except ValueError as error:
             if "requires grad" in str(error):
                 raise HFSpecError(f"{type(model).__name__}: no output requires grad, nothing "
                                   f"to train (every parameter frozen?)") from None
             raise
-        forward = getattr(report, "forward_by_family", None)
-        if forward is None:
-            forward = _train_forward_families(model, tensors, names, preset, strict)
-            if sum(forward.values()) != report.forward_macs:
-                forward = None
-    report.forward_by_family = forward
-    report.backward_by_family = None if forward is None else {
-        f: m - forward.get(f, 0) for f, m in report.by_family.items()
-        if m - forward.get(f, 0)}
-    return report
-
-
-def _train_forward_families(model: nn.Module, tensors, names, preset: str,
-                            strict: bool) -> Dict[str, int]:
-    # The report splits the training step's MACs by pass but not its families: the forward
-    # alone, as the step runs it (train mode, grad on: dropout's mask and scale, batch
-    # statistics), counted once more. Buffers, the RNG and every module's mode are put back.
-    from ..engines.dispatch import counting
-    from ..engines.jit.tracing import TraceAdapter, module_mode
-    from ..runtime.meta import meta_tracing
-
-    buffers = [(b, b.detach().clone()) for b in model.buffers() if b.device.type != "meta"]
-    adapter = TraceAdapter(model, list(names or [None] * len(tensors)))
-    try:
-        with module_mode(model, training=True), torch.enable_grad(), \
-                torch.random.fork_rng(devices=[]), meta_tracing(), \
-                counting(preset, strict) as counter:
-            adapter(*tensors)
-    finally:
-        with torch.no_grad():
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
-    return {f: int(m) for f, m in counter.forward_by_family.items() if m}
 
 
 def pass_families(report: CountReport) -> Tuple[Optional[Dict[str, int]],
@@ -519,7 +504,8 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
              head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
              device: str = "meta", decoder_seq_len: Optional[int] = None,
              text_only: bool = False, strict: bool = False,
-             backward: bool = False) -> CountReport:
+             backward: bool = False, hardware=None,
+             dtype: Optional[torch.dtype] = None) -> CountReport:
     """Count a Hugging Face model from its config: the forward pass (prefill) over inputs
     synthesised by :func:`fvcore_ext.hf.inputs.make_inputs`, or with ``backward=True`` one
     training step (forward + backward).
@@ -551,6 +537,9 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
             family and pass: :func:`pass_families`. Nothing of the model changes (its mode and
             every ``.grad`` are restored). A KV cache the forward returns (a transformers
             ``Cache`` object) is not part of the seed.
+        hardware: a device (``"h100"``, a spec, or :class:`fvcore_ext.roofline.Hardware`):
+            count on the dispatch engine and add bytes and roofline times to the report.
+        dtype: build the model in this dtype (:func:`load_hf`).
 
     Returns:
         A :class:`fvcore_ext.CountReport` (MACs; ``total_flops`` = 2 x MACs).
@@ -566,11 +555,11 @@ def count_hf(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN, batch: i
     check_preset(preset)
     if backward:
         _training_engine(engine)
-    hf = load_hf(spec, overrides, head, device)
+    hf = load_hf(spec, overrides, head, device, dtype=dtype)
     tensors, names, _ = _inputs(hf, seq_len, batch, image_size, decoder_seq_len, text_only)
     if backward:
-        return _count_training(hf.model, tensors, names, preset, strict)
-    return _count(hf.model, tensors, names, preset, strict, engine)
+        return _count_training(hf.model, tensors, names, preset, strict, hardware)
+    return _count(hf.model, tensors, names, preset, strict, engine, hardware)
 
 
 # ---------------------------------------------------------------- decode
@@ -632,7 +621,7 @@ def _strip_model(name: str) -> str:
 
 
 def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: str,
-                 strict: bool, engine, text_only: bool = False) -> CountReport:
+                 strict: bool, engine, text_only: bool = False, hardware=None) -> CountReport:
     model = hf.model
     params = inspect.signature(model.forward).parameters
     # transformers 5.25 calls the argument and the output field "cache"; before, it was
@@ -662,12 +651,13 @@ def _decode_step(hf: HFModel, cache_len: int, batch: int, image_size, preset: st
     ids = torch.zeros(batch, 1, dtype=torch.long, device=tensors[0].device) + 3
     step = CachedDecodeStep(model, cache, cache_kwarg, id_name, extra_names)
     cache_tensors = _cache_tensors(cache)
-    report = _count(step, [ids] + cache_tensors + extra, None, preset, strict, engine)
+    report = _count(step, [ids] + cache_tensors + extra, None, preset, strict, engine, hardware)
     report.inputs = [(id_name, (batch, 1))] + (
         [(f"{cache_kwarg} ({len(cache_tensors)} tensors, the first)",
           tuple(cache_tensors[0].shape))] if cache_tensors else []) + \
         [(n, tuple(t.shape)) for n, t in zip(extra_names, extra)]
-    report.by_module = {_strip_model(k): v for k, v in report.by_module.items()}
+    for key in ("by_module", "bytes_by_module", "seconds_by_module", "bound_by_module"):
+        setattr(report, key, {_strip_model(k): v for k, v in getattr(report, key).items()})
     report.unused_modules = [_strip_model(m) for m in report.unused_modules]
     report.fused_weight_modules = {_strip_model(k): v
                                    for k, v in report.fused_weight_modules.items()}
@@ -679,7 +669,8 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
                  new_tokens: int = DEFAULT_NEW_TOKENS, batch: int = 1, image_size=None,
                  overrides: Optional[Dict[str, Any]] = None, head: Optional[str] = None,
                  preset: str = "full", engine: Optional[str] = None, device: str = "meta",
-                 text_only: bool = False, strict: bool = False) -> DecodeCost:
+                 text_only: bool = False, strict: bool = False, hardware=None,
+                 dtype: Optional[torch.dtype] = None) -> DecodeCost:
     """One generation step after a prefill of ``seq_len`` tokens, and the cost of generating
     ``new_tokens`` tokens.
 
@@ -692,7 +683,8 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
     on a line (attention over the cache is linear in its length) the sum is exact, else it is
     interpolated and ``exact`` is False (sliding windows, for instance).
 
-    Args: as :func:`count_hf`; ``new_tokens`` ``T`` ≥ 1.
+    Args: as :func:`count_hf`; ``new_tokens`` ``T`` ≥ 1. With ``hardware`` the step's report
+    has its bytes (the weights, the KV cache read, the activations) and roofline time.
 
     Returns:
         A :class:`DecodeCost` (MACs).
@@ -704,8 +696,9 @@ def count_decode(spec: Union[str, HFModel], seq_len: int = DEFAULT_SEQ_LEN,
     check_preset(preset)
     if new_tokens < 1:
         raise HFSpecError(f"new_tokens must be at least 1, not {new_tokens}")
-    hf = load_hf(spec, overrides, head, device)
-    step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine, text_only)
+    hf = load_hf(spec, overrides, head, device, dtype=dtype)
+    step = _decode_step(hf, seq_len, batch, image_size, preset, strict, engine, text_only,
+                        hardware)
     how = DECODE_NOTE if getattr(step, "engine", "jit") == "jit" else \
         "dispatch engine, the cache rebuilt around its tensors for each count"
     if new_tokens == 1:
@@ -735,12 +728,13 @@ def sweep_hf(spec: Union[str, HFModel], seq_lens: Sequence[int], batch: int = 1,
              device: str = "meta", decode: bool = False,
              new_tokens: int = DEFAULT_NEW_TOKENS, text_only: bool = False,
              strict: bool = False, backward: bool = False,
-             progress: Optional[Callable[[Sequence[int]], Iterable[int]]] = None
-             ) -> List[SweepRow]:
+             progress: Optional[Callable[[Sequence[int]], Iterable[int]]] = None,
+             hardware=None, dtype: Optional[torch.dtype] = None) -> List[SweepRow]:
     """:func:`count_hf` (and, with ``decode``, :func:`count_decode`) at each length of
     ``seq_lens``, building the model once. Returns one :class:`SweepRow` per length (MACs);
     with ``backward=True`` each row is a training step (forward + backward, :func:`count_hf`).
-    ``progress``, if given, wraps ``seq_lens`` (a progress bar such as ``tqdm``).
+    ``progress``, if given, wraps ``seq_lens`` (a progress bar such as ``tqdm``); ``hardware``
+    and ``dtype`` as :func:`count_hf`.
 
     Raises what :func:`count_hf` raises; ``HFSpecError`` for ``decode`` with ``backward`` (a
     decode step is inference)."""
@@ -748,14 +742,16 @@ def sweep_hf(spec: Union[str, HFModel], seq_lens: Sequence[int], batch: int = 1,
         raise HFSpecError("--decode counts inference steps; it does not combine with --backward")
     if backward:
         _training_engine(engine)
-    hf = load_hf(spec, overrides, head, device)
+    hf = load_hf(spec, overrides, head, device, dtype=dtype)
     rows = []
     for n in (progress(seq_lens) if progress else seq_lens):
         t0 = time.perf_counter()
         report = count_hf(hf, n, batch, image_size, preset=preset, engine=engine,
-                          text_only=text_only, strict=strict, backward=backward)
+                          text_only=text_only, strict=strict, backward=backward,
+                          hardware=hardware)
         cost = count_decode(hf, n, new_tokens, batch, image_size, preset=preset,
-                            engine=engine, text_only=text_only, strict=strict) \
+                            engine=engine, text_only=text_only, strict=strict,
+                            hardware=hardware) \
             if decode else None
         rows.append(SweepRow(n, report, families(report), cost,
                              round(time.perf_counter() - t0, 2), training=backward))
