@@ -137,3 +137,38 @@ def test_mamba_selective_scan_has_lower_intensity_than_the_linears_around_it():
     intensity = report.intensity_by_operator()
     assert intensity["PythonOp.SelectiveScanFn"] < intensity["linear"]
     assert report.bound_by_operator["PythonOp.SelectiveScanFn"] == "memory"
+
+
+# ---------------------------------------------------------------- a decode step, from its config
+
+TINY_LLAMA = {"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+              "head_dim": 16}
+
+
+def _decode_step(cache_len):
+    pytest.importorskip("transformers")
+    from fvcore_ext.hf import count_decode
+    return count_decode("llama", seq_len=cache_len, new_tokens=1, overrides=TINY_LLAMA,
+                        head="causal-lm", hardware="h100", dtype=torch.bfloat16).step
+
+
+def test_a_decode_step_is_weights_plus_kv_cache_plus_activations_at_the_bandwidth():
+    """docs/roofline.md, "A decode step": one token (h = 64), a cache of N = 32 tokens, bf16.
+    Every linear reads its weight (and its one-token input) and writes one row; the cache
+    update (transformers' DynamicCache: torch.cat) reads N cached tokens and the new one and
+    writes N + 1, for K and for V; SDPA reads q, the N + 1 keys and values, writes one row."""
+    step = _decode_step(32)
+    linears = [(64, 64), (64, 32), (64, 32), (64, 64), (64, 128), (64, 128), (128, 64),
+               (64, 100)]                          # q, k, v, o, gate, up, down, lm_head
+    weights = sum(i * o for i, o in linears) * 2
+    assert weights == 86528
+    assert step.bytes_by_operator["linear"] == weights + sum(i + o for i, o in linears) * 2
+    kv = 2 * 16 * 2                                # a token's K (or V): 2 heads · 16 · bf16
+    assert step.bytes_by_operator["scaled_dot_product_attention"] == \
+        2 * 64 + 2 * 33 * kv + 2 * 64              # q, K and V of 33 tokens, the output
+    # memory-bound throughout: the time is the bytes over the H100's 3.35 TB/s
+    assert step.bound_by_module[""] == "memory"
+    assert step.estimated_seconds == pytest.approx(step.total_bytes / 3.35e12, rel=1e-12)
+    # each further cache token: the cat reads it and writes it again, SDPA reads it; K and V
+    assert _decode_step(33).total_bytes - step.total_bytes == 3 * 2 * kv == 384

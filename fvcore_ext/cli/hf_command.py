@@ -69,8 +69,9 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
                            "per_cache_token_macs": r.decode.per_cache_token,
                            "new_tokens": r.decode.new_tokens,
                            "generate_macs": r.decode.generate_macs,
-                           "exact": r.decode.exact, "how": r.decode.how}}
-               if r.decode else {})} for r in rows]}, indent=2)
+                           "exact": r.decode.exact, "how": r.decode.how,
+                           **_roofline_fields(r.decode.step)}}
+               if r.decode else {}), **_roofline_fields(r.prefill)} for r in rows]}, indent=2)
     md = fmt == "markdown"
     first = rows[0].prefill
     inputs = ", ".join(f"{n}={tuple(s)}" for n, s in first.inputs)
@@ -96,7 +97,7 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
                          *(f"{r.by_family.get(c, 0):,}" for c in cols),
                          _share(r.by_family.get("attention", 0), r.prefill.total_macs))
                         for r in rows], md)
-        return "\n".join(lines)
+        return "\n".join(lines + _roofline_rows(rows, md))
     lines += [f"{'### ' if md else ''}Prefill" + ("" if md else ":")]
     lines += _grid(["seq len", "total MACs", "total FLOPs", *cols, "attention share"],
                    [(r.seq_len, f"{r.prefill.total_macs:,}", f"{r.prefill.total_flops:,}",
@@ -125,7 +126,38 @@ def format_sweep(rows: Sequence[SweepRow], fmt: str = "table", title: str = "") 
                           "N+1 and N+T-1)." if exact else
                           "(approx.): the step cost is not affine in the cache length "
                           "(sliding windows); interpolated from N, N+1 and N+T-1.")]
-    return "\n".join(lines)
+    return "\n".join(lines + _roofline_rows(rows, md))
+
+
+def _roofline_fields(report) -> dict:
+    if not report.hardware:
+        return {}
+    return {"bytes": report.total_bytes, "hardware": report.hardware,
+            "estimated_seconds": report.estimated_seconds,
+            "bound": report.bound_by_module.get("", "memory")}
+
+
+def _roofline_rows(rows: Sequence[SweepRow], md: bool) -> List[str]:
+    # with --hardware: bytes and roofline time of the prefill (or training step) and of one
+    # decode step, per length (issue 29: a decode step is memory-bound, the weights and the KV
+    # cache read at the memory bandwidth)
+    if not rows[0].prefill.hardware:
+        return []
+    from .report import _seconds
+
+    what = "training step" if rows[0].training else "prefill"
+    header = ["seq len", f"{what} bytes", f"{what} time", "bound"]
+    if rows[0].decode:
+        header += ["decode step bytes", "decode step time", "bound"]
+
+    def cells(report):
+        return [f"{report.total_bytes:,}", _seconds(report.estimated_seconds),
+                report.bound_by_module.get("", "memory")]
+
+    body = [[r.seq_len, *cells(r.prefill), *(cells(r.decode.step) if r.decode else [])]
+            for r in rows]
+    return ["", f"{'### ' if md else ''}Roofline on {rows[0].prefill.hardware}"
+            + ("" if md else ":")] + _grid(header, body, md)
 
 
 def plot_sweep(rows: Sequence[SweepRow], path: str, title: str = "") -> None:
@@ -408,6 +440,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _main(argv: List[str]) -> int:
     from ..runtime.standins import install_standin_kernels
     from ..runtime.stdout import BrokenPipe, write_stdout
+    from .main import UsageError, shared_settings
     from .report import building, format_report, progress, show_progress
 
     args = _parser().parse_args(argv)
@@ -438,8 +471,12 @@ def _main(argv: List[str]) -> int:
         if args.law and image:
             raise HFSpecError("--law over --seq-len counts at the config's image size: leave "
                               "out --image-size H W, or give a comma list to vary it")
-        if args.backward and args.engine not in (None, "dispatch"):
-            raise HFSpecError("--backward needs --engine dispatch: a JIT trace has no backward")
+        try:
+            engine, dtype, hardware = shared_settings(args)
+        except UsageError as error:
+            raise HFSpecError(str(error)) from None
+        if hardware is not None and args.law:
+            raise HFSpecError("--law fits MAC counts: leave out --hardware")
         if args.decode and args.backward:
             raise HFSpecError("--decode counts inference steps; it does not combine with "
                               "--backward")
@@ -450,7 +487,8 @@ def _main(argv: List[str]) -> int:
         overrides = parse_overrides(args.overrides)
         with contextlib.redirect_stdout(sys.stderr):    # the model's prints: stdout is ours
             with building(f"building hf:{spec}", bar):
-                hf = load_hf(spec, overrides, args.head, args.device, online=args.online)
+                hf = load_hf(spec, overrides, args.head, args.device, online=args.online,
+                             dtype=dtype)
             title = f"{hf.title}, {hf.source}" + (
                 "; " + ", ".join(f"{k}={v}" for k, v in hf.overrides.items())
                 if hf.overrides else "")
@@ -471,12 +509,13 @@ def _main(argv: List[str]) -> int:
                 elif len(lengths) == 1 and not args.decode and not args.plot:
                     for n in progress(lengths, f"counting ({what})", bar):
                         report = count_hf(hf, n, args.batch, image, preset=args.preset,
-                                          engine=args.engine, text_only=args.text_only,
-                                          strict=args.strict, backward=args.backward)
+                                          engine=engine, text_only=args.text_only,
+                                          strict=args.strict, backward=args.backward,
+                                          hardware=hardware)
                     text = format_report(report, args.format, args.depth, title=title)
                 else:
                     rows = sweep_hf(hf, lengths, args.batch, image, preset=args.preset,
-                                    engine=args.engine, decode=args.decode,
+                                    engine=engine, decode=args.decode, hardware=hardware,
                                     new_tokens=args.new_tokens, text_only=args.text_only,
                                     strict=args.strict, backward=args.backward,
                                     progress=lambda xs: progress(xs, f"counting ({what})", bar,

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import warnings
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -39,6 +39,9 @@ DEFAULT_MODEL = "vit"
 DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
           "bfloat16": torch.bfloat16, "long": torch.long, "int64": torch.long}
 DEVICES = ("cpu", "meta")
+# --dtype: the model's floating parameters, buffers and inputs
+MODEL_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 INT64_MAX = 2 ** 63 - 1
 
 
@@ -296,6 +299,38 @@ def add_shared_options(p: argparse.ArgumentParser, device_default: str = "cpu",
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (drawn on stderr only when it is a terminal, never "
                         "under --format json)")
+    if compare:
+        return
+    p.add_argument("--hardware", metavar="NAME|SPEC",
+                   help="bytes moved and a roofline time per op, module and model on a device: "
+                        "h100, h200, a100, l4, rtx4090, or peak_tflops=P,bandwidth_gbs=B "
+                        "[,compute_efficiency=E][,memory_efficiency=E] (implies --engine "
+                        "dispatch; docs/roofline.md)")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"),
+                   help="build the model in this dtype (its floating inputs follow), so that "
+                        "bytes and peaks are the ones you will run with (default: as built)")
+
+
+def shared_settings(args) -> Tuple[Optional[str], Optional[torch.dtype], Any]:
+    """The engine, model dtype and device the shared options ask for: ``--backward`` and
+    ``--hardware`` imply the dispatch engine. ``UsageError`` (one line) for ``--backward`` or
+    ``--hardware`` with ``--engine jit``, or a device spec that does not parse."""
+    from ..roofline import parse_hardware
+
+    hardware = None
+    if getattr(args, "hardware", None):
+        try:
+            hardware = parse_hardware(args.hardware)
+        except ValueError as error:
+            raise UsageError(f"--hardware: {error}") from None
+    needs_dispatch = args.backward or hardware is not None
+    if needs_dispatch and args.engine not in (None, "dispatch"):
+        flag = "--backward" if args.backward else "--hardware"
+        raise UsageError(f"{flag} needs --engine dispatch: a JIT trace has no "
+                         + ("backward" if args.backward else "bytes per op"))
+    engine = args.engine or ("dispatch" if needs_dispatch else None)
+    dtype = MODEL_DTYPES[args.dtype] if getattr(args, "dtype", None) else None
+    return engine, dtype, hardware
 
 
 def _parser(compare: bool) -> argparse.ArgumentParser:
@@ -369,10 +404,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _main(argv: List[str]) -> int:
     compare = bool(argv) and argv[0] == "compare"
     args = _parser(compare).parse_args(argv[1:] if compare else argv)
-    engine = args.engine or ("dispatch" if args.backward else "jit")
     try:
-        if args.backward and engine != "dispatch":
-            raise UsageError("--backward needs --engine dispatch: a JIT trace has no backward")
+        engine, dtype, hardware = (args.engine or ("dispatch" if args.backward else "jit"),
+                                   None, None) if compare else shared_settings(args)
+        engine = engine or "jit"
         if args.standins:
             install_standin_kernels()
         # the model's own prints (while built, traced or run) go to stderr: stdout holds
@@ -380,6 +415,10 @@ def _main(argv: List[str]) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             model = load_model(args.model, args.device)
             inputs = _inputs(args, args.model, args.device)
+            if dtype is not None:
+                model = model.to(dtype)
+                if not args.input_dtype:
+                    inputs = [x.to(dtype) if x.is_floating_point() else x for x in inputs]
             name_hint = check_input_names(model, args.input_name)
             if compare:
                 counts = compare_tools(model, inputs, args.input_name, args.preset,
@@ -389,7 +428,7 @@ def _main(argv: List[str]) -> int:
                     raise UsageError(f"every tool failed on {args.model!r}; the first: "
                                      f"{counts[0].error.splitlines()[0]}")
             else:
-                report = _count(model, inputs, args, engine, name_hint)
+                report = _count(model, inputs, args, engine, name_hint, hardware)
         if compare:
             _write(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
@@ -399,12 +438,14 @@ def _main(argv: List[str]) -> int:
     return 0
 
 
-def _count(model: nn.Module, inputs, args, engine: str, name_hint: Optional[str]):
+def _count(model: nn.Module, inputs, args, engine: str, name_hint: Optional[str],
+           hardware=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         try:
             return count_model(model, inputs, args.input_name, args.preset, args.strict,
-                               device=args.device, engine=engine, backward=args.backward)
+                               device=args.device, engine=engine, backward=args.backward,
+                               hardware=hardware)
         except UncountableOpError as error:
             raise UsageError(f"strict mode: {error}") from None
         except MetaDeviceError as error:
