@@ -348,3 +348,43 @@ def test_census_ctrl_c_is_one_line_and_130(capsys, monkeypatch):
     monkeypatch.setattr(census_module, "census", interrupted)
     assert census_module.main(["cnn"]) == 130
     assert capsys.readouterr() == ("", "interrupted (Ctrl-C)\n")
+
+
+def test_hardware_and_dtype_from_the_command_line(capsys):
+    """Issue 29: --hardware gives bytes and a roofline time (the dispatch engine), --dtype
+    builds the model in that dtype: a bf16 linear model moves half the fp32 bytes."""
+    status, out, _ = run(capsys, "cnn", "--hardware", "h100", "--format", "json")
+    fp32 = json.loads(out)
+    assert status == 0 and fp32["engine"] == "dispatch"
+    assert fp32["hardware"].startswith("H100 SXM") and fp32["estimated_seconds"] > 0
+    assert fp32["total_bytes"] > 0 and fp32["intensity"] > 0
+    status, out, _ = run(capsys, "cnn", "--hardware", "h100", "--format", "table")
+    assert "Bytes and roofline time:" in out and "Modules by estimated time" in out
+    status, out, _ = run(capsys, "mha", "--hardware", "a100", "--dtype", "bf16",
+                         "--format", "json")
+    bf16 = json.loads(out)
+    status, out, _ = run(capsys, "mha", "--hardware", "a100", "--format", "json")
+    assert bf16["total_macs"] == json.loads(out)["total_macs"]
+    assert bf16["bytes_by_operator"]["linear"] * 2 == json.loads(out)["bytes_by_operator"]["linear"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["cnn", "--hardware", "h999"], "unknown hardware 'h999'"),
+    (["cnn", "--hardware", "peak_tflops=-1,bandwidth_gbs=100"], "peak_tflops"),
+    (["cnn", "--hardware", "h100", "--engine", "jit"], "--hardware needs --engine dispatch"),
+])
+def test_hardware_errors_are_one_line(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_roofline_plot(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "roofline.png"
+    status, out, err = run(capsys, "mamba_slow", "--hardware", "h100", "--device", "meta",
+                           "--plot", str(path))
+    assert status == 0 and path.stat().st_size > 1000 and "Bytes and roofline time" in out
+    status, _, err = run(capsys, "cnn", "--plot", str(tmp_path / "r.png"))
+    assert status == 2 and "give --hardware too" in err
+    status, _, err = run(capsys, "cnn", "--hardware", "h100", "--plot", str(tmp_path))
+    assert status == 2 and "is a directory" in err

@@ -372,6 +372,10 @@ def _parser(compare: bool) -> argparse.ArgumentParser:
     p.add_argument("--input-dtype", action="append",
                    help=f"dtype of the inputs ({', '.join(DTYPES)}); long inputs are token ids")
     add_shared_options(p, device_default="cpu", compare=compare)
+    if not compare:
+        p.add_argument("--plot", metavar="FILE.png",
+                       help="with --hardware: draw the roofline (each operator at its FLOPs per "
+                            "byte and attained FLOP/s, sized by its time; matplotlib)")
     return p
 
 
@@ -408,6 +412,14 @@ def _main(argv: List[str]) -> int:
         engine, dtype, hardware = (args.engine or ("dispatch" if args.backward else "jit"),
                                    None, None) if compare else shared_settings(args)
         engine = engine or "jit"
+        if not compare and args.plot:
+            if hardware is None:
+                raise UsageError("--plot draws the roofline: give --hardware too")
+            from .hf_command import check_plot_path
+            try:
+                check_plot_path(args.plot)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
         if args.standins:
             install_standin_kernels()
         # the model's own prints (while built, traced or run) go to stderr: stdout holds
@@ -433,6 +445,13 @@ def _main(argv: List[str]) -> int:
             _write(format_comparison(counts, "json" if args.format == "json" else "table"))
             return 0
         _write(format_report(report, args.format, args.depth, title=args.model))
+        if args.plot:
+            from .roofline_plot import plot_roofline
+            try:
+                plot_roofline(report, hardware, args.plot, args.dtype, title=args.model)
+            except (OSError, ValueError) as error:
+                raise UsageError(f"cannot write --plot {args.plot!r}: {error}") from None
+            print(f"wrote {args.plot}", file=sys.stderr)
     except (UsageError, BrokenPipe) as error:
         return fail(error, args.format == "json")
     return 0
