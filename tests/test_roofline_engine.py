@@ -172,3 +172,18 @@ def test_a_decode_step_is_weights_plus_kv_cache_plus_activations_at_the_bandwidt
     assert step.estimated_seconds == pytest.approx(step.total_bytes / 3.35e12, rel=1e-12)
     # each further cache token: the cat reads it and writes it again, SDPA reads it; K and V
     assert _decode_step(33).total_bytes - step.total_bytes == 3 * 2 * kv == 384
+
+
+@pytest.mark.parametrize("name", ["cnn", "vit", "swin_stage", "unet_decoder", "mha",
+                                  "transformer_encoder_layer", "mamba", "mamba_slow",
+                                  "vim_block", "vmamba_block"])
+def test_every_op_of_the_reference_models_has_its_bytes(name):
+    """Issue 29: every op the dispatch engine meets in the reference models is measured (an
+    op whose bytes cannot be read would be listed in bytes_unread), forward and backward."""
+    from fvcore_ext.reference_models import build
+    model, inputs = build(name)
+    for backward in (False, True):
+        report = _dispatch(model, inputs, backward=backward, hardware="h100")
+        assert report.bytes_unread == {} and report.total_bytes > 0
+        assert sum(report.bytes_by_operator.values()) == report.total_bytes
+        assert report.bytes_by_module[""] == report.total_bytes

@@ -219,6 +219,9 @@ def _roofline_lines(report: CountReport, depth: int, md: bool, head: str) -> Lis
              f"intensity {_intensity(report.intensity)} FLOPs/byte",
              f"- estimated time: {_seconds(seconds)} (per op max(FLOPs / peak, bytes / "
              f"bandwidth), summed); memory-bound operators {_share(memory, seconds)} of it"]
+    if report.bytes_unread:
+        lines.append("- bytes not read (counted 0): " + ", ".join(
+            f"{op} x{n}" for op, n in report.bytes_unread.items()))
     intensity = report.intensity_by_module()
     rows = [(name or "(model)", _seconds(s), _share(s, seconds),
              report.bound_by_module.get(name, "-"), _intensity(intensity.get(name)))

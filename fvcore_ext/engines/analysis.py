@@ -75,6 +75,8 @@ class CountReport:
             the JIT engine, whose graph does not say which ops are views).
         bytes_by_operator, bytes_by_family, bytes_by_module: the same per operator, family and
             module (``""`` is the whole model).
+        bytes_unread: op name → calls whose bytes no rule could read (counted as 0), as
+            ``unsupported_ops`` lists the ops no MAC rule counts.
         hardware: the device the roofline times are for (``count_model(..., hardware=...)``),
             described in one line; ``None`` without one.
         estimated_seconds: the roofline time of the whole count on that device: per op
@@ -111,6 +113,7 @@ class CountReport:
     bytes_by_operator: Dict[str, int] = field(default_factory=dict)
     bytes_by_family: Dict[str, int] = field(default_factory=dict)
     bytes_by_module: Dict[str, int] = field(default_factory=dict)
+    bytes_unread: Dict[str, int] = field(default_factory=dict)
     hardware: Optional[str] = None
     estimated_seconds: Optional[float] = None
     seconds_by_operator: Dict[str, float] = field(default_factory=dict)
@@ -370,6 +373,7 @@ def _count_dispatch(model: nn.Module, adapter: TraceAdapter, inputs, names, pres
         bytes_by_operator={k: int(v) for k, v in traffic.by_operator.most_common() if v},
         bytes_by_family={k: int(v) for k, v in traffic.by_family.most_common() if v},
         bytes_by_module=by_module(traffic.by_module),
+        bytes_unread=dict(traffic.unreadable),
         hardware=roofline.hardware if roofline else None,
         estimated_seconds=roofline.seconds if roofline else None,
         seconds_by_operator=roofline.by_operator if roofline else {},
