@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fvcore_ext.cli.report import progress, show_progress  # noqa: E402
 from fvcore_ext.engines.analysis import count_model  # noqa: E402
 from fvcore_ext.mmseg.get_flops import build_segmentor  # noqa: E402
 from fvcore_ext.runtime.meta import MetaDeviceError  # noqa: E402
@@ -98,6 +99,9 @@ def main(argv=None) -> int:
     p.add_argument("--resume", default=None, metavar="FILE",
                    help="keep the rows of FILE (this script's table or its printed rows) and "
                         "count only the configs it lacks")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (drawn on stderr, one step per config, only when it "
+                        "is a terminal)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     install_mmcv_ext_standin()
@@ -111,7 +115,7 @@ def main(argv=None) -> int:
     done = {row.split("`")[1] for row in rows}
     counted = sum(" | - | - | " not in row for row in rows)
     signal.signal(signal.SIGALRM, _alarm)
-    for path in paths:
+    for path in progress(paths, "mmseg configs", show_progress(args.quiet), unit="config"):
         if str(path.relative_to(root)) in done:
             continue
         start = time.time()
