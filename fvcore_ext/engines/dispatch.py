@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch._C import _functorch
 from torch.overrides import TorchFunctionMode
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.module_tracker import ModuleTracker
@@ -148,12 +149,22 @@ def _read(value: Any) -> Any:
     """A runtime argument as the rules read it: a tensor as a :class:`TensorArg`, a tuple as
     a list (the trace records lists), anything else as it is."""
     if isinstance(value, torch.Tensor):
-        return TensorArg(tuple(int(d) for d in value.shape), _dtype_name(value.dtype))
+        # A symbolic size (a SymInt of a ShapeEnv's run, fvcore_ext.laws.symbolic) stays one:
+        # int() would specialize it to its example value.
+        return TensorArg(tuple(d if isinstance(d, torch.SymInt) else int(d) for d in value.shape),
+                         _dtype_name(value.dtype))
     if isinstance(value, (list, tuple)):
         return [_read(v) for v in value]
     if isinstance(value, torch.dtype):
         return _dtype_name(value)
     return value
+
+
+def _known_zero(value: Any) -> bool:
+    # 0 without asking a symbolic count's ShapeEnv (bool() of a SymInt would add a guard)
+    if isinstance(value, torch.SymInt):
+        return statically_known_true(value == 0)
+    return not value
 
 
 def _outputs(out: Any) -> List[Any]:
@@ -386,12 +397,12 @@ class DispatchCounter(FlopCounterMode):
 
     def _add(self, name: str, family: str, macs: int, nbytes: int = 0,
              dtype: Optional[str] = None) -> None:
-        if self._closed or not (macs or nbytes):
+        if self._closed or (_known_zero(macs) and not nbytes):
             return
         backward = self._in_backward()
         parents = self.mod_tracker.parents
         self.traffic.add(name, family, macs, nbytes, dtype, parents, backward)
-        if not macs:
+        if _known_zero(macs):
             return
         (self.backward_by_family if backward else self.forward_by_family)[family] += macs
         self.by_operator[name] += macs

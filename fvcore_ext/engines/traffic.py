@@ -56,6 +56,16 @@ def _dtype(tensors: Sequence[torch.Tensor]) -> Optional[str]:
     return str(tensors[0].dtype) if tensors else None
 
 
+def _check_concrete(tensors: Sequence[torch.Tensor]) -> None:
+    # A symbolic count (fvcore_ext.laws.symbolic) has SymInt sizes: its bytes are not read
+    # (reading them could guard the symbol); the caller reports the op as unreadable.
+    for tensor in tensors:
+        if any(isinstance(d, torch.SymInt) for d in tensor.shape) or \
+                (tensor.layout == torch.strided
+                 and any(isinstance(d, torch.SymInt) for d in tensor.stride())):
+            raise ValueError("symbolic shape: bytes are not read on a symbolic count")
+
+
 def op_traffic(name: str, args: Sequence[Any], kwargs: dict, out: Any
                ) -> Tuple[int, Optional[str]]:
     """``(bytes, dtype)`` of one dispatch-level op: ``name`` (``aten::add_``) run on ``args``
@@ -67,6 +77,7 @@ def op_traffic(name: str, args: Sequence[Any], kwargs: dict, out: Any
     written = kwargs.get("out")
     inputs = _distinct(list(args) + [v for k, v in kwargs.items() if k != "out"])
     outputs = _distinct([written if written is not None else out])
+    _check_concrete(inputs + outputs)
     nbytes = op_bytes(name, [TensorBytes.of(t) for t in inputs],
                       [TensorBytes.of(t) for t in outputs], args=args)
     return nbytes, _dtype(outputs or inputs)
@@ -84,8 +95,10 @@ def boundary_traffic(inputs: Sequence[Any], out: Any) -> Tuple[int, int, Optiona
         ValueError, TypeError: a tensor the byte rules cannot read (the caller reports it).
     """
     pairs = _distinct_pairs(inputs)
+    _check_concrete([physical for _, physical in pairs])
     read = [TensorBytes.of(physical) for _, physical in pairs]
     outputs = _distinct([out])
+    _check_concrete(outputs)
     written = [TensorBytes.of(t) for t in outputs]
     grads = sum(tb.own_bytes for tb, (given, _) in zip(read, pairs) if given.requires_grad)
     forward = boundary_bytes(read, written)

@@ -9,6 +9,7 @@ sizes and prints one table.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple, Union)
@@ -20,10 +21,11 @@ from ..engines.analysis import count_model
 from ..runtime.meta import build_on_meta
 from .fit import Law, NoLaw, degree_text, fit_law, format_law
 
-__all__ = ["FORMATS", "LawComparison", "LawReport", "LawRow", "compare_laws", "count_law",
-           "input_for", "law_report"]
+__all__ = ["FORMATS", "ROUTES", "LawComparison", "LawReport", "LawRow", "compare_laws", "count_law",
+           "input_for", "law_report", "symbolic_report"]
 
 FORMATS = ("table", "json", "markdown")
+ROUTES = ("auto", "symbolic", "counts")
 Dim = Union[int, str]
 Shape = Sequence[Dim]
 Built = Union[nn.Module, Tuple[nn.Module, Any]]
@@ -55,6 +57,12 @@ class LawReport:
         families: the families, largest at the largest size first.
         how: the title's parenthesis in words, when the counts were made otherwise than from
             an input shape (an hf: model's prefill or decode step); default from the fields.
+        route: which route gave the laws: ``"counts"`` (fitted to counts at every size) or
+            ``"symbolic"`` (one symbolic run, :mod:`fvcore_ext.laws.symbolic`; the rows are
+            then the law's values, and the sizes in ``checked_sizes`` were counted for real).
+        route_note: why the symbolic route gave no law, when ``count_law`` fell back to
+            counts (None otherwise).
+        conditions: the symbolic law's conditions (the run's guards), as text.
     """
     label: str
     variable: str
@@ -69,6 +77,9 @@ class LawReport:
     backward: bool = False
     families: List[str] = field(default_factory=list)
     how: Optional[str] = None
+    route: str = "counts"
+    route_note: Optional[str] = None
+    conditions: Tuple[str, ...] = ()
 
     @property
     def sizes(self) -> List[int]:
@@ -96,7 +107,8 @@ class LawReport:
         return {"model": self.label, "variable": self.variable,
                 "input_shape": list(self.input_shape) if self.input_shape else None,
                 "engine": self.engine, "device": self.device, "preset": self.preset,
-                "backward": self.backward, "unit": "MACs",
+                "backward": self.backward, "unit": "MACs", "route": self.route,
+                "route_note": self.route_note, "conditions": list(self.conditions),
                 "rows": [{"size": r.size, "total": r.total, "by_family": dict(r.by_family)}
                          for r in self.rows],
                 "law": _law_dict(self.law, self.square_name),
@@ -127,7 +139,16 @@ class LawReport:
         width = max(len(name) for name, _ in laws)
         lines += [f"{name.ljust(width)}  {_law_line(law, self.square_name)}"
                   for name, law in laws]
+        if self.route == "symbolic" or self.route_note:
+            lines.append(self._route_line())
         return "\n".join(lines)
+
+    def _route_line(self) -> str:
+        if self.route == "symbolic":
+            where = " and ".join(self.conditions) or "every size"
+            return (f"route: one symbolic run (the rows are the law's values); holds where "
+                    f"{where}")
+        return f"route: counts (no symbolic law: {self.route_note})"
 
     def __str__(self) -> str:
         return self.format("table")
@@ -200,6 +221,10 @@ def _law_line(law: Union[Law, NoLaw], square_name: Optional[str], quote: str = "
         return f"no law: {law.reason}"
     checked = ", ".join(map(str, law.checked_on))
     fitted = ", ".join(map(str, law.fitted_on))
+    if law.route == "symbolic":
+        check = f", checked on {law.variable} = {checked}" if checked else ""
+        return (f"{quote}{format_law(law)}{quote}, {degree_text(law, square_name)}; from one "
+                f"symbolic run{check}")
     return (f"{quote}{format_law(law)}{quote}, {degree_text(law, square_name)}; fitted on "
             f"{law.variable} = {fitted}, checked on {checked}")
 
@@ -268,7 +293,7 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
               preset: str = "full", backward: bool = False, held_out: int = 2,
               max_degree: int = 4, progress: Optional[Progress] = None,
               label: str = "model", input_dtype: torch.dtype = torch.float32,
-              square_name: Optional[str] = None) -> LawReport:
+              square_name: Optional[str] = None, route: str = "counts") -> LawReport:
     """Count a model at each size of one input dimension and fit the exact law of its MACs.
 
     Args:
@@ -292,6 +317,16 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
         input_dtype: dtype of the input made from ``input_shape`` (``torch.long`` for token ids).
         square_name: what ``variable``² is called (default: ``"pixels"`` when the letter is two
             dims of ``input_shape``).
+        route: ``"auto"``: the law from one symbolic run
+            (:func:`fvcore_ext.laws.symbolic.symbolic_count`, ``build`` called once with a
+            ``SymInt``, example size the smallest of ``sizes``), checked against one real count
+            at the largest size; where the run gives no law (the model fixed the size, read
+            data, ...) or the check fails, counts at every size, fitted. ``"symbolic"``: the
+            symbolic law, checked likewise, or ValueError. ``"counts"``: counts only.
+            ``LawReport.route`` says which route gave the law, ``route_note`` why the symbolic
+            one did not. The default stays ``"counts"`` until the tests and docs that quote
+            counted laws ("fitted on S = ...") are moved to the symbolic form. The symbolic route runs on the dispatch engine on the meta-like fake
+            device only (``engine="dispatch"``, ``device="meta"``, ``max_degree`` ignored).
 
     Returns:
         a :class:`LawReport` (MACs): the counts per size and the exact Law (or NoLaw, with the
@@ -303,9 +338,21 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
             an ``nn.Module`` nor ``(model, inputs)``; and whatever ``count_model`` raises.
     """
     sizes = _check_sizes(sizes, held_out)
+    if route not in ROUTES:
+        raise ValueError(f"unknown route {route!r}; expected one of {', '.join(ROUTES)}")
     if square_name is None and input_shape is not None \
             and _letters(input_shape).count(variable) >= 2:
         square_name = "pixels"
+    note = None
+    if route != "counts":
+        report, note = _symbolic_route(build, input_shape, sizes, variable=variable,
+                                       engine=engine, device=device, preset=preset,
+                                       backward=backward, label=label,
+                                       input_dtype=input_dtype, square_name=square_name)
+        if report is not None:
+            return report
+        if route == "symbolic":
+            raise ValueError(f"{label}: no symbolic law: {note}")
     rows = []
     for i, size in enumerate(sizes):
         if progress is not None:
@@ -315,10 +362,90 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
                              backward=backward)
         rows.append(LawRow(size=size, total=report.total_macs,
                            by_family={k: v for k, v in report.by_family.items() if v}))
-    return law_report(rows, variable=variable, label=label, held_out=held_out,
-                      max_degree=max_degree, square_name=square_name,
-                      input_shape=tuple(input_shape) if input_shape is not None else None,
-                      engine=engine, device=device, preset=preset, backward=backward)
+    report = law_report(rows, variable=variable, label=label, held_out=held_out,
+                        max_degree=max_degree, square_name=square_name,
+                        input_shape=tuple(input_shape) if input_shape is not None else None,
+                        engine=engine, device=device, preset=preset, backward=backward)
+    report.route_note = note
+    return report
+
+
+def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engine: str,
+                    device: str, preset: str, backward: bool, label: str,
+                    input_dtype: torch.dtype, square_name: Optional[str]
+                    ) -> Tuple[Optional[LawReport], Optional[str]]:
+    # One symbolic run at the smallest size (≥ 2), checked by one real count at the largest.
+    from .symbolic import symbolic_count
+    if engine != "dispatch" or device != "meta":
+        return None, f"the symbolic route runs the dispatch engine on meta, not {engine} on " \
+                     f"{device}"
+    examples = [size for size in sizes if size >= 2]
+    if len(examples) < 2:
+        return None, "the symbolic route needs two sizes >= 2 (one to run, one to check)"
+    found = symbolic_count(build, input_shape, variable=variable, example_size=examples[0],
+                           preset=preset, backward=backward, check_sizes=sizes,
+                           input_dtype=input_dtype)
+    if not found.ok:
+        return None, found.reason
+    largest = sizes[-1]
+    model, inputs = _built(build, largest, input_shape, variable, device, input_dtype)
+    counted = count_model(model, inputs, preset=preset, device=device, engine=engine,
+                          backward=backward)
+    families = {k: v for k, v in counted.by_family.items() if v}
+    predicted = {f: law.value(largest) for f, law in found.by_family.items()}
+    predicted = {f: v for f, v in predicted.items() if v}
+    if found.law.value(largest) != counted.total_macs or predicted != families:
+        return None, (f"the symbolic law {found.law} gives {found.law.value(largest)} at "
+                      f"{variable} = {largest}, where the count is {counted.total_macs:,}"
+                      + ("" if found.law.value(largest) != counted.total_macs
+                         else " (the families differ)"))
+    report = symbolic_report(found, sizes, label=label, input_shape=input_shape,
+                             preset=preset, backward=backward, square_name=square_name,
+                             checked=(largest, counted.total_macs),
+                             checked_families=families)
+    return report, None
+
+
+def symbolic_report(found: Any, sizes: Sequence[int], *, label: str = "model",
+                    input_shape: Optional[Shape] = None, preset: str = "full",
+                    backward: bool = False, square_name: Optional[str] = None,
+                    checked: Optional[Tuple[int, int]] = None,
+                    checked_families: Optional[Dict[str, int]] = None) -> LawReport:
+    """The :class:`LawReport` of a :class:`fvcore_ext.laws.symbolic.SymbolicCount` that has a
+    law: rows are the law's exact values at ``sizes`` (the counted ``checked`` (size, total)
+    and ``checked_families`` where given); each Law records ``checked`` in ``checked_on``."""
+    variable = found.variable
+    if square_name is None and input_shape is not None \
+            and _letters(input_shape).count(variable) >= 2:
+        square_name = "pixels"
+
+    def value(law: Law, size: int) -> int:
+        exact = law.value(size)
+        if exact.denominator != 1:
+            raise ValueError(f"{label}: the symbolic law {law} is not an integer at "
+                             f"{variable} = {size}")
+        return exact.numerator
+
+    def with_check(law: Law, count: Optional[int]) -> Law:
+        if checked is None or count is None:
+            return law
+        return dataclasses.replace(law, checked_on=(checked[0],),
+                                   counts=((checked[0], count),))
+
+    rows = []
+    for size in sorted(sizes):
+        by_family = {f: value(law, size) for f, law in found.by_family.items()}
+        rows.append(LawRow(size=size, total=value(found.law, size),
+                           by_family={f: v for f, v in by_family.items() if v}))
+    law = with_check(found.law, checked[1] if checked else None)
+    by_family = {f: with_check(fl, (checked_families or {}).get(f))
+                 for f, fl in found.by_family.items()}
+    families = _family_order(rows)
+    return LawReport(label=label, variable=variable, rows=rows, law=law,
+                     by_family={f: by_family[f] for f in families}, square_name=square_name,
+                     input_shape=tuple(input_shape) if input_shape is not None else None,
+                     preset=preset, backward=backward, families=families, route="symbolic",
+                     conditions=tuple(found.conditions))
 
 
 def law_report(rows: Sequence[LawRow], *, variable: str = "S", label: str = "model",

@@ -43,6 +43,10 @@ class Law:
     polynomial in ``variable``² (even powers only; its degree there is ``degree // 2``).
     ``fitted_on`` are the sizes the polynomial was interpolated through, ``checked_on`` the further
     sizes whose counts it reproduced exactly, ``counts`` every (size, count) pair, sorted by size.
+    ``route`` is how the law was found: ``"counts"`` (fitted, as above) or ``"symbolic"`` (read
+    from one symbolic run, :mod:`fvcore_ext.laws.symbolic`: ``fitted_on`` is empty,
+    ``checked_on``/``counts`` the real counts it was checked against); ``conditions`` are where
+    it holds, as text (the run's guards: ``S >= 8``, ``Eq(Mod(S, 8), 0)``).
     """
     coefficients: Tuple[Fraction, ...]
     degree: int
@@ -51,6 +55,8 @@ class Law:
     checked_on: Tuple[int, ...]
     counts: Tuple[Point, ...]
     in_square: bool = False
+    conditions: Tuple[str, ...] = ()
+    route: str = "counts"
 
     @property
     def free_coefficients(self) -> int:
@@ -73,6 +79,10 @@ class Law:
         one kind (multiples of a patch size, say) holds on sizes of that kind only.
         """
         value = self.value(size)
+        if value.denominator != 1 and self.route == "symbolic":
+            raise ValueError(f"the law {self} does not give an integer at {self.variable} = "
+                             f"{size} (it gives {value}): it holds where "
+                             f"{' and '.join(self.conditions)}")
         if value.denominator != 1:
             raise ValueError(f"the law {self} does not give an integer at {self.variable} = "
                              f"{size} (it gives {value}): it holds on sizes of the kind it was "
@@ -83,12 +93,16 @@ class Law:
         return format_law(self)
 
     def to_dict(self) -> Dict[str, Any]:
-        """A JSON-friendly dict: integral coefficients as ints, others as strings like "3/2"."""
-        return {"exact": True, "formula": format_law(self), "variable": self.variable,
+        """A JSON-friendly dict: integral coefficients as ints, others as strings like "3/2";
+        a law of the symbolic route adds ``route`` and ``conditions``."""
+        out = {"exact": True, "formula": format_law(self), "variable": self.variable,
                 "degree": self.degree, "in_square": self.in_square,
                 "coefficients": [_json_number(c) for c in self.coefficients],
                 "fitted_on": list(self.fitted_on), "checked_on": list(self.checked_on),
                 "counts": [list(point) for point in self.counts]}
+        if self.route != "counts" or self.conditions:
+            out.update(route=self.route, conditions=list(self.conditions))
+        return out
 
 
 @dataclass(frozen=True)

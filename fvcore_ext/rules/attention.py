@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Optional, Sequence
 
-from .cost import Cost, numel
+from .cost import Cost, numel, size_int
 from .normalization import norm_macs
 
 __all__ = ["native_mha_macs", "sdpa_macs", "transformer_encoder_layer_macs"]
@@ -23,7 +23,7 @@ def _batch(*shapes: Shape) -> int:
     # Leading dims broadcast; with GQA/MQA k and v have fewer heads than q and every query head
     # is computed, so each dim counts at the largest of the shapes.
     dims = itertools.zip_longest(*(reversed(s[:-2]) for s in shapes), fillvalue=1)
-    return numel([max(int(d) for d in column) for column in dims])
+    return numel([max(size_int(d) for d in column) for column in dims])
 
 
 def sdpa_macs(q: Shape, k: Shape, v: Shape, mask: Optional[str] = None) -> Cost:
@@ -44,11 +44,11 @@ def sdpa_macs(q: Shape, k: Shape, v: Shape, mask: Optional[str] = None) -> Cost:
         raise ValueError(f"mask must be None, 'bool' or 'float', not {mask!r}")
     if q[-1] != k[-1]:
         raise ValueError(f"query features {q[-1]} != key features {k[-1]}")
-    length, source = int(q[-2]), int(k[-2])
+    length, source = size_int(q[-2]), size_int(k[-2])
     scores = _batch(q, k) * length * source
     elementwise = 2 * scores + (scores if mask == "float" else 0)
-    attend = _batch(q, k, v) * length * source * int(v[-1])
-    return Cost(core=scores * int(q[-1]) + attend, elementwise=elementwise)
+    attend = _batch(q, k, v) * length * source * size_int(v[-1])
+    return Cost(core=scores * size_int(q[-1]) + attend, elementwise=elementwise)
 
 
 def native_mha_macs(query: Shape, key: Shape, num_heads: int, need_weights: bool,
@@ -64,8 +64,8 @@ def native_mha_macs(query: Shape, key: Shape, num_heads: int, need_weights: bool
     softmax, ``B·H·L·S`` each). Any mask is a float mask there (``F._canonical_mask``): ``B·H·L·S``.
     Source: ``torch/nn/functional.py`` ``multi_head_attention_forward`` (torch 2.13).
     """
-    b, l, e = (int(d) for d in query)
-    s = int(key[-2])
+    b, l, e = (size_int(d) for d in query)
+    s = size_int(key[-2])
     scores = b * num_heads * l * s
     core = b * l * e * e + 2 * b * s * e * e + 2 * b * l * s * e + b * l * e * e
     if need_weights:
@@ -88,7 +88,7 @@ def transformer_encoder_layer_macs(x: Shape, num_heads: int, ffn_dim: int, use_g
     adds ``2·B·L·E`` (elementwise). Source: ``torch/nn/modules/transformer.py``
     ``TransformerEncoderLayer.forward``.
     """
-    b, l, e = (int(d) for d in x)
+    b, l, e = (size_int(d) for d in x)
     attention = native_mha_macs(x, x, num_heads, need_weights=False,
                                 average_attn_weights=False, has_mask=has_mask)
     norms = norm_macs(x, norm_affine) + norm_macs(x, norm_affine)

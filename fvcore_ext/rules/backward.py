@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .attention import _batch
-from .cost import Cost, numel
+from .cost import Cost, numel, size_int
 from .linalg import conv_macs
 
 __all__ = ["NORM_BACKWARD_PER_ELEMENT", "RMS_NORM_BACKWARD_PER_ELEMENT",
@@ -106,13 +106,13 @@ def sdpa_backward_macs(q: Shape, k: Shape, v: Shape, query_grad: bool = True,
     gradient and the sum of a broadcast (GQA) key/value gradient over query heads are not
     counted; dropout costs 0.
     """
-    length, source = int(q[-2]), int(k[-2])
+    length, source = size_int(q[-2]), size_int(k[-2])
     scores = _batch(q, k) * length * source
-    attend = _batch(q, k, v) * length * source * int(v[-1])
+    attend = _batch(q, k, v) * length * source * size_int(v[-1])
     core = attend if value_grad else 0
     elementwise = 0
     if query_grad or key_grad:
-        core += attend + scores * int(q[-1]) * (int(query_grad) + int(key_grad))
+        core += attend + scores * size_int(q[-1]) * (int(query_grad) + int(key_grad))
         elementwise = 2 * scores
     return Cost(core=core, elementwise=elementwise)
 

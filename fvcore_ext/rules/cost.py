@@ -12,7 +12,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-__all__ = ["Cost", "PRESETS", "check_mac_count", "check_preset", "numel"]
+__all__ = ["Cost", "PRESETS", "check_mac_count", "check_preset", "is_symbolic", "numel",
+           "size_int"]
 
 PRESETS = ("full", "paper")
 
@@ -24,10 +25,26 @@ def check_preset(preset: str) -> str:
     return preset
 
 
+def is_symbolic(value: Any) -> bool:
+    """Whether ``value`` is a symbolic integer: a ``torch.SymInt`` of a symbolic-shapes run
+    (``fvcore_ext.laws.symbolic``) or a sympy expression. Rules keep such a value as it is
+    (``int()`` of a SymInt would fix its symbol to the example size). Checked by type name, so
+    the rules import no torch and no sympy."""
+    cls = type(value)
+    return cls.__name__ == "SymInt" or cls.__module__.split(".")[0] == "sympy"
+
+
+def size_int(value: Any) -> Any:
+    """A size as the rules compute with it: ``int(value)``, or ``value`` itself when it is
+    symbolic (:func:`is_symbolic`), so that a symbolic run's shapes stay symbols."""
+    return value if is_symbolic(value) else int(value)
+
+
 def numel(shape: Optional[Sequence[int]]) -> int:
     """Number of elements of a tensor of ``shape`` as a Python ``int`` (never a numpy or int32
-    scalar, so no overflow at any size). ``()`` is a scalar: 1 element."""
-    return math.prod(int(d) for d in shape)
+    scalar, so no overflow at any size). ``()`` is a scalar: 1 element. A symbolic dim
+    (:func:`is_symbolic`) stays symbolic: the product is then a symbolic integer."""
+    return math.prod(d if is_symbolic(d) else int(d) for d in shape)
 
 
 def check_mac_count(value: Any, what: str = "a count of MACs") -> int:
@@ -36,10 +53,18 @@ def check_mac_count(value: Any, what: str = "a count of MACs") -> int:
     (``int``, ``numpy.int64``) and converted, so no numpy or int32 scalar reaches the
     arithmetic; ``bool`` (and ``numpy.bool_``), floats and tensors are not counts.
 
+    A symbolic integer (:func:`is_symbolic`: a ``torch.SymInt``, a sympy integer expression)
+    is returned as it is, unchecked for sign (comparing it would guard its symbol).
+
     Raises:
         TypeError: ``value`` is a ``bool``, a float or no integer at all. ValueError: it is
             negative. Both name ``what`` and the value, on one line.
     """
+    if is_symbolic(value):
+        if type(value).__name__ != "SymInt" and not getattr(value, "is_integer", False):
+            raise TypeError(f"{what} must be an int >= 0, not {value!r} (a non-integer "
+                            f"{type(value).__name__})")
+        return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"{what} must be an int >= 0, not {value}")

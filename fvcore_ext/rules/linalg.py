@@ -11,7 +11,7 @@ from typing import Sequence
 
 import opt_einsum
 
-from .cost import Cost, numel
+from .cost import Cost, numel, size_int
 
 __all__ = [
     "bilinear_macs", "trilinear_macs",
@@ -32,7 +32,11 @@ def broadcast_shapes(*shapes: Shape) -> tuple:
     """NumPy/PyTorch broadcast of ``shapes``; ``ValueError`` if they do not broadcast."""
     out = []
     for dims in itertools.zip_longest(*(reversed(tuple(s)) for s in shapes), fillvalue=1):
-        sizes = {int(d) for d in dims if d != 1}
+        sizes = []                      # distinct sizes other than 1 (a symbolic one by ==)
+        for d in dims:
+            d = size_int(d)
+            if d != 1 and not any(d == known for known in sizes):
+                sizes.append(d)
         if len(sizes) > 1:
             raise ValueError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
         out.append(sizes.pop() if sizes else 1)
@@ -48,7 +52,7 @@ def bilinear_macs(x1: Shape, weight: Shape) -> Cost:
     Raises:
         ValueError: x1's last dimension is not A's ``in1``.
     """
-    x1, weight = tuple(int(d) for d in x1), tuple(int(d) for d in weight)
+    x1, weight = tuple(size_int(d) for d in x1), tuple(size_int(d) for d in weight)
     if len(weight) != 3 or not x1 or x1[-1] != weight[1]:
         raise ValueError(f"bilinear: x1 {x1} does not match the weight {weight} "
                          f"(out, in1, in2)")
@@ -67,7 +71,7 @@ def trilinear_macs(shapes: Sequence[Shape], expands: Sequence[Sequence[int]]) ->
     """
     expanded = []
     for shape, expand in zip(shapes, expands):
-        dims = [int(d) for d in shape]
+        dims = [size_int(d) for d in shape]
         for position in sorted(int(e) for e in expand):
             dims.insert(position, 1)
         expanded.append(tuple(dims))
@@ -85,7 +89,7 @@ def matmul_macs(a: Shape, b: Shape) -> Cost:
     Raises:
         ValueError: inner dimensions differ or batch dimensions do not broadcast.
     """
-    a, b = tuple(int(d) for d in a), tuple(int(d) for d in b)
+    a, b = tuple(size_int(d) for d in a), tuple(size_int(d) for d in b)
     if len(a) == 0 or len(b) == 0:
         raise ValueError("matmul needs operands of at least one dimension")
     a2 = (1,) + a if len(a) == 1 else a
@@ -101,7 +105,7 @@ def addmm_macs(a: Shape, b: Shape) -> Cost:
     not counted (fvcore ``addmm_flop_jit``). ``ValueError`` on non-2-D operands."""
     if len(a) != 2 or len(b) != 2:
         raise ValueError(f"addmm expects 2-D operands, got {tuple(a)} and {tuple(b)}")
-    return Cost(core=int(a[0]) * int(a[1]) * int(b[1]))
+    return Cost(core=size_int(a[0]) * size_int(a[1]) * size_int(b[1]))
 
 
 def bmm_macs(a: Shape, b: Shape) -> Cost:
@@ -109,8 +113,8 @@ def bmm_macs(a: Shape, b: Shape) -> Cost:
     ``ValueError`` on non-3-D operands."""
     if len(a) != 3 or len(b) != 3:
         raise ValueError(f"bmm expects 3-D operands, got {tuple(a)} and {tuple(b)}")
-    n, c, t = (int(d) for d in a)
-    return Cost(core=n * c * t * int(b[-1]))
+    n, c, t = (size_int(d) for d in a)
+    return Cost(core=n * c * t * size_int(b[-1]))
 
 
 def grouped_mm_macs(a: Shape, b: Shape) -> Cost:
@@ -135,7 +139,7 @@ def grouped_mm_macs(a: Shape, b: Shape) -> Cost:
         ValueError: an operand is not 2-D or 3-D, the contraction sizes differ, or the group
             counts of two 3-D operands differ.
     """
-    a, b = tuple(int(d) for d in a), tuple(int(d) for d in b)
+    a, b = tuple(size_int(d) for d in a), tuple(size_int(d) for d in b)
     if len(a) not in (2, 3) or len(b) not in (2, 3):
         raise ValueError(f"grouped_mm expects 2-D or 3-D operands, got {a} and {b}")
     if a[-1] != b[-2]:
@@ -154,7 +158,7 @@ def linear_macs(x: Shape, weight: Shape) -> Cost:
     ``ValueError`` if the feature sizes differ."""
     if x[-1] != weight[-1]:
         raise ValueError(f"linear: input features {x[-1]} != weight features {weight[-1]}")
-    out_features = int(weight[0]) if len(weight) == 2 else 1
+    out_features = size_int(weight[0]) if len(weight) == 2 else 1
     return Cost(core=numel(x) * out_features)
 
 
@@ -168,7 +172,7 @@ def einsum_macs(equation: str, shapes: Sequence[Shape]) -> Cost:
     Raises:
         ValueError: the equation does not match the shapes.
     """
-    shapes = [tuple(int(d) for d in s) for s in shapes]
+    shapes = [tuple(size_int(d) for d in s) for s in shapes]
     info = opt_einsum.contract_path(equation.replace(" ", ""), *shapes, shapes=True,
                                     optimize="optimal")[1]
     return Cost(core=int(info.opt_cost) // 2)
@@ -181,7 +185,7 @@ def conv_macs(x: Shape, weight: Shape, out: Shape, transposed: bool) -> Cost:
     ``x (B, C_in, *S_in)``, ``weight (C_out, C_in/g, *k)`` (transposed: ``(C_in, C_out/g, *k)``),
     ``out (B, C_out, *S_out)``."""
     spatial = (x if transposed else out)[2:]
-    return Cost(core=int(x[0]) * numel(weight) * numel(spatial))
+    return Cost(core=size_int(x[0]) * numel(weight) * numel(spatial))
 
 
 def triangular_solve_macs(a: Shape, out: Shape, unitriangular: bool) -> Cost:
@@ -193,7 +197,7 @@ def triangular_solve_macs(a: Shape, out: Shape, unitriangular: bool) -> Cost:
     ``ValueError`` if A is not square."""
     if len(a) < 2 or a[-1] != a[-2]:
         raise ValueError(f"solve_triangular needs a square A, got {tuple(a)}")
-    n = int(a[-1])
+    n = size_int(a[-1])
     solutions = numel(out)
     macs = (solutions // n) * (n * (n - 1) // 2) + (0 if unitriangular else solutions)
     return Cost(core=macs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .cost import Cost, numel
+from .cost import Cost, numel, size_int
 
 __all__ = ["batch_norm_macs", "check_group", "norm_macs", "rms_norm_macs", "weight_norm_macs"]
 
@@ -33,8 +33,8 @@ def check_group(x: Sequence[int], group_size: Optional[int]) -> int:
     dimension."""
     if len(x) == 0:
         raise ValueError("a norm needs at least one dimension")
-    last = int(x[-1])
-    size = last if group_size is None else int(group_size)
+    last = size_int(x[-1])
+    size = last if group_size is None else size_int(group_size)
     if size <= 0 or last % size:
         raise ValueError(f"group size {group_size} does not divide the last dimension "
                          f"of {tuple(x)}")
@@ -53,7 +53,7 @@ def rms_norm_macs(x: Sequence[int], group_numel: Optional[int], has_weight: bool
     Raises:
         ValueError: ``group_numel`` does not divide ``numel(x)``.
     """
-    size = int(x[-1]) if group_numel is None else int(group_numel)
+    size = size_int(x[-1]) if group_numel is None else size_int(group_numel)
     total = numel(x)
     if len(x) == 0 or size <= 0 or total % size:
         raise ValueError(f"RMSNorm groups of {group_numel} do not tile {tuple(x)}")

@@ -1,0 +1,356 @@
+"""A cost law from one symbolic run (issue 30, item 5).
+
+PyTorch's symbolic shapes run a model once with the varied size a symbol: a
+``FakeTensorMode`` with a ``ShapeEnv``, the size a ``SymInt`` made ``DimDynamic.DYNAMIC``
+(one symbol for every dim the letter names: H = W = S is the same symbol twice), the model
+built under the fake mode (its weights fake tensors, shaped by the symbol where they depend on
+the size: a learned position embedding of (S/8)² + 1 rows). The dispatch engine carries the
+``SymInt`` shapes through the op table's rules, so the run's total and every family are
+``SymInt`` expressions in the symbol. :func:`symbolic_count` turns them into exact
+polynomials (rational coefficients, as :class:`fvcore_ext.laws.Law` holds them):
+
+- an exact division the model made (``S // 8`` from a patch conv, a ``Mod``) is read as the
+  rational S/8, and the law gains the condition that it is exact (``S % 8 == 0``): the law
+  holds on sizes of that kind, as a law fitted on multiples of 8 does;
+- the guards the run installed in the ``ShapeEnv`` (``S >= 8``, ``Eq(Mod(S, 16), 0)``) are
+  the law's conditions, with the symbol's range;
+- where the run fixed the symbol (a guard ``Eq(S, 64)``, ``int()`` of a size in a rule or the
+  model, a replacement of the symbol by a number), read data (a data-dependent guard), built
+  no model at a symbolic size, or gave an expression that is no polynomial (``Max``, a
+  floor that is not a division by a constant), there is no symbolic law: the result says why,
+  and :func:`fvcore_ext.laws.count_law` fits counts instead.
+
+Bytes are not read on a symbolic run (``fvcore_ext.engines.traffic``: a SymInt shape is
+reported unreadable, never guarded).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from fractions import Fraction
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..engines import dispatch
+from ..engines.jit.tracing import module_mode
+from .fit import Law
+
+__all__ = ["SymbolicCount", "symbolic_count", "symbolic_law"]
+
+Dim = Union[int, str]
+
+
+@dataclasses.dataclass
+class SymbolicCount:
+    """What one symbolic run gave.
+
+    Attributes:
+        variable: the varied size's name.
+        example_size: the size the ShapeEnv took as the symbol's hint.
+        law: the total's Law (``route="symbolic"``, ``fitted_on=()``), or None.
+        by_family: family → Law, for every family with MACs.
+        conditions: the law's conditions as text (the guards, the symbol's range, the
+            divisions read as exact), in the variable's name.
+        expression: the total as the run gave it (sympy text, the symbol renamed).
+        reason: why there is no law (None when there is one).
+        seconds: the run's wall time (build and count).
+    """
+    variable: str
+    example_size: int
+    law: Optional[Law] = None
+    by_family: Dict[str, Law] = dataclasses.field(default_factory=dict)
+    conditions: Tuple[str, ...] = ()
+    expression: Optional[str] = None
+    reason: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run gave a law."""
+        return self.law is not None
+
+
+class _NoLaw(Exception):
+    pass
+
+
+def _symbol_env(example_size: int, variable: str):
+    from torch._dynamo.source import ConstantSource
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+
+    shape_env = ShapeEnv()
+    fake_mode = FakeTensorMode(shape_env=shape_env)
+    symbol = shape_env.create_symbol(example_size, ConstantSource(variable),
+                                     dynamic_dim=DimDynamic.DYNAMIC)
+    size = shape_env.create_symintnode(symbol, hint=example_size)
+    return shape_env, fake_mode, symbol, size
+
+
+def _make_input(shape: Sequence[Dim], variable: str, size: Any, dtype: torch.dtype):
+    dims = []
+    for dim in shape:
+        if isinstance(dim, str):
+            if dim != variable:
+                raise ValueError(f"input shape {tuple(shape)} names {dim!r}; only the varied "
+                                 f"dimension {variable!r} may be a letter")
+            dims.append(size)
+        else:
+            dims.append(int(dim))
+    return torch.zeros(dims, dtype=dtype)
+
+
+def _split_built(built: Any) -> Tuple[nn.Module, Any]:
+    if isinstance(built, nn.Module):
+        return built, None
+    if isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], nn.Module):
+        return built
+    raise _NoLaw(f"build returned {type(built).__name__}: expected an nn.Module or "
+                 f"(model, inputs)")
+
+
+def _sympy():
+    import sympy
+    from torch.utils._sympy import functions as F
+    return sympy, F
+
+
+def _polynomial(expr: Any, symbol: Any, x: Any, conditions: List[Any], example: int) -> Any:
+    """``expr`` (the ShapeEnv's sympy) as a polynomial in ``x``: exact divisions read as
+    rationals, each adding its condition (the dividend a multiple of the divisor)."""
+    sympy, F = _sympy()
+    if expr == symbol:
+        return x
+    if expr.is_Number:
+        return sympy.Rational(expr)
+    if expr.is_Symbol:
+        raise _NoLaw(f"the count depends on another symbol, {expr}")
+    args = [_polynomial(a, symbol, x, conditions, example) for a in expr.args]
+    if isinstance(expr, (sympy.Add,)):
+        return sympy.Add(*args)
+    if isinstance(expr, sympy.Mul):
+        return sympy.Mul(*args)
+    if isinstance(expr, (sympy.Pow, F.PowByNatural)) and args[1].is_Integer and args[1] >= 0:
+        return args[0] ** args[1]
+    if isinstance(expr, (F.FloorDiv, F.CeilDiv, F.CleanDiv, F.IntTrueDiv, F.Mod, F.PythonMod)):
+        # a // c is (a - r) / c on the sizes where a ≡ r (mod c), r its residue at the example
+        # size: the law holds on sizes of the example's kind (a condition of the law)
+        dividend, divisor = args
+        if not (divisor.is_Integer and divisor > 0):
+            raise _NoLaw(f"the count divides by {divisor}, not by a constant")
+        at_example = dividend.xreplace({x: sympy.Integer(example)}) if dividend.free_symbols else dividend
+        if not at_example.is_Integer:
+            raise _NoLaw(f"the count divides {dividend}, no integer at the example size")
+        residue = int(at_example) % int(divisor)
+        if dividend.free_symbols:
+            conditions.append(sympy.Eq(sympy.Mod(dividend, divisor), residue))
+        if isinstance(expr, (F.Mod, F.PythonMod)):
+            return sympy.Integer(residue)
+        if isinstance(expr, F.CeilDiv):
+            return (dividend - residue) / divisor + (1 if residue else 0)
+        if isinstance(expr, (F.CleanDiv, F.IntTrueDiv)) and residue:
+            raise _NoLaw(f"the count divides {dividend} by {divisor} exactly, not at the "
+                         f"example size")
+        return (dividend - residue) / divisor
+    raise _NoLaw(f"the count is no polynomial in the size: it holds {type(expr).__name__} "
+                 f"({expr})")
+
+
+def _law(polynomial: Any, x: Any, variable: str, conditions: Tuple[str, ...],
+         checked: Sequence[Tuple[int, int]]) -> Law:
+    sympy, _ = _sympy()
+    poly = sympy.Poly(sympy.expand(polynomial), x)
+    coefficients = [Fraction(int(c.p), int(c.q)) for c in reversed(poly.all_coeffs())]
+    while len(coefficients) > 1 and coefficients[-1] == 0:
+        coefficients.pop()
+    degree = len(coefficients) - 1
+    in_square = degree >= 2 and all(c == 0 for c in coefficients[1::2])
+    return Law(coefficients=tuple(coefficients), degree=degree, variable=variable,
+               fitted_on=(), checked_on=tuple(size for size, _ in checked),
+               counts=tuple(checked), in_square=in_square, conditions=conditions,
+               route="symbolic")
+
+
+def _holds(condition: Any, symbol: Any, size: int) -> bool:
+    sympy, _ = _sympy()
+    value = condition.xreplace({symbol: sympy.Integer(size)})
+    return bool(value) if value in (True, False) or getattr(value, "is_Boolean", False) \
+        else False
+
+
+def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[Dim]], *,
+                   variable: str = "S", example_size: int = 64, preset: str = "full",
+                   backward: bool = False, check_sizes: Sequence[int] = (),
+                   input_dtype: torch.dtype = torch.float32) -> SymbolicCount:
+    """Count ``build(S)`` once with S a symbol and read the law of the total and every family.
+
+    Args:
+        build: ``build(size)`` returns the model, or ``(model, inputs)``; it is called once,
+            under a ``FakeTensorMode``, with ``size`` a ``torch.SymInt`` (a model whose weights
+            depend on the size gets them at the symbolic size). Where it cannot take a SymInt
+            it is called with ``example_size`` (then weights bound to the size fix the symbol,
+            and the result says so).
+        input_shape: the input's shape with the varied dims the letter ``variable`` (every
+            one the same symbol); None when ``build`` returns the inputs.
+        variable, preset, backward, input_dtype: as for :func:`fvcore_ext.laws.count_law`.
+        example_size: the symbol's hint (an int ≥ 2): the size the model's branches and the
+            guards are taken at.
+        check_sizes: sizes the conditions must hold at (the sizes a caller will apply the law
+            to); by default 2 and 3 times ``example_size``. A condition false at one of them
+            means the run fixed the size (no law).
+
+    Returns:
+        a :class:`SymbolicCount`: the Law of the total and of each family with their
+        conditions, or ``reason`` why there is none. Never raises for what the model does.
+    """
+    import time
+
+    if example_size < 2:
+        raise ValueError(f"example_size must be an int >= 2 (0 and 1 are specialized), "
+                         f"got {example_size!r}")
+    start = time.perf_counter()
+    result = SymbolicCount(variable=variable, example_size=example_size)
+    shape_env, fake_mode, symbol, size = _symbol_env(example_size, variable)
+    quiet = logging.getLogger("torch._subclasses.fake_tensor")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)     # an op with no symbolic meta logs before it raises
+    try:
+        with fake_mode:
+            try:
+                model, inputs = _split_built(build(size))
+            except _NoLaw:
+                raise
+            except Exception as error:       # a builder that wants an int
+                model, inputs = _split_built(build(example_size))
+                result.reason = f"build({variable}) needs an int ({type(error).__name__})"
+            if inputs is None:
+                if input_shape is None:
+                    raise _NoLaw("build returned a model alone: give input_shape")
+                inputs = _make_input(input_shape, variable, size, input_dtype)
+            inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+            families = _run(model, inputs, preset, backward)
+    except _NoLaw as error:
+        result.reason = str(error)
+        result.seconds = time.perf_counter() - start
+        return result
+    except Exception as error:   # data-dependent guards, unsupported ops under fake tensors
+        result.reason = f"the symbolic run failed: {type(error).__name__}: " \
+                        f"{str(error).splitlines()[0] if str(error) else ''}"
+        result.seconds = time.perf_counter() - start
+        return result
+    finally:
+        quiet.setLevel(level)
+    result.seconds = time.perf_counter() - start
+    try:
+        return _read_result(result, shape_env, symbol, families, check_sizes)
+    except Exception as error:   # an expression this module does not read: no law, not a crash
+        result.law, result.by_family = None, {}
+        result.reason = f"the symbolic counts could not be read: {type(error).__name__}: {error}"
+        return result
+
+
+def _run(model: nn.Module, inputs: Tuple[Any, ...], preset: str, backward: bool
+         ) -> Dict[str, Any]:
+    with module_mode(model, training=backward), torch.set_grad_enabled(backward):
+        with dispatch.counting(preset) as counter:
+            outputs = model(*inputs)
+            if backward:
+                floats = [t for t in _flatten(outputs) if t.requires_grad
+                          and t.is_floating_point()]
+                if not floats:
+                    raise _NoLaw("backward=True: no output of the model requires grad")
+                with counter.uncounted():
+                    loss = sum(t.sum() for t in floats)
+                loss.backward()
+    families: Dict[str, Any] = {}
+    for part in (counter.forward_by_family, counter.backward_by_family):
+        for family, macs in part.items():
+            families[family] = families.get(family, 0) + macs
+    return families
+
+
+def _flatten(value: Any) -> List[torch.Tensor]:
+    from torch.utils._pytree import tree_flatten
+    if hasattr(value, "to_tuple"):          # transformers' ModelOutput
+        value = value.to_tuple()
+    return [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+
+
+def _expr(value: Any) -> Any:
+    sympy, _ = _sympy()
+    if isinstance(value, torch.SymInt):
+        return value.node.expr
+    return sympy.Integer(int(value))
+
+
+def _read_result(result: SymbolicCount, shape_env: Any, symbol: Any,
+                 families: Dict[str, Any], check_sizes: Sequence[int]) -> SymbolicCount:
+    sympy, _ = _sympy()
+    variable, example = result.variable, result.example_size
+    x = sympy.Symbol(variable, integer=True, positive=True)
+    rename = {symbol: x}
+    guards = [(g.expr, str(g.sloc)) for g in shape_env.guards]
+    replaced = shape_env.replacements.get(symbol)
+    total = sum((_expr(v) for v in families.values()), sympy.Integer(0))
+    result.expression = str(sympy.sympify(total).xreplace(rename))
+    if replaced is not None and not replaced.free_symbols:
+        where = "; ".join(w.strip() for g, w in guards if symbol in g.free_symbols
+                          and isinstance(g, sympy.Eq)) or "a guard or an int() of the size"
+        result.reason = f"the run fixed {variable} to {replaced} ({where})"
+        return result
+    sizes = list(check_sizes) or [2 * example, 3 * example]
+    for guard, where in guards:
+        failing = [n for n in [example] + sizes if not _holds(guard, symbol, n)]
+        if failing:
+            result.reason = (f"the run fixed {variable}: its guard "
+                             f"{sympy.sympify(guard).xreplace(rename)} {where.strip()} fails "
+                             f"at {variable} = {failing[0]}")
+            return result
+    divisions: List[Any] = []
+    try:
+        law_total = _polynomial(sympy.sympify(total), symbol, x, divisions, example)
+        laws = {family: _polynomial(_expr(v), symbol, x, divisions, example)
+                for family, v in families.items()}
+    except _NoLaw as error:
+        result.reason = str(error)
+        return result
+    for condition in divisions:
+        failing = [n for n in sizes if not _holds(condition, x, n)]
+        if failing:
+            result.reason = (f"the law needs {condition}, false at {variable} = "
+                             f"{failing[0]}")
+            return result
+    lower = shape_env.var_to_range[symbol].lower if symbol in shape_env.var_to_range else None
+    conditions: List[str] = []
+    if lower is not None and lower.is_finite:
+        conditions.append(f"{variable} >= {lower}")
+    for text in [str(sympy.sympify(g).xreplace(rename)) for g, _ in guards] + \
+            [str(c) for c in divisions]:
+        if text not in conditions and text != "True":
+            conditions.append(text)
+    conditions_t = tuple(conditions)
+    result.conditions = conditions_t
+    result.law = _law(law_total, x, variable, conditions_t, ())
+    result.by_family = {family: _law(p, x, variable, conditions_t, ())
+                        for family, p in laws.items() if sympy.expand(p) != 0}
+    return result
+
+
+def symbolic_law(build: Callable[[Any], Any], input_shape: Optional[Sequence[Dim]], *,
+                 variable: str = "S", example_size: int = 64, preset: str = "full",
+                 backward: bool = False, sizes: Sequence[int] = (), label: str = "model",
+                 input_dtype: torch.dtype = torch.float32):
+    """The :class:`fvcore_ext.laws.LawReport` of one symbolic run (:func:`symbolic_count`),
+    its rows the law's values at ``sizes`` (none given: at ``example_size``); None where the
+    run gives no law (the symbol fixed, data read, no polynomial): fit counts instead
+    (:func:`fvcore_ext.laws.count_law` with ``route="counts"``)."""
+    from .count import symbolic_report
+    found = symbolic_count(build, input_shape, variable=variable, example_size=example_size,
+                           preset=preset, backward=backward, check_sizes=sizes,
+                           input_dtype=input_dtype)
+    if not found.ok:
+        return None
+    return symbolic_report(found, list(sizes) or [example_size], label=label,
+                           input_shape=input_shape, preset=preset, backward=backward)

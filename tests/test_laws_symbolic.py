@@ -1,0 +1,189 @@
+"""Cost laws from one symbolic run (issue 30, item 5; docs/laws.md "One symbolic run"):
+the dispatch engine carries SymInt shapes, the law of the total and of every family comes from
+one forward, the ShapeEnv's guards are its conditions, and it falls back to counts where the
+model fixes the size."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fvcore_ext.laws import count_law
+from fvcore_ext.laws.symbolic import symbolic_count, symbolic_law
+from fvcore_ext.reference_models.vit import SmallViT
+
+VIT_SIZES = [32, 48, 64, 80, 96, 112]
+
+
+def vit(S):
+    return SmallViT(img_size=S, patch=8, dim=64, depth=2, num_heads=4)
+
+
+def test_reference_vit_symbolic_law_is_the_counted_law():
+    symbolic = count_law(vit, (1, 3, "S", "S"), VIT_SIZES, route="auto")
+    counted = count_law(vit, (1, 3, "S", "S"), VIT_SIZES, route="counts")
+    assert symbolic.route == "symbolic" and counted.route == "counts"
+    assert symbolic.law.coefficients == counted.law.coefficients == (
+        Fraction(101648), 0, Fraction(3549, 2), 0, Fraction(17, 256))
+    assert symbolic.law.in_square and symbolic.law.degree == 4
+    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (112,)
+    assert set(symbolic.by_family) == set(counted.by_family)
+    for family, law in counted.by_family.items():
+        assert symbolic.by_family[family].coefficients == law.coefficients, family
+    assert [r.total for r in symbolic.rows] == [r.total for r in counted.rows]
+    assert symbolic.predict(128) == 47_000_848
+    # the guards and the exact division S // 8 are the law's conditions
+    conditions = symbolic.law.conditions
+    assert "Eq(Mod(S, 8), 0)" in conditions and any("S >= " in c for c in conditions)
+    assert "route: one symbolic run" in symbolic.format()
+    assert symbolic.to_dict()["route"] == "symbolic"
+
+
+def test_symbolic_law_alone_and_its_conditions():
+    report = symbolic_law(vit, (1, 3, "S", "S"), example_size=64, sizes=[64, 128])
+    assert report is not None and report.route == "symbolic"
+    assert report.law.coefficients[4] == Fraction(17, 256)
+    assert report.conditions == report.law.conditions
+
+
+class Attention(nn.Module):
+    def __init__(self, dim=64, heads=4):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(
+            2, 0, 3, 1, 4)
+        # explicit attention: FlopCounterMode on CPU fake tensors counts the matmuls it sees
+        y = ((q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5).softmax(-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(b, n, d))
+
+
+def _flop_counter_law(model, dim=64):
+    # bare FlopCounterMode on the same symbolic input: its FLOPs as a sympy polynomial in L
+    import sympy
+    from torch._dynamo.source import ConstantSource
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+    from torch.utils.flop_counter import FlopCounterMode
+
+    env = ShapeEnv()
+    symbol = env.create_symbol(16, ConstantSource("L"), dynamic_dim=DimDynamic.DYNAMIC)
+    size = env.create_symintnode(symbol, hint=16)
+    with FakeTensorMode(shape_env=env):
+        fake = Attention(dim)
+        x = torch.zeros(1, size, dim)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fake(x)
+    flops = counter.get_total_flops()
+    return sympy.Poly(flops.node.expr.xreplace({symbol: sympy.Symbol("L")}),
+                      sympy.Symbol("L"))
+
+
+def test_attention_block_law_is_flop_counter_modes_symint_over_two():
+    report = count_law(lambda L: Attention(), (1, "L", 64), [16, 32, 48, 64, 80],
+                       variable="L", preset="paper", route="symbolic")
+    assert report.route == "symbolic"
+    flops = _flop_counter_law(Attention())
+    macs = [Fraction(int(c.p), int(c.q)) / 2 for c in reversed(flops.all_coeffs())]
+    assert report.law.coefficients == tuple(macs)        # 128·L² + 16,384·L
+    assert report.law.coefficients == (0, 16384, 128)
+
+
+def gpt2(L):
+    from transformers import GPT2Config, GPT2Model
+    config = GPT2Config(n_layer=1, n_embd=64, n_head=4, vocab_size=100,
+                        bos_token_id=0, eos_token_id=0)
+    return GPT2Model(config), torch.zeros(1, L, dtype=torch.long)
+
+
+def test_one_layer_gpt2_law_over_its_length():
+    pytest.importorskip("transformers")
+    lengths = [8, 16, 24, 32, 40, 48]
+    symbolic = count_law(gpt2, None, lengths, variable="L", route="auto")
+    counted = count_law(gpt2, None, lengths, variable="L", route="counts")
+    assert symbolic.route == "symbolic", symbolic.route_note
+    assert symbolic.law.coefficients == counted.law.coefficients == (0, 52353, 136)
+    for family, law in counted.by_family.items():
+        assert symbolic.by_family[family].coefficients == law.coefficients, family
+
+
+class PadTo7(nn.Module):
+    """Pads its sequence to a multiple of 7 (as window attention pads to its window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x):
+        pad = (-x.shape[1]) % 7
+        x = torch.cat([x, x.new_zeros(x.shape[0], pad, x.shape[2])], dim=1)
+        return self.fc(x)
+
+
+def test_padding_to_a_multiple_of_seven_falls_back_to_counts():
+    sizes = [8, 9, 10, 11, 12, 13, 15]
+    found = symbolic_count(lambda L: PadTo7(), (1, "L", 16), variable="L", example_size=8,
+                           check_sizes=sizes)
+    assert not found.ok and "7" in found.reason
+    report = count_law(lambda L: PadTo7(), (1, "L", 16), sizes, variable="L", route="auto")
+    assert report.route == "counts" and report.route_note == found.reason
+    assert "route: counts (no symbolic law:" in report.format()
+    with pytest.raises(ValueError, match="no symbolic law"):
+        count_law(lambda L: PadTo7(), (1, "L", 16), sizes, variable="L", route="symbolic")
+
+
+def test_a_model_that_fixes_the_size_falls_back():
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.fc(x[:, :int(x.shape[1])])       # int() of the size: specialized
+
+    found = symbolic_count(lambda L: Fixed(), (1, "L", 16), variable="L", example_size=8)
+    assert not found.ok and "fixed L" in found.reason
+
+
+def test_symbolic_count_records_no_bytes_and_guards_nothing_for_them():
+    found = symbolic_count(vit, (1, 3, "S", "S"), example_size=64)
+    assert found.ok and not any("stride" in c for c in found.conditions)
+
+
+def _reference_cases():
+    from fvcore_ext.reference_models import REFERENCE_MODELS
+    cases = []
+    for name, ref in REFERENCE_MODELS.items():
+        shape = list(ref.input_shape)
+        if name == "vmamba_tiny":
+            continue                      # 224 x 224 classifier: slow, and it falls back
+        if len(shape) == 4:
+            shape[0], shape[2], shape[3] = 1, "S", "S"
+            cases.append((name, tuple(shape), "S", [16, 32, 48, 64, 80, 96]))
+        elif len(shape) == 3:
+            shape[0], shape[1] = 1, "L"
+            cases.append((name, tuple(shape), "L", [8, 16, 24, 32, 40, 48]))
+    return cases
+
+
+@pytest.mark.parametrize("name,shape,letter,sizes", _reference_cases(),
+                         ids=[c[0] for c in _reference_cases()])
+def test_both_routes_agree_on_every_reference_model(name, shape, letter, sizes):
+    from fvcore_ext.cli.law_command import sized_builder
+    build = sized_builder(name, shape, letter)
+    symbolic = count_law(build, shape, sizes, variable=letter, route="auto")
+    if symbolic.route != "symbolic":
+        assert symbolic.route_note                  # it says why it fell back
+        return
+    counted = count_law(build, shape, sizes, variable=letter, route="counts")
+    assert [r.total for r in symbolic.rows] == [r.total for r in counted.rows]
+    if hasattr(counted.law, "coefficients"):
+        assert symbolic.law.coefficients == counted.law.coefficients
+    for family, law in counted.by_family.items():
+        if hasattr(law, "coefficients"):
+            assert symbolic.by_family[family].coefficients == law.coefficients, family
