@@ -9,6 +9,7 @@ count (``backward=True``) runs in train mode. Every module's mode is restored af
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from .jit.tracing import (TraceAdapter, eval_mode, flatten_tensors, module_mode,
                           without_fast_paths, exclusive_trace)
 from ..roofline import Hardware, arithmetic_intensity, describe, parse_hardware
 from ..roofline.estimate import estimate
+from ..ops import OP_TABLE
 from ..rules import check_preset
+from .jit.traffic import graph_bytes
 
 __all__ = ["ENGINES", "CountReport", "count_model"]
 
@@ -71,8 +74,8 @@ class CountReport:
         forward_by_family, backward_by_family: a training count's families per pass (the
             forward in train mode); ``None`` for a forward count.
         total_bytes, forward_bytes, backward_bytes: bytes the ops read and wrote
-            (``docs/conventions.md``, "Bytes moved"); the dispatch engine only (``None`` from
-            the JIT engine, whose graph does not say which ops are views).
+            (``docs/conventions.md``, "Bytes moved"): what ran (the dispatch engine) or the
+            trace's nodes with their complete tensor types (the JIT engine).
         bytes_by_operator, bytes_by_family, bytes_by_module: the same per operator, family and
             module (``""`` is the whole model).
         bytes_unread: op name → calls whose bytes no rule could read (counted as 0), as
@@ -245,6 +248,7 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         uncalled = sorted(unwrap_name(m) for m in analysis.uncalled_modules())
         fused, unused = _classify_uncalled(model, adapter, inputs, uncalled,
                                            graphs[-1] if graphs else None)
+    traffic = _graph_traffic(graphs[-1]) if graphs else {}
     return CountReport(
         preset=preset,
         inputs=[(n, tuple(x.shape)) for n, x in zip(names, inputs)],
@@ -262,7 +266,30 @@ def count_model(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Ten
         trace_warnings=_trace_warnings(caught),
         device=_device_type(model, inputs),
         by_family=_families(analysis.by_operator()),
+        **traffic,
     )
+
+
+def _graph_traffic(graph) -> Dict[str, Any]:
+    """The JIT engine's byte fields of a report, from the trace (engines/jit/traffic.py)."""
+    total = 0
+    by_operator: Counter = Counter()
+    by_family: Counter = Counter()
+    by_module: Counter = Counter()
+    unread: Counter = Counter()
+    for kind, record in graph_bytes(graph):
+        if record is None:
+            unread[kind] += 1
+            continue
+        rule = OP_TABLE.get(kind)
+        total += record.bytes
+        by_operator[record.name] += record.bytes
+        by_family[rule.family if rule else "unknown"] += record.bytes
+        for module in set(record.modules):
+            by_module[module] += record.bytes
+    return dict(total_bytes=total, forward_bytes=total, backward_bytes=0,
+                bytes_by_operator=_nonzero(by_operator), bytes_by_family=_nonzero(by_family),
+                bytes_by_module=dict(sorted(by_module.items())), bytes_unread=dict(unread))
 
 
 def _families(by_operator) -> Dict[str, int]:
