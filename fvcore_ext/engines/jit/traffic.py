@@ -28,7 +28,7 @@ _ITEMSIZE = {"Float": 4, "Double": 8, "Half": 2, "BFloat16": 2, "Long": 8, "Int"
 
 
 class _Unreadable(Exception):
-    pass
+    """A tensor whose type the trace left incomplete."""
 
 
 def _tensor(value: "torch._C.Value") -> Optional[TensorBytes]:
@@ -77,7 +77,7 @@ def graph_bytes(graph: "torch._C.Graph") -> Iterator[Tuple[str, Optional[OpRecor
             else:
                 scalars = [read_value(v) for v, t in zip(inputs, read) if t is None]
                 nbytes = op_bytes(kind, read, written, args=scalars)
-        except (_Unreadable, ValueError, TypeError):
+        except Exception:         # a node the byte rules cannot read: reported, never raised
             yield kind, None
             continue
         rule = OP_TABLE.get(kind)
