@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 from .hardware import Hardware, roofline_seconds
 
@@ -129,9 +129,3 @@ def estimate(records: Iterable[OpRecord], hw: Hardware, describe_hw: str = "") -
 def _bounds(split: Counter, names: Dict[str, float]) -> Dict[str, str]:
     return {name: "compute" if split[name, "compute"] > split[name, "memory"] else "memory"
             for name in names}
-
-
-def top_modules(estimate_: RooflineEstimate, limit: int = 10) -> List[Tuple[str, float, str]]:
-    """The ``limit`` modules that take the most estimated time: ``(name, seconds, bound)``."""
-    return [(name, seconds, estimate_.bound_by_module[name])
-            for name, seconds in list(estimate_.by_module.items())[:limit]]
