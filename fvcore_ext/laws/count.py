@@ -248,10 +248,9 @@ def _letters(shape: Shape) -> List[str]:
     return [d for d in shape if isinstance(d, str)]
 
 
-def input_for(shape: Shape, variable: str, size: int, device: str = "meta",
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """One input tensor of ``shape`` with every ``variable`` dim set to ``size``: empty on
-    meta; on another device random floats (``randn``) or, for an integer dtype, token ids 0/1.
+def input_dims(shape: Shape, variable: str, size: Any) -> List[Any]:
+    """``shape`` with every ``variable`` dim set to ``size`` (an int, or a SymInt on the
+    symbolic route).
 
     Raises:
         ValueError: ``shape`` names a letter other than ``variable``, or a dim is not an int ≥ 0.
@@ -268,6 +267,18 @@ def input_for(shape: Shape, variable: str, size: int, device: str = "meta",
         else:
             raise ValueError(f"input shape {tuple(shape)}: {dim!r} is not an int ≥ 0 or a "
                              f"letter")
+    return dims
+
+
+def input_for(shape: Shape, variable: str, size: int, device: str = "meta",
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One input tensor of ``shape`` with every ``variable`` dim set to ``size``: empty on
+    meta; on another device random floats (``randn``) or, for an integer dtype, token ids 0/1.
+
+    Raises:
+        ValueError: ``shape`` names a letter other than ``variable``, or a dim is not an int ≥ 0.
+    """
+    dims = input_dims(shape, variable, size)
     if device == "meta":
         return torch.empty(dims, dtype=dtype, device="meta")
     if dtype.is_floating_point:

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..engines import dispatch
 from ..engines.jit.tracing import module_mode
+from .count import input_dims
 from .fit import Law
 
 __all__ = ["SymbolicCount", "symbolic_count", "symbolic_law"]
@@ -90,16 +91,7 @@ def _symbol_env(example_size: int, variable: str):
 
 
 def _make_input(shape: Sequence[Dim], variable: str, size: Any, dtype: torch.dtype):
-    dims = []
-    for dim in shape:
-        if isinstance(dim, str):
-            if dim != variable:
-                raise ValueError(f"input shape {tuple(shape)} names {dim!r}; only the varied "
-                                 f"dimension {variable!r} may be a letter")
-            dims.append(size)
-        else:
-            dims.append(int(dim))
-    return torch.zeros(dims, dtype=dtype)
+    return torch.zeros(input_dims(shape, variable, size), dtype=dtype)
 
 
 def _split_built(built: Any) -> Tuple[nn.Module, Any]:
