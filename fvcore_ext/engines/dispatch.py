@@ -64,6 +64,7 @@ from ..ops import BACKWARD_RULES, OP_TABLE, OpRule, table_version
 from ..ops import report_name
 from ..ops.opcall import OpCall, TensorArg
 from ..rules import check_preset
+from .symbolic_sums import SymbolicSums
 from .traffic import Traffic, boundary_traffic, op_traffic
 
 __all__ = ["BACKWARD_RULES", "BOUNDARY_FUNCTIONS", "DISPATCH_ALIASES", "DispatchCounter",
@@ -271,12 +272,14 @@ class DispatchCounter(FlopCounterMode):
     """
 
     def __init__(self, preset: str = "full", strict: bool = False):
+        # SymInt MACs of a symbolic run, added up when read (engines/symbolic_sums.py)
+        self._pending = SymbolicSums()
         super().__init__(display=False)
         self.preset, self.strict = check_preset(preset), strict
-        self.by_operator: Counter = Counter()
-        self.forward_by_family: Counter = Counter()
-        self.backward_by_family: Counter = Counter()
-        self.by_module: Counter = Counter()
+        self._by_operator: Counter = Counter()
+        self._forward_by_family: Counter = Counter()
+        self._backward_by_family: Counter = Counter()
+        self._by_module: Counter = Counter()
         self.unknown_ops: Counter = Counter()
         self.traffic = Traffic()   # bytes moved, per operator, family, module and pass
         self._resolved: Dict[Any, _Entry] = {}
@@ -293,6 +296,45 @@ class DispatchCounter(FlopCounterMode):
         self.mod_tracker = _ModuleTracker()
 
     # ------------------------------------------------------------ totals
+
+    def _folded(self, name: str) -> Any:
+        if self._pending:
+            for table, key, total in self._pending.drain():
+                if table == "flop_counts":
+                    parent, op = key
+                    self._flop_counts[parent][op] += 2 * total   # FlopCounterMode's unit
+                else:
+                    getattr(self, table)[key] += total
+        return getattr(self, name)
+
+    @property
+    def by_operator(self) -> Counter:
+        """Operator name → MACs, both passes."""
+        return self._folded("_by_operator")
+
+    @property
+    def forward_by_family(self) -> Counter:
+        """Family → MACs outside backward passes."""
+        return self._folded("_forward_by_family")
+
+    @property
+    def backward_by_family(self) -> Counter:
+        """Family → MACs of backward passes."""
+        return self._folded("_backward_by_family")
+
+    @property
+    def by_module(self) -> Counter:
+        """Module name → MACs (``"Global"``: everything)."""
+        return self._folded("_by_module")
+
+    @property
+    def flop_counts(self) -> Dict[str, Dict[Any, int]]:
+        """``FlopCounterMode``'s table: module → operator → FLOPs (2 × MACs)."""
+        return self._folded("_flop_counts")
+
+    @flop_counts.setter
+    def flop_counts(self, value: Dict[str, Dict[Any, int]]) -> None:
+        self._flop_counts = value
 
     @property
     def forward_macs(self) -> int:
@@ -402,13 +444,22 @@ class DispatchCounter(FlopCounterMode):
         backward = self._in_backward()
         parents = self.mod_tracker.parents
         self.traffic.add(name, family, macs, nbytes, dtype, parents, backward)
+        if isinstance(macs, torch.SymInt):     # a symbolic run: summed once, when read
+            parents = set(parents)
+            pending = self._pending
+            pending.add("_backward_by_family" if backward else "_forward_by_family",
+                        (family,), macs)
+            pending.add("_by_operator", (name,), macs)
+            pending.add("_by_module", parents, macs)
+            pending.add("flop_counts", [(parent, name) for parent in parents], macs)
+            return
         if _known_zero(macs):
             return
-        (self.backward_by_family if backward else self.forward_by_family)[family] += macs
-        self.by_operator[name] += macs
+        (self._backward_by_family if backward else self._forward_by_family)[family] += macs
+        self._by_operator[name] += macs
         for parent in set(parents):
-            self.by_module[parent] += macs
-            self.flop_counts[parent][name] += 2 * macs    # FlopCounterMode's unit: FLOPs
+            self._by_module[parent] += macs
+            self._flop_counts[parent][name] += 2 * macs    # FlopCounterMode's unit: FLOPs
 
     def _unknown(self, name: str) -> None:
         if self.strict:

@@ -83,7 +83,7 @@ def _symbol_env(example_size: int, variable: str):
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 
     shape_env = ShapeEnv()
-    fake_mode = FakeTensorMode(shape_env=shape_env)
+    fake_mode = FakeTensorMode(shape_env=shape_env, allow_non_fake_inputs=True)
     symbol = shape_env.create_symbol(example_size, ConstantSource(variable),
                                      dynamic_dim=DimDynamic.DYNAMIC)
     size = shape_env.create_symintnode(symbol, hint=example_size)
@@ -209,7 +209,7 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)     # an op with no symbolic meta logs before it raises
     try:
-        with fake_mode:
+        with fake_mode, torch.device("meta"):   # meta: no CPU-only size checks (conv)
             try:
                 model, inputs = _split_built(build(size))
             except _NoLaw:
