@@ -29,15 +29,20 @@ def test_reference_vit_symbolic_law_is_the_counted_law():
     assert symbolic.law.coefficients == counted.law.coefficients == (
         Fraction(101648), 0, Fraction(3549, 2), 0, Fraction(17, 256))
     assert symbolic.law.in_square and symbolic.law.degree == 4
-    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (112,)
+    # run at the largest size, checked by a count at the smallest
+    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (32,)
     assert set(symbolic.by_family) == set(counted.by_family)
     for family, law in counted.by_family.items():
         assert symbolic.by_family[family].coefficients == law.coefficients, family
     assert [r.total for r in symbolic.rows] == [r.total for r in counted.rows]
     assert symbolic.predict(128) == 47_000_848
-    # the guards and the exact division S // 8 are the law's conditions
-    conditions = symbolic.law.conditions
-    assert "Eq(Mod(S, 8), 0)" in conditions and any("S >= " in c for c in conditions)
+    # the guards and the exact division S // 8 are the law's conditions, reduced: the
+    # guards against a size-1 token grid (S // 8 != 1, ...) exclude S = 8 and nothing more
+    assert symbolic.law.conditions == ("S >= 16", "S % 8 == 0")
+    with pytest.raises(ValueError, match="does not hold at S = 100"):
+        symbolic.predict(100)                 # 100 // 8 is no exact division
+    with pytest.raises(ValueError, match="does not hold at S = 8"):
+        symbolic.predict(8)
     assert "route: one symbolic run" in symbolic.format()
     assert symbolic.to_dict()["route"] == "symbolic"
 
@@ -187,3 +192,61 @@ def test_both_routes_agree_on_every_reference_model(name, shape, letter, sizes):
     for family, law in counted.by_family.items():
         if hasattr(law, "coefficients"):
             assert symbolic.by_family[family].coefficients == law.coefficients, family
+
+
+def test_training_law_from_one_symbolic_run_is_the_counted_one():
+    # forward + backward of attention and an MLP: the backward's matmuls carry the symbol too
+    def build(L):
+        return nn.Sequential(Attention(), nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 64))
+
+    lengths = [8, 16, 24, 32, 40]
+    symbolic = count_law(build, (1, "L", 64), lengths, variable="L", backward=True,
+                         route="symbolic")
+    counted = count_law(build, (1, "L", 64), lengths, variable="L", backward=True,
+                        route="counts")
+    assert symbolic.route == "symbolic" and symbolic.backward
+    assert symbolic.law.coefficients == counted.law.coefficients
+    assert [r.total for r in symbolic.rows] == [r.total for r in counted.rows]
+    forward = count_law(build, (1, "L", 64), lengths, variable="L", route="symbolic")
+    # per token, forward linears 64·192 + 64·64 + 64·128 + 128·64 = 32,768 MACs; backward:
+    # every weight gradient (32,768) and every input gradient but the first layer's, whose
+    # input needs none (32,768 − 12,288): 86,016 in all
+    assert forward.by_family["matmul"].coefficients[1] == 32_768
+    assert symbolic.by_family["matmul"].coefficients[1] == 32_768 + 32_768 + 20_480
+
+
+def test_symbolic_macs_are_summed_when_read_and_never_twice():
+    from fvcore_ext.engines import dispatch
+    from fvcore_ext.laws.symbolic import _symbol_env
+
+    env, fake_mode, symbol, L = _symbol_env(16, "L")
+    seen = []
+    with fake_mode:
+        model = nn.Sequential(nn.Linear(16, 32), nn.Linear(32, 8))
+        # read the totals between the two layers: the first layer's 512·L so far
+        model[1].register_forward_pre_hook(lambda *_: seen.append(counter.forward_macs))
+        with torch.no_grad(), dispatch.counting("paper") as counter:
+            model(torch.zeros(1, L, 16))
+    assert str(seen[0].node.expr) == f"512*{symbol}"
+    assert str(counter.forward_macs.node.expr) == f"768*{symbol}"
+    assert str(counter.by_module["Global"].node.expr) == f"768*{symbol}"
+    assert str(counter.by_module["Sequential.1"].node.expr) == f"256*{symbol}"
+    assert str(counter.get_total_flops().node.expr) == f"1536*{symbol}"   # FLOPs = 2 × MACs
+    assert str(counter.by_operator["linear"].node.expr) == f"768*{symbol}"
+
+
+def test_guards_read_as_conditions_on_the_size():
+    import sympy
+    from torch.utils._sympy.functions import FloorDiv
+
+    from fvcore_ext.laws.conditions import read_conditions
+
+    S = sympy.Symbol("S", integer=True, positive=True)
+    guards = [sympy.Ne(FloorDiv(S, 4), 1),              # excludes S = 4, the smallest
+              sympy.Ne(FloorDiv(S, 4) ** 2, 9),         # excludes S = 12
+              sympy.Le(S, 20480)]                       # no reduction: stated as it is
+    divisions = [sympy.Eq(sympy.Mod(S, 4), 0)]
+    conditions = read_conditions(guards, divisions, 4, S, "S")
+    assert conditions.texts == ("S >= 8", "S % 4 == 0", "S != 12", "S <= 20480")
+    assert [n for n in range(0, 40) if conditions.holds(n)] == [8, 16, 20, 24, 28, 32, 36]
+    assert not conditions.holds(20484)

@@ -385,34 +385,35 @@ def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engi
                     device: str, preset: str, backward: bool, label: str,
                     input_dtype: torch.dtype, square_name: Optional[str]
                     ) -> Tuple[Optional[LawReport], Optional[str]]:
-    # One symbolic run at the smallest size (≥ 2), checked by one real count at the largest.
+    # One symbolic run at the largest size (the least degenerate shapes: no window or head
+    # count of 1 to branch on), checked by one real count at the smallest.
     from .symbolic import symbolic_count
     if engine != "dispatch" or device != "meta":
         return None, f"the symbolic route runs the dispatch engine on meta, not {engine} on " \
                      f"{device}"
-    examples = [size for size in sizes if size >= 2]
-    if len(examples) < 2:
-        return None, "the symbolic route needs two sizes >= 2 (one to run, one to check)"
-    found = symbolic_count(build, input_shape, variable=variable, example_size=examples[0],
+    if len(sizes) < 2 or sizes[-1] < 2:
+        return None, "the symbolic route needs two sizes, the largest >= 2 (one to run, one " \
+                     "to check)"
+    found = symbolic_count(build, input_shape, variable=variable, example_size=sizes[-1],
                            preset=preset, backward=backward, check_sizes=sizes,
                            input_dtype=input_dtype)
     if not found.ok:
         return None, found.reason
-    largest = sizes[-1]
-    model, inputs = _built(build, largest, input_shape, variable, device, input_dtype)
+    check = sizes[0]
+    model, inputs = _built(build, check, input_shape, variable, device, input_dtype)
     counted = count_model(model, inputs, preset=preset, device=device, engine=engine,
                           backward=backward)
     families = {k: v for k, v in counted.by_family.items() if v}
-    predicted = {f: law.value(largest) for f, law in found.by_family.items()}
+    predicted = {f: law.value(check) for f, law in found.by_family.items()}
     predicted = {f: v for f, v in predicted.items() if v}
-    if found.law.value(largest) != counted.total_macs or predicted != families:
-        return None, (f"the symbolic law {found.law} gives {found.law.value(largest)} at "
-                      f"{variable} = {largest}, where the count is {counted.total_macs:,}"
-                      + ("" if found.law.value(largest) != counted.total_macs
+    if found.law.value(check) != counted.total_macs or predicted != families:
+        return None, (f"the symbolic law {found.law} gives {found.law.value(check)} at "
+                      f"{variable} = {check}, where the count is {counted.total_macs:,}"
+                      + ("" if found.law.value(check) != counted.total_macs
                          else " (the families differ)"))
     report = symbolic_report(found, sizes, label=label, input_shape=input_shape,
                              preset=preset, backward=backward, square_name=square_name,
-                             checked=(largest, counted.total_macs),
+                             checked=(check, counted.total_macs),
                              checked_families=families)
     return report, None
 

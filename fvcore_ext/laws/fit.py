@@ -10,10 +10,10 @@ three coefficients, fitted through 3 sizes instead of 5. The law is the candidat
 coefficients, then the lowest degree. A fit that nothing checked is a guess, and this module
 never guesses: no least squares, no rounding.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from numbers import Integral
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _MINUS = "\u2212"
@@ -46,7 +46,8 @@ class Law:
     ``route`` is how the law was found: ``"counts"`` (fitted, as above) or ``"symbolic"`` (read
     from one symbolic run, :mod:`fvcore_ext.laws.symbolic`: ``fitted_on`` is empty,
     ``checked_on``/``counts`` the real counts it was checked against); ``conditions`` are where
-    it holds, as text (the run's guards: ``S >= 8``, ``Eq(Mod(S, 8), 0)``).
+    it holds, as text (the run's guards: ``S >= 16``, ``S % 8 == 0``), and ``holds`` (where
+    given) decides them exactly at a size.
     """
     coefficients: Tuple[Fraction, ...]
     degree: int
@@ -57,6 +58,7 @@ class Law:
     in_square: bool = False
     conditions: Tuple[str, ...] = ()
     route: str = "counts"
+    holds: Optional[Callable[[int], bool]] = field(default=None, compare=False, repr=False)
 
     @property
     def free_coefficients(self) -> int:
@@ -76,8 +78,12 @@ class Law:
         """The count the law gives at ``size``, an exact int.
 
         Raises ValueError when the polynomial is not an integer there: a law fitted on sizes of
-        one kind (multiples of a patch size, say) holds on sizes of that kind only.
+        one kind (multiples of a patch size, say) holds on sizes of that kind only; and for a
+        symbolic law, at a size where its conditions (``holds``) are false.
         """
+        if self.holds is not None and not self.holds(size):
+            raise ValueError(f"the law {self} does not hold at {self.variable} = {size}: it "
+                             f"holds where {' and '.join(self.conditions)}")
         value = self.value(size)
         if value.denominator != 1 and self.route == "symbolic":
             raise ValueError(f"the law {self} does not give an integer at {self.variable} = "

@@ -35,6 +35,7 @@ from torch import nn
 
 from ..engines import dispatch
 from ..engines.jit.tracing import module_mode
+from .conditions import Conditions, read_conditions, relation_holds
 from .count import input_dims
 from .fit import Law
 
@@ -130,6 +131,14 @@ def _polynomial(expr: Any, symbol: Any, x: Any, conditions: List[Any], example: 
         # a // c is (a - r) / c on the sizes where a ≡ r (mod c), r its residue at the example
         # size: the law holds on sizes of the example's kind (a condition of the law)
         dividend, divisor = args
+        if divisor.free_symbols:
+            # a // b with b a polynomial that divides a (H·W·C // W from a reshape): a / b
+            # is the quotient polynomial; with integer coefficients it is the floor too
+            quotient, remainder = sympy.div(sympy.expand(dividend), sympy.expand(divisor), x)
+            if remainder != 0 or not all(c.is_Integer for c in
+                                         sympy.Poly(quotient, x).all_coeffs()):
+                raise _NoLaw(f"the count divides by {divisor}, not by a constant")
+            return sympy.Integer(0) if isinstance(expr, (F.Mod, F.PythonMod)) else quotient
         if not (divisor.is_Integer and divisor > 0):
             raise _NoLaw(f"the count divides by {divisor}, not by a constant")
         at_example = dividend.xreplace({x: sympy.Integer(example)}) if dividend.free_symbols else dividend
@@ -150,7 +159,7 @@ def _polynomial(expr: Any, symbol: Any, x: Any, conditions: List[Any], example: 
                  f"({expr})")
 
 
-def _law(polynomial: Any, x: Any, variable: str, conditions: Tuple[str, ...],
+def _law(polynomial: Any, x: Any, variable: str, conditions: Conditions,
          checked: Sequence[Tuple[int, int]]) -> Law:
     sympy, _ = _sympy()
     poly = sympy.Poly(sympy.expand(polynomial), x)
@@ -161,15 +170,8 @@ def _law(polynomial: Any, x: Any, variable: str, conditions: Tuple[str, ...],
     in_square = degree >= 2 and all(c == 0 for c in coefficients[1::2])
     return Law(coefficients=tuple(coefficients), degree=degree, variable=variable,
                fitted_on=(), checked_on=tuple(size for size, _ in checked),
-               counts=tuple(checked), in_square=in_square, conditions=conditions,
-               route="symbolic")
-
-
-def _holds(condition: Any, symbol: Any, size: int) -> bool:
-    sympy, _ = _sympy()
-    value = condition.xreplace({symbol: sympy.Integer(size)})
-    return bool(value) if value in (True, False) or getattr(value, "is_Boolean", False) \
-        else False
+               counts=tuple(checked), in_square=in_square, conditions=conditions.texts,
+               route="symbolic", holds=conditions.holds)
 
 
 def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[Dim]], *,
@@ -204,19 +206,22 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
                          f"got {example_size!r}")
     start = time.perf_counter()
     result = SymbolicCount(variable=variable, example_size=example_size)
+    build_note = None
     shape_env, fake_mode, symbol, size = _symbol_env(example_size, variable)
     quiet = logging.getLogger("torch._subclasses.fake_tensor")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)     # an op with no symbolic meta logs before it raises
     try:
-        with fake_mode, torch.device("meta"):   # meta: no CPU-only size checks (conv)
+        # on meta: no CPU-only size checks (a conv's backend is chosen by its input's size)
+        with fake_mode, torch.device("meta"):
             try:
                 model, inputs = _split_built(build(size))
             except _NoLaw:
                 raise
             except Exception as error:       # a builder that wants an int
                 model, inputs = _split_built(build(example_size))
-                result.reason = f"build({variable}) needs an int ({type(error).__name__})"
+                build_note = f"build({variable}) needs an int ({type(error).__name__}: " \
+                    f"{_first_line(error)}), so it was built at {variable} = {example_size}"
             if inputs is None:
                 if input_shape is None:
                     raise _NoLaw("build returned a model alone: give input_shape")
@@ -224,23 +229,33 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
             inputs = inputs if isinstance(inputs, tuple) else (inputs,)
             families = _run(model, inputs, preset, backward)
     except _NoLaw as error:
-        result.reason = str(error)
+        result.reason = _with_note(str(error), build_note)
         result.seconds = time.perf_counter() - start
         return result
     except Exception as error:   # data-dependent guards, unsupported ops under fake tensors
-        result.reason = f"the symbolic run failed: {type(error).__name__}: " \
-                        f"{str(error).splitlines()[0] if str(error) else ''}"
+        result.reason = _with_note(f"the symbolic run failed: {type(error).__name__}: "
+                                   f"{_first_line(error)}", build_note)
         result.seconds = time.perf_counter() - start
         return result
     finally:
         quiet.setLevel(level)
     result.seconds = time.perf_counter() - start
     try:
-        return _read_result(result, shape_env, symbol, families, check_sizes)
+        result = _read_result(result, shape_env, symbol, families, check_sizes)
     except Exception as error:   # an expression this module does not read: no law, not a crash
         result.law, result.by_family = None, {}
         result.reason = f"the symbolic counts could not be read: {type(error).__name__}: {error}"
-        return result
+    if result.reason:
+        result.reason = _with_note(result.reason, build_note)
+    return result
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else ""
+
+
+def _with_note(reason: str, note: Optional[str]) -> str:
+    return f"{reason} ({note})" if note else reason
 
 
 def _run(model: nn.Module, inputs: Tuple[Any, ...], preset: str, backward: bool
@@ -294,7 +309,7 @@ def _read_result(result: SymbolicCount, shape_env: Any, symbol: Any,
         return result
     sizes = list(check_sizes) or [2 * example, 3 * example]
     for guard, where in guards:
-        failing = [n for n in [example] + sizes if not _holds(guard, symbol, n)]
+        failing = [n for n in [example] + sizes if not relation_holds(guard, symbol, n)]
         if failing:
             result.reason = (f"the run fixed {variable}: its guard "
                              f"{sympy.sympify(guard).xreplace(rename)} {where.strip()} fails "
@@ -309,23 +324,18 @@ def _read_result(result: SymbolicCount, shape_env: Any, symbol: Any,
         result.reason = str(error)
         return result
     for condition in divisions:
-        failing = [n for n in sizes if not _holds(condition, x, n)]
+        failing = [n for n in sizes if not relation_holds(condition, x, n)]
         if failing:
             result.reason = (f"the law needs {condition}, false at {variable} = "
                              f"{failing[0]}")
             return result
-    lower = shape_env.var_to_range[symbol].lower if symbol in shape_env.var_to_range else None
-    conditions: List[str] = []
-    if lower is not None and lower.is_finite:
-        conditions.append(f"{variable} >= {lower}")
-    for text in [str(sympy.sympify(g).xreplace(rename)) for g, _ in guards] + \
-            [str(c) for c in divisions]:
-        if text not in conditions and text != "True":
-            conditions.append(text)
-    conditions_t = tuple(conditions)
-    result.conditions = conditions_t
-    result.law = _law(law_total, x, variable, conditions_t, ())
-    result.by_family = {family: _law(p, x, variable, conditions_t, ())
+    bound = shape_env.var_to_range[symbol].lower if symbol in shape_env.var_to_range else None
+    lower = int(bound) if bound is not None and bound.is_finite else 0
+    conditions = read_conditions([sympy.sympify(g).xreplace(rename) for g, _ in guards],
+                                 divisions, lower, x, variable)
+    result.conditions = conditions.texts
+    result.law = _law(law_total, x, variable, conditions, ())
+    result.by_family = {family: _law(p, x, variable, conditions, ())
                         for family, p in laws.items() if sympy.expand(p) != 0}
     return result
 

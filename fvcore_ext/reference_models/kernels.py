@@ -72,8 +72,12 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     inputs = (delta * u).unsqueeze(-1) * B.transpose(2, 3)        # (batch, dim, L, N)
     state = u.new_zeros(batch, dim, A.shape[1])
     ys = []
-    for start in range(0, length, _CHUNK):
-        S = log_decay[:, :, start:start + _CHUNK].cumsum(dim=2)   # (batch, dim, Q, N)
+    # A symbolic length (a SymInt of fvcore_ext.laws.symbolic's run, where only shapes are
+    # computed) is one chunk: a Python loop over it would fix the symbol to its example value.
+    symbolic = isinstance(length, torch.SymInt)
+    chunk = length if symbolic else _CHUNK
+    for start in [0] if symbolic else range(0, length, _CHUNK):
+        S = log_decay[:, :, start:start + chunk].cumsum(dim=2)   # (batch, dim, Q, N)
         q = S.shape[2]
         causal = torch.ones(q, q, dtype=torch.bool, device=u.device).tril()
         gaps = (S.unsqueeze(3) - S.unsqueeze(2)).masked_fill(~causal[:, :, None], float("-inf"))

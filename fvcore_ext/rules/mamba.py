@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
 
-from .cost import Cost, numel
+from .cost import Cost, numel, size_int
 
 __all__ = [
     "bimamba_inner_macs",
@@ -44,8 +44,8 @@ def selective_scan_macs(u: Shape, A: Shape, has_D: bool, has_z: bool,
     if len(u) != 3 or len(A) != 2:
         raise ValueError(f"selective scan expects u (B, D, L) and A (D, N), "
                          f"got {tuple(u)}, {tuple(A)}")
-    b, d, l = (int(x) for x in u)
-    n = int(A[1]) * (2 if complex_A else 1)
+    b, d, l = (size_int(x) for x in u)
+    n = size_int(A[1]) * (2 if complex_A else 1)
     return Cost(core=9 * b * l * d * n + (b * d * l if has_D else 0) + (b * d * l if has_z else 0))
 
 
@@ -55,19 +55,19 @@ def causal_conv1d_macs(x: Shape, weight: Shape, silu: bool) -> Cost:
     if len(x) != 3 or len(weight) != 2:
         raise ValueError(f"causal conv1d expects x (B, D, L) and weight (D, W), "
                          f"got {tuple(x)}, {tuple(weight)}")
-    b, d, l = (int(s) for s in x)
-    return Cost(core=b * d * l * int(weight[1]), elementwise=b * d * l if silu else 0)
+    b, d, l = (size_int(s) for s in x)
+    return Cost(core=b * d * l * size_int(weight[1]), elementwise=b * d * l if silu else 0)
 
 
 def _inner_projections(xz: Shape, conv_weight: Shape, x_proj_weight: Shape,
                        dt_proj_weight: Shape, B_proj_bias: bool, C_proj_bias: bool,
                        complex_A: bool, n: int) -> tuple:
     """Shared part of the fused functions up to the scan: returns (cost, (B, D, L))."""
-    batch, two_d, l = (int(s) for s in xz)
+    batch, two_d, l = (size_int(s) for s in xz)
     d = two_d // 2
-    conv = causal_conv1d_macs((batch, d, l), (int(conv_weight[0]), int(conv_weight[-1])), silu=True)
-    x_proj = Cost(core=batch * l * d * int(x_proj_weight[0]))
-    dt_proj = Cost(core=batch * l * d * int(dt_proj_weight[1]))
+    conv = causal_conv1d_macs((batch, d, l), (size_int(conv_weight[0]), size_int(conv_weight[-1])), silu=True)
+    x_proj = Cost(core=batch * l * d * size_int(x_proj_weight[0]))
+    dt_proj = Cost(core=batch * l * d * size_int(dt_proj_weight[1]))
     # mamba_inner_ref: ``B = B + B_proj_bias`` on (B·L, d_state); d_state is 2N for complex A.
     d_state = n * (2 if complex_A else 1)
     biases = Cost(elementwise=batch * l * d_state * (int(B_proj_bias) + int(C_proj_bias)))
@@ -88,11 +88,11 @@ def mamba_inner_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shape,
     (elementwise).
     """
     cost, u = _inner_projections(xz, conv_weight, x_proj_weight, dt_proj_weight,
-                                 B_proj_bias, C_proj_bias, complex_A, int(A[1]))
+                                 B_proj_bias, C_proj_bias, complex_A, size_int(A[1]))
     cost = cost + selective_scan_macs(u, A, has_D, has_z=True, complex_A=complex_A)
     if out_proj_weight is not None:
         batch, d, l = u
-        cost = cost + Cost(core=batch * l * d * int(out_proj_weight[0]))
+        cost = cost + Cost(core=batch * l * d * size_int(out_proj_weight[0]))
     return cost
 
 
@@ -105,12 +105,12 @@ def bimamba_inner_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shape,
     (A forward, A_b on the flipped sequence, each with z and D), the add ``y + y_b.flip(-1)``
     (``B·D·L``, elementwise) and out_proj ``B·L·D·d_out``."""
     cost, u = _inner_projections(xz, conv_weight, x_proj_weight, dt_proj_weight,
-                                 B_proj_bias, C_proj_bias, complex_A, int(A[1]))
+                                 B_proj_bias, C_proj_bias, complex_A, size_int(A[1]))
     batch, d, l = u
     scans = (selective_scan_macs(u, A, has_D, True, complex_A)
              + selective_scan_macs(u, A_b, has_D, True, complex_A))
     merge = Cost(elementwise=batch * d * l)
-    out_proj = Cost(core=batch * l * d * int(out_proj_weight[0]))
+    out_proj = Cost(core=batch * l * d * size_int(out_proj_weight[0]))
     return cost + scans + merge + out_proj
 
 
@@ -158,8 +158,8 @@ def selective_scan_backward_macs(u: Shape, A: Shape, B: Shape, C: Shape, has_D: 
         raise ValueError(f"selective scan expects u (B, D, L), A (D, N), B and C (D, N), "
                          f"(B, N, L) or (B, G, N, L); got {tuple(u)}, {tuple(A)}, {tuple(B)}, "
                          f"{tuple(C)}")
-    b, d, l = (int(x) for x in u)
-    n = int(A[1]) * (2 if complex_A else 1)
+    b, d, l = (size_int(x) for x in u)
+    n = size_int(A[1]) * (2 if complex_A else 1)
     per_state = SCAN_BACKWARD_PER_STATE[len(B) > 2, len(C) > 2]
     per_position = (SCAN_BACKWARD_PER_POSITION["D"] * int(has_D)
                     + SCAN_BACKWARD_PER_POSITION["z"] * int(has_z)
@@ -228,11 +228,11 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
     An input that needs no gradient costs nothing upstream of it, as in autograd. ``ValueError``
     on shapes that do not fit.
     """
-    batch, two_d, length = (int(s) for s in xz)
+    batch, two_d, length = (size_int(s) for s in xz)
     d = two_d // 2
     rows = batch * length
-    rank, width = int(dt_proj_weight[1]), int(conv_weight[-1])
-    d_state = int(A[1]) * (2 if complex_A else 1)
+    rank, width = size_int(dt_proj_weight[1]), size_int(conv_weight[-1])
+    d_state = size_int(A[1]) * (2 if complex_A else 1)
     need = lambda name: bool(needs.get(name, False))   # noqa: E731
     conv_out = need("xz") or need("conv1d_weight") or need("conv1d_bias")
     x_dbl = conv_out or need("x_proj_weight")
@@ -241,7 +241,7 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
             or need("B") or need("C") or need("D") or need("delta_bias") or b_bias or c_bias)
     cost = Cost()
     if out_proj_weight is not None:
-        d_out = int(out_proj_weight[0])
+        d_out = size_int(out_proj_weight[0])
         cost = cost + Cost(core=rows * d * d_out * (int(scan) + int(need("out_proj_weight"))),
                            elementwise=rows * d_out if need("out_proj_bias") else 0)
     if scan:
@@ -262,7 +262,7 @@ def mamba_inner_backward_macs(xz: Shape, conv_weight: Shape, x_proj_weight: Shap
     cost = cost + Cost(core=rows * d * rank * (int(x_dbl) + int(need("delta_proj_weight"))),
                        elementwise=rows * d_state * (int(B_proj_bias and b_bias)
                                                      + int(C_proj_bias and c_bias)))
-    cost = cost + Cost(core=rows * d * int(x_proj_weight[0])
+    cost = cost + Cost(core=rows * d * size_int(x_proj_weight[0])
                        * (int(conv_out) + int(need("x_proj_weight"))))
     if conv_out:
         consumers = 2 if A_b is None else 3         # x_proj and the scan(s)

@@ -31,7 +31,7 @@ import math
 from typing import Mapping, Optional, Sequence
 
 from .backward import norm_backward_macs, rms_norm_backward_macs
-from .cost import Cost, numel
+from .cost import Cost, numel, size_int
 from .mamba import SCAN_BACKWARD_PER_POSITION, causal_conv1d_backward_macs, causal_conv1d_macs
 from .normalization import check_group, norm_macs, rms_norm_macs
 
@@ -63,9 +63,9 @@ def ssd_chunk_scan_macs(x: Shape, B: Shape, chunk_size: int, has_D: bool, has_z:
     if len(x) != 4 or len(B) != 4:
         raise ValueError(f"SSD scan expects x (b, l, h, p) and B (b, l, g, n), got {tuple(x)}, "
                          f"{tuple(B)}")
-    b, l, h, p = (int(s) for s in x)
-    _, _, g, n = (int(s) for s in B)
-    if tuple(int(s) for s in B[:2]) != (b, l) or g <= 0 or h % g:
+    b, l, h, p = (size_int(s) for s in x)
+    _, _, g, n = (size_int(s) for s in B)
+    if tuple(size_int(s) for s in B[:2]) != (b, l) or g <= 0 or h % g:
         raise ValueError(f"SSD scan: B {tuple(B)} does not match x {tuple(x)} "
                          f"(same batch and length, heads a multiple of groups)")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
@@ -90,8 +90,8 @@ def ssd_layout(zxbcdt: Shape, conv_weight: Shape, nheads: int, headdim: int,
     if len(zxbcdt) != 3 or len(conv_weight) != 2:
         raise ValueError(f"expected zxbcdt (b, l, d) and conv1d weight (d_conv, W), got "
                          f"{tuple(zxbcdt)}, {tuple(conv_weight)}")
-    batch, length, width_in = (int(s) for s in zxbcdt)
-    conv_dim, width = (int(s) for s in conv_weight)
+    batch, length, width_in = (size_int(s) for s in zxbcdt)
+    conv_dim, width = (size_int(s) for s in conv_weight)
     dim = nheads * headdim
     dstate = (conv_dim - dim) // ngroups // 2
     d_nonssm = (width_in - 2 * dim - 2 * ngroups * dstate - nheads) // 2
@@ -135,7 +135,7 @@ def mamba_split_conv1d_scan_macs(zxbcdt: Shape, conv_weight: Shape, nheads: int,
                                       has_bias=False, gated=True)
     cost = cost + Cost(elementwise=2 * b * l * d_nonssm)
     if outproj_weight is not None:
-        cost = cost + Cost(core=b * l * (d_nonssm + dim) * int(outproj_weight[0]))
+        cost = cost + Cost(core=b * l * (d_nonssm + dim) * size_int(outproj_weight[0]))
     return cost
 
 
@@ -195,8 +195,8 @@ def ssd_chunk_scan_backward_macs(x: Shape, B: Shape, chunk_size: int, has_D: boo
         ValueError: as :func:`ssd_chunk_scan_macs`.
     """
     forward = ssd_chunk_scan_macs(x, B, chunk_size, has_D, has_z, has_dt_bias, dt_softplus)
-    b, l, h, p = (int(s) for s in x)
-    g, n = int(B[2]), int(B[3])
+    b, l, h, p = (size_int(s) for s in x)
+    g, n = size_int(B[2]), size_int(B[3])
     c, s = _sum_of_squared_chunks(l, chunk_size)
     core = (3 * b * g * n * s + 3 * b * h * p * s + 5 * b * h * p * n * l + 3 * b * h * p * n * c
             + b * l * h * p * (SCAN_BACKWARD_PER_POSITION["D"] * int(has_D)
@@ -272,7 +272,7 @@ def mamba_split_conv1d_scan_backward_macs(zxbcdt: Shape, conv_weight: Shape, nhe
     normed = scan or (rmsnorm and need("rmsnorm_weight"))
     cost = Cost()
     if outproj_weight is not None:
-        out_dim = int(outproj_weight[0])
+        out_dim = size_int(outproj_weight[0])
         projected = normed or (d_nonssm > 0 and inputs)
         cost = cost + Cost(core=rows * (d_nonssm + dim) * out_dim
                            * (int(projected) + int(need("outproj_weight"))),
