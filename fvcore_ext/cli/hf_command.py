@@ -11,11 +11,15 @@ import json
 import os
 import re
 import sys
+import warnings
 from typing import List, Optional, Sequence
 
+import torch
 
 from ..hf.count import (DEFAULT_NEW_TOKENS, DEFAULT_SEQ_LEN, HEADS, HFSpecError, SweepRow,
-                        count_hf, families, load_hf, parse_overrides, pass_families, sweep_hf)
+                        count_hf, families, input_names, load_hf, parse_overrides,
+                        pass_families, sweep_hf)
+from ..laws.count import ROUTES
 from ..ops import FAMILIES
 from ..ops.diagnostics import UncountableOpError
 from .exits import fail, guarded
@@ -228,7 +232,7 @@ def hf_law(spec: str, sizes: Sequence[int], *, over: str = "seq_len",
            head: Optional[str] = None, preset: str = "full", engine: Optional[str] = None,
            device: str = "meta", decode: bool = False, backward: bool = False,
            text_only: bool = False, strict: bool = False, held_out: int = 2,
-           max_degree: int = 4, online: bool = False, progress=None):
+           max_degree: int = 4, online: bool = False, progress=None, route: str = "auto"):
     """Count a Hugging Face model at each size and fit the exact law of its MACs
     (:func:`fvcore_ext.laws.law_report`: total and every family, ``docs/laws.md``).
 
@@ -246,20 +250,31 @@ def hf_law(spec: str, sizes: Sequence[int], *, over: str = "seq_len",
             ``overrides``), counted at ``seq_len`` text tokens where it takes text.
         the rest: as :func:`fvcore_ext.hf.count_hf`; ``held_out``, ``max_degree`` as
             :func:`fvcore_ext.laws.fit_law`; ``progress`` wraps ``sizes`` (a progress bar).
+        route: as :func:`fvcore_ext.laws.count_law`: ``"auto"`` (default) gives a text
+            model's prefill or training law over L from one symbolic run (the model built
+            under a ``FakeTensorMode``, ``input_ids`` of L a ``SymInt`` tokens, at the largest
+            length), checked by :func:`fvcore_ext.hf.count_hf` at the smallest; where that
+            gives no law, and for ``decode``, ``over="image_size"``, inputs other than
+            ``input_ids``/``attention_mask``/``token_type_ids`` or ``engine="jit"``: counts
+            at every size, fitted (``report.route_note`` says why). ``"symbolic"``: that run
+            or HFSpecError; ``"counts"``: counts only.
 
     Returns:
         a :class:`fvcore_ext.laws.LawReport` (MACs), variable ``L`` or ``S``.
 
     Raises:
-        HFSpecError: sizes too few, not positive or repeated; ``over`` unknown; ``decode``
-            with ``backward`` or with ``over="image_size"``; a config without an image size;
-            and whatever :func:`fvcore_ext.hf.count_hf` or ``count_decode`` raise.
+        HFSpecError: sizes too few, not positive or repeated; ``over`` or ``route``
+            unknown; ``decode`` with ``backward`` or with ``over="image_size"``; a config
+            without an image size; ``route="symbolic"`` without a symbolic law; and whatever
+            :func:`fvcore_ext.hf.count_hf` or ``count_decode`` raise.
     """
     from ..hf.count import count_decode
     from ..laws import LawRow, law_report
 
     if over not in ("seq_len", "image_size"):
         raise HFSpecError(f"unknown law variable {over!r}: seq_len or image_size")
+    if route not in ROUTES:
+        raise HFSpecError(f"unknown route {route!r}; expected one of {', '.join(ROUTES)}")
     if decode and backward:
         raise HFSpecError("--decode counts inference steps; it does not combine with "
                           "--backward")
@@ -277,6 +292,20 @@ def hf_law(spec: str, sizes: Sequence[int], *, over: str = "seq_len",
     overrides = dict(overrides if overrides is not None else getattr(spec, "overrides", {}))
     hf = load_hf(spec, overrides, head, device, online=online)
     key = image_size_key(hf.config) if over == "image_size" else None
+    what = ("one decode step (one new token) against the KV cache's length L" if decode
+            else "training step (forward + backward)" if backward else "prefill")
+    note = None
+    if route != "counts":
+        law, note = _symbolic_hf_law(hf, sorted(sizes), key=key, decode=decode, batch=batch,
+                                     preset=preset, engine=engine, device=device,
+                                     backward=backward, text_only=text_only, strict=strict,
+                                     progress=progress)
+        if law is not None:
+            law.how = (f"{what}; input_ids ({batch}, L); one symbolic run on the dispatch "
+                       f"engine, {preset} preset")
+            return law
+        if route == "symbolic":
+            raise HFSpecError(f"{hf.title}: no symbolic law: {note}")
     rows, engines = [], set()
     for n in (progress(sorted(sizes)) if progress else sorted(sizes)):
         if key:
@@ -292,17 +321,76 @@ def hf_law(spec: str, sizes: Sequence[int], *, over: str = "seq_len",
         engines.add(getattr(report, "engine", engine or "jit"))
         rows.append(LawRow(size=n, total=report.total_macs,
                            by_family={k: v for k, v in families(report).items() if v}))
-    what = ("one decode step (one new token) against the KV cache's length L" if decode
-            else "training step (forward + backward)" if backward else "prefill")
     variable = "S" if key else "L"
     where = (f"{key} = S, input {batch} x 3 x S x S" if key
              else f"input_ids ({batch}, L)" if not decode else f"batch {batch}")
     engine_text = "/".join(sorted(engines))
     how = f"{what}; {where}; {engine_text} engine on {device}, {preset} preset"
-    return law_report(rows, variable=variable, label=hf.title, held_out=held_out,
-                      max_degree=max_degree, square_name="pixels" if key else None,
-                      engine=engine_text, device=device, preset=preset, backward=backward,
-                      how=how)
+    report = law_report(rows, variable=variable, label=hf.title, held_out=held_out,
+                        max_degree=max_degree, square_name="pixels" if key else None,
+                        engine=engine_text, device=device, preset=preset, backward=backward,
+                        how=how)
+    report.route_note = note
+    return report
+
+
+_SYMBOLIC_TEXT_INPUTS = {"input_ids": torch.zeros, "attention_mask": torch.ones,
+                         "token_type_ids": torch.zeros}
+
+
+def _symbolic_hf_law(hf, sizes: List[int], *, key, decode: bool, batch: int, preset: str,
+                     engine, device: str, backward: bool, text_only: bool, strict: bool,
+                     progress):
+    # (LawReport, None) from one symbolic run checked by one count, or (None, why not)
+    from ..hf.inputs import no_data_checks
+    from ..laws.count import symbolic_report
+    from ..laws.symbolic import symbolic_count
+
+    if decode:
+        return None, ("the symbolic route runs no decode step (its KV cache is filled by a "
+                      "prefill at each length)")
+    if key:
+        return None, "the symbolic route varies the text length L, not the image size"
+    if engine not in (None, "dispatch") or device != "meta":
+        return None, f"the symbolic route runs the dispatch engine on meta, not " \
+                     f"{engine or 'jit'} on {device}"
+    if len(sizes) < 2 or sizes[-1] < 2:
+        return None, "the symbolic route needs two lengths, the largest >= 2"
+    names = input_names(hf, sizes[0], batch, text_only)
+    if not set(names) <= set(_SYMBOLIC_TEXT_INPUTS):
+        return None, (f"the symbolic route makes {', '.join(_SYMBOLIC_TEXT_INPUTS)} only; "
+                      f"{hf.model_type} takes {', '.join(names)}")
+
+    def build(length):
+        with torch.random.fork_rng(devices=[]):
+            model = type(hf.model)(hf.config)
+        if hf.dtype is not None:
+            model = model.to(hf.dtype)
+        return model.eval(), {name: _SYMBOLIC_TEXT_INPUTS[name](batch, length, dtype=torch.long)
+                              for name in names}
+
+    found, check = None, None
+    # the run at the largest length, then the check at the smallest (one progress step each)
+    for size in progress([sizes[-1], sizes[0]]) if progress else [sizes[-1], sizes[0]]:
+        if found is None:
+            with warnings.catch_warnings(), no_data_checks():
+                warnings.simplefilter("ignore")
+                found = symbolic_count(build, None, variable="L", example_size=size,
+                                       preset=preset, backward=backward, check_sizes=sizes)
+        elif found.ok:
+            check = count_hf(hf, size, batch, None, preset=preset, engine="dispatch",
+                             text_only=text_only, strict=strict, backward=backward)
+    if not found.ok:
+        return None, found.reason
+    counted = {k: v for k, v in families(check).items() if v}
+    predicted = {f: law.value(sizes[0]) for f, law in found.by_family.items()}
+    if found.law.value(sizes[0]) != check.total_macs or \
+            {f: v for f, v in predicted.items() if v} != counted:
+        return None, (f"the symbolic law {found.law} gives {found.law.value(sizes[0])} at "
+                      f"L = {sizes[0]}, where the count is {check.total_macs:,}")
+    report = symbolic_report(found, sizes, label=hf.title, preset=preset, backward=backward,
+                             checked=(sizes[0], check.total_macs), checked_families=counted)
+    return report, None
 
 
 # ---------------------------------------------------------------- command line
@@ -339,6 +427,11 @@ def add_hf_options(p: argparse.ArgumentParser) -> None:
                         "list (L), or over an --image-size list (S): the prefill's, with "
                         "--decode one decode step's against the cache length, with --backward "
                         "the training step's (docs/laws.md)")
+    p.add_argument("--route", choices=ROUTES, default="auto",
+                   help="with --law, how the law is found: auto (default): one symbolic run "
+                        "of a text model's prefill or training step, checked by one count, "
+                        "else counts at every length, fitted; symbolic: that run or an error; "
+                        "counts: counts only")
     p.add_argument("--plot", metavar="FILE.png",
                    help=f"draw total FLOPs and attention share against length to "
                         f"{PLOT_NOTE} (needs matplotlib); with --law the counts and the law, "
@@ -501,7 +594,7 @@ def _main(argv: List[str]) -> int:
                                  head=args.head, preset=args.preset, engine=args.engine,
                                  device=args.device, decode=args.decode,
                                  backward=args.backward, text_only=args.text_only,
-                                 strict=args.strict, online=args.online,
+                                 strict=args.strict, online=args.online, route=args.route,
                                  progress=lambda xs: progress(
                                      xs, f"counting ({what})", bar,
                                      unit="size" if listed else "length"))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..engines.analysis import ENGINES
-from ..laws.count import FORMATS, LawComparison, count_law
+from ..laws.count import FORMATS, ROUTES, LawComparison, NoSymbolicLaw, count_law
 from ..laws.plot import check_plot_path, plot_laws
 from ..reference_models import REFERENCE_MODELS, build
 from ..reference_models.vit import SmallViT
@@ -229,9 +229,15 @@ SIZE_KEYWORD_HELP = ("a package.module:callable MODEL may take the varied size a
                      "the callable is called with no argument")
 
 
+ROUTE_HELP = ("how the law is found: auto (default): one symbolic run (the size a "
+              "symbol, at the largest size) checked by one count at the smallest, else counts "
+              "at every size, fitted; symbolic: that run or an error; counts: counts only. "
+              "The output says which route gave the law")
+
+
 def add_law_options(p) -> None:
     """Add the law's own options, defined once: ``--sizes``, ``--size-keyword``,
-    ``--held-out``, ``--max-degree``, ``--plot``. ``python -m fvcore_ext law`` takes them, and
+    ``--held-out``, ``--max-degree``, ``--route``, ``--plot``. ``python -m fvcore_ext law`` takes them, and
     ``python -m fvcore_ext MODEL`` hands its argv to this command when it is given ``--sizes``
     or a letter in ``--input-shape`` (its ``--help`` lists them from here:
     :func:`law_options_help`)."""
@@ -242,6 +248,7 @@ def add_law_options(p) -> None:
     p.add_argument("--held-out", type=int, default=2,
                    help="sizes held out of the fit and checked (default 2)")
     p.add_argument("--max-degree", type=int, default=4, help="highest degree tried (4)")
+    p.add_argument("--route", choices=ROUTES, default="auto", help=ROUTE_HELP)
     p.add_argument("--plot", metavar="FILE.png",
                    help="draw the counts (points) and laws (curves), log-log (.png/.pdf/.svg)")
 
@@ -358,9 +365,12 @@ def _main(argv: Optional[Sequence[str]]) -> int:
                     device=args.device, preset=args.preset, backward=args.backward,
                     held_out=args.held_out, max_degree=args.max_degree,
                     progress=_progress(spec, letter, state, args.quiet), label=spec,
-                    input_dtype=DTYPES[args.input_dtype]))
+                    input_dtype=DTYPES[args.input_dtype], route=args.route))
             except UsageError:
                 raise
+            except NoSymbolicLaw as error:
+                raise UsageError(f"{_one_line(error)} (--route auto fits counts instead)") \
+                    from None
             except MetaDeviceError as error:
                 raise UsageError(f"{spec} at {letter} = {state.get('size')}: "
                                  f"{error.line('--device cpu')}") from None

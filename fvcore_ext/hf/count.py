@@ -39,7 +39,7 @@ from ..ops import OP_TABLE
 from ..rules import check_preset
 
 __all__ = ["CachedDecodeStep", "DecodeCost", "HEADS", "HFModel", "HFSpecError", "SweepRow", "count_decode",
-           "count_hf", "families", "load_hf", "network_allowed", "parse_overrides",
+           "count_hf", "families", "input_names", "load_hf", "network_allowed", "parse_overrides",
            "pass_families",
            "resolve_config", "sweep_hf"]
 
@@ -405,6 +405,17 @@ def _inputs(hf: HFModel, seq_len: int, batch: int, image_size, decoder_seq_len=N
     if hf.dtype is not None:      # pixels and other floating inputs in the model's dtype
         tensors = [t.to(hf.dtype) if t.is_floating_point() else t for t in tensors]
     return tensors, names, rest
+
+
+def input_names(hf: HFModel, seq_len: int, batch: int = 1, text_only: bool = False
+                ) -> List[str]:
+    """The names of the inputs :func:`count_hf` gives ``hf``'s model at ``seq_len`` text
+    tokens (``["input_ids", "attention_mask"]``, a VLM's ``pixel_values``, ...).
+
+    Raises:
+        HFSpecError: the inputs cannot be synthesised (as :func:`count_hf`).
+    """
+    return list(_inputs(hf, seq_len, batch, None, None, text_only)[1])
 
 
 def _count(model, tensors, names, preset, strict, engine, hardware=None) -> CountReport:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence, Tuple
 
-__all__ = ["Conditions", "read_conditions", "relation_holds"]
+__all__ = ["Conditions", "condition_text", "read_conditions", "relation_holds"]
 
 _MAX_PERIOD = 100_000   # a residue class is looked for among sizes mod M up to this M
 
@@ -51,7 +51,8 @@ def relation_holds(relation: Any, symbol: Any, size: int) -> bool:
         else False
 
 
-def _text(expr: Any) -> str:
+def condition_text(expr: Any) -> str:
+    """A sympy relation or expression in Python's syntax (``(S // 8) != 1``)."""
     from torch.utils._sympy.printers import PythonPrinter
     return PythonPrinter().doprint(expr)
 
@@ -154,9 +155,9 @@ def read_conditions(guards: Sequence[Any], divisions: Sequence[Any], lower: int,
     if modulus > 1:
         texts.append(f"{variable} % {modulus} == {residue}")
     elif divisions:
-        texts += [_text(d) for d in divisions]
+        texts += [condition_text(d) for d in divisions]
     texts += [f"{variable} != {size}" for size in sorted(excluded)]
-    texts += [_text(guard) for guard in kept]
+    texts += [condition_text(guard) for guard in kept]
     relations = tuple(guards) + tuple(divisions)
     return Conditions(texts=tuple(dict.fromkeys(texts)), lower=max(lower, 0),
                       relations=relations, symbol=x)

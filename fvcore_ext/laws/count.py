@@ -21,8 +21,8 @@ from ..engines.analysis import count_model
 from ..runtime.meta import build_on_meta
 from .fit import Law, NoLaw, degree_text, fit_law, format_law
 
-__all__ = ["FORMATS", "ROUTES", "LawComparison", "LawReport", "LawRow", "compare_laws", "count_law",
-           "input_for", "law_report", "symbolic_report"]
+__all__ = ["FORMATS", "ROUTES", "LawComparison", "LawReport", "LawRow", "NoSymbolicLaw",
+           "compare_laws", "count_law", "input_for", "law_report", "symbolic_report"]
 
 FORMATS = ("table", "json", "markdown")
 ROUTES = ("auto", "symbolic", "counts")
@@ -30,6 +30,11 @@ Dim = Union[int, str]
 Shape = Sequence[Dim]
 Built = Union[nn.Module, Tuple[nn.Module, Any]]
 Progress = Callable[[int, int, int], None]
+
+
+class NoSymbolicLaw(ValueError):
+    """``route="symbolic"`` was asked for and the symbolic run gave no law; the message says
+    why (the size fixed by a guard, data read, a count that is no polynomial, ...)."""
 
 
 @dataclass(frozen=True)
@@ -193,11 +198,15 @@ class LawComparison:
             lines = [f"**{title}**", "", _markdown_table(headers, rows), ""]
             lines += [f"- {r.label}: {_law_line(r.law, r.square_name, '`')}"
                       for r in self.reports]
+            lines += [f"- {r.label}: {r._route_line()}" for r in self.reports
+                      if r.route == "symbolic" or r.route_note]
             return "\n".join(lines)
         width = max(len(r.label) for r in self.reports)
         lines = [title, _text_table(headers, rows), ""]
         lines += [f"{r.label.ljust(width)}  {_law_line(r.law, r.square_name)}"
                   for r in self.reports]
+        lines += [f"{r.label.ljust(width)}  {r._route_line()}" for r in self.reports
+                  if r.route == "symbolic" or r.route_note]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -304,7 +313,7 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
               preset: str = "full", backward: bool = False, held_out: int = 2,
               max_degree: int = 4, progress: Optional[Progress] = None,
               label: str = "model", input_dtype: torch.dtype = torch.float32,
-              square_name: Optional[str] = None, route: str = "counts") -> LawReport:
+              square_name: Optional[str] = None, route: str = "auto") -> LawReport:
     """Count a model at each size of one input dimension and fit the exact law of its MACs.
 
     Args:
@@ -328,16 +337,18 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
         input_dtype: dtype of the input made from ``input_shape`` (``torch.long`` for token ids).
         square_name: what ``variable``² is called (default: ``"pixels"`` when the letter is two
             dims of ``input_shape``).
-        route: ``"auto"``: the law from one symbolic run
-            (:func:`fvcore_ext.laws.symbolic.symbolic_count`, ``build`` called once with a
-            ``SymInt``, example size the smallest of ``sizes``), checked against one real count
-            at the largest size; where the run gives no law (the model fixed the size, read
-            data, ...) or the check fails, counts at every size, fitted. ``"symbolic"``: the
-            symbolic law, checked likewise, or ValueError. ``"counts"``: counts only.
-            ``LawReport.route`` says which route gave the law, ``route_note`` why the symbolic
-            one did not. The default stays ``"counts"`` until the tests and docs that quote
-            counted laws ("fitted on S = ...") are moved to the symbolic form. The symbolic route runs on the dispatch engine on the meta-like fake
-            device only (``engine="dispatch"``, ``device="meta"``, ``max_degree`` ignored).
+        route: ``"auto"`` (default): the law from one symbolic run
+            (:func:`fvcore_ext.laws.symbolic.symbolic_count`: ``build`` called once with a
+            ``SymInt``, at the largest of ``sizes``, the least degenerate shapes), checked
+            against one real count at the smallest size; where the run gives no law (the
+            model fixed the size, read data, ...), its conditions fail at one of ``sizes``,
+            or the check fails: counts at every size, fitted. ``"symbolic"``: the symbolic
+            law, checked likewise, or :class:`NoSymbolicLaw`. ``"counts"``: counts only.
+            ``LawReport.route`` says which route gave the law, ``route_note`` why the
+            symbolic one did not. The symbolic route runs the dispatch engine on fake meta
+            tensors; with another ``engine`` or ``device`` the law is fitted to counts
+            (``max_degree`` applies to fitted laws only). ``progress`` is called twice on the
+            symbolic route: before the run (the largest size) and before the check.
 
     Returns:
         a :class:`LawReport` (MACs): the counts per size and the exact Law (or NoLaw, with the
@@ -347,6 +358,7 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
         ValueError: sizes not distinct positive ints or too few; ``input_shape`` None while
             ``build`` returns a model alone, or naming another letter; ``build`` returned neither
             an ``nn.Module`` nor ``(model, inputs)``; and whatever ``count_model`` raises.
+        NoSymbolicLaw: ``route="symbolic"`` and the symbolic run gave no law (its reason).
     """
     sizes = _check_sizes(sizes, held_out)
     if route not in ROUTES:
@@ -359,11 +371,12 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
         report, note = _symbolic_route(build, input_shape, sizes, variable=variable,
                                        engine=engine, device=device, preset=preset,
                                        backward=backward, label=label,
-                                       input_dtype=input_dtype, square_name=square_name)
+                                       input_dtype=input_dtype, square_name=square_name,
+                                       progress=progress)
         if report is not None:
             return report
         if route == "symbolic":
-            raise ValueError(f"{label}: no symbolic law: {note}")
+            raise NoSymbolicLaw(f"{label}: no symbolic law: {note}")
     rows = []
     for i, size in enumerate(sizes):
         if progress is not None:
@@ -383,7 +396,8 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
 
 def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engine: str,
                     device: str, preset: str, backward: bool, label: str,
-                    input_dtype: torch.dtype, square_name: Optional[str]
+                    input_dtype: torch.dtype, square_name: Optional[str],
+                    progress: Optional[Progress] = None
                     ) -> Tuple[Optional[LawReport], Optional[str]]:
     # One symbolic run at the largest size (the least degenerate shapes: no window or head
     # count of 1 to branch on), checked by one real count at the smallest.
@@ -394,12 +408,16 @@ def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engi
     if len(sizes) < 2 or sizes[-1] < 2:
         return None, "the symbolic route needs two sizes, the largest >= 2 (one to run, one " \
                      "to check)"
+    if progress is not None:
+        progress(0, 2, sizes[-1])
     found = symbolic_count(build, input_shape, variable=variable, example_size=sizes[-1],
                            preset=preset, backward=backward, check_sizes=sizes,
                            input_dtype=input_dtype)
     if not found.ok:
         return None, found.reason
     check = sizes[0]
+    if progress is not None:
+        progress(1, 2, check)
     model, inputs = _built(build, check, input_shape, variable, device, input_dtype)
     counted = count_model(model, inputs, preset=preset, device=device, engine=engine,
                           backward=backward)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import re
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -35,7 +37,7 @@ from torch import nn
 
 from ..engines import dispatch
 from ..engines.jit.tracing import module_mode
-from .conditions import Conditions, read_conditions, relation_holds
+from .conditions import Conditions, condition_text, read_conditions, relation_holds
 from .count import input_dims
 from .fit import Law
 
@@ -131,24 +133,28 @@ def _polynomial(expr: Any, symbol: Any, x: Any, conditions: List[Any], example: 
         # a // c is (a - r) / c on the sizes where a ≡ r (mod c), r its residue at the example
         # size: the law holds on sizes of the example's kind (a condition of the law)
         dividend, divisor = args
+        scale = sympy.Integer(1)         # a % b = scale · (dividend % divisor) below
         if divisor.free_symbols:
-            # a // b with b a polynomial that divides a (H·W·C // W from a reshape): a / b
-            # is the quotient polynomial; with integer coefficients it is the floor too
+            # a // b with b a polynomial dividing a (H·W·C // W from a reshape): a / b is the
+            # quotient q exactly, so a // b = (D·q) // D and a % b = b·((D·q) % D) / D, with D
+            # the lcm of q's denominators: a division by a constant, read as below
             quotient, remainder = sympy.div(sympy.expand(dividend), sympy.expand(divisor), x)
-            if remainder != 0 or not all(c.is_Integer for c in
-                                         sympy.Poly(quotient, x).all_coeffs()):
+            if remainder != 0:
                 raise _NoLaw(f"the count divides by {divisor}, not by a constant")
-            return sympy.Integer(0) if isinstance(expr, (F.Mod, F.PythonMod)) else quotient
+            denominator = math.lcm(*(int(sympy.Rational(c).q)
+                                     for c in sympy.Poly(quotient, x).all_coeffs()))
+            scale = divisor / denominator
+            dividend, divisor = sympy.expand(quotient * denominator), sympy.Integer(denominator)
         if not (divisor.is_Integer and divisor > 0):
             raise _NoLaw(f"the count divides by {divisor}, not by a constant")
         at_example = dividend.xreplace({x: sympy.Integer(example)}) if dividend.free_symbols else dividend
         if not at_example.is_Integer:
             raise _NoLaw(f"the count divides {dividend}, no integer at the example size")
         residue = int(at_example) % int(divisor)
-        if dividend.free_symbols:
+        if dividend.free_symbols and divisor != 1:
             conditions.append(sympy.Eq(sympy.Mod(dividend, divisor), residue))
         if isinstance(expr, (F.Mod, F.PythonMod)):
-            return sympy.Integer(residue)
+            return scale * residue
         if isinstance(expr, F.CeilDiv):
             return (dividend - residue) / divisor + (1 if residue else 0)
         if isinstance(expr, (F.CleanDiv, F.IntTrueDiv)) and residue:
@@ -181,7 +187,8 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
     """Count ``build(S)`` once with S a symbol and read the law of the total and every family.
 
     Args:
-        build: ``build(size)`` returns the model, or ``(model, inputs)``; it is called once,
+        build: ``build(size)`` returns the model, or ``(model, inputs)`` (a tensor, a tuple
+            of positional inputs or a dict of keyword inputs); it is called once,
             under a ``FakeTensorMode``, with ``size`` a ``torch.SymInt`` (a model whose weights
             depend on the size gets them at the symbolic size). Where it cannot take a SymInt
             it is called with ``example_size`` (then weights bound to the size fix the symbol,
@@ -226,7 +233,8 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
                 if input_shape is None:
                     raise _NoLaw("build returned a model alone: give input_shape")
                 inputs = _make_input(input_shape, variable, size, input_dtype)
-            inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+            if not isinstance(inputs, (tuple, dict)):
+                inputs = (inputs,)
             families = _run(model, inputs, preset, backward)
     except _NoLaw as error:
         result.reason = _with_note(str(error), build_note)
@@ -251,18 +259,21 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else ""
+    # the message's first line, without a C++ source location (".../Register....cpp:9486: ")
+    line = str(error).splitlines()[0] if str(error) else ""
+    return re.sub(r"^\S+\.(cpp|h):\d+: ", "", line)
 
 
 def _with_note(reason: str, note: Optional[str]) -> str:
     return f"{reason} ({note})" if note else reason
 
 
-def _run(model: nn.Module, inputs: Tuple[Any, ...], preset: str, backward: bool
+def _run(model: nn.Module, inputs: Union[Tuple[Any, ...], Dict[str, Any]], preset: str,
+         backward: bool
          ) -> Dict[str, Any]:
     with module_mode(model, training=backward), torch.set_grad_enabled(backward):
         with dispatch.counting(preset) as counter:
-            outputs = model(*inputs)
+            outputs = model(**inputs) if isinstance(inputs, dict) else model(*inputs)
             if backward:
                 floats = [t for t in _flatten(outputs) if t.requires_grad
                           and t.is_floating_point()]
@@ -312,8 +323,8 @@ def _read_result(result: SymbolicCount, shape_env: Any, symbol: Any,
         failing = [n for n in [example] + sizes if not relation_holds(guard, symbol, n)]
         if failing:
             result.reason = (f"the run fixed {variable}: its guard "
-                             f"{sympy.sympify(guard).xreplace(rename)} {where.strip()} fails "
-                             f"at {variable} = {failing[0]}")
+                             f"{condition_text(sympy.sympify(guard).xreplace(rename))} "
+                             f"{where.strip()} fails at {variable} = {failing[0]}")
             return result
     divisions: List[Any] = []
     try:
@@ -326,8 +337,8 @@ def _read_result(result: SymbolicCount, shape_env: Any, symbol: Any,
     for condition in divisions:
         failing = [n for n in sizes if not relation_holds(condition, x, n)]
         if failing:
-            result.reason = (f"the law needs {condition}, false at {variable} = "
-                             f"{failing[0]}")
+            result.reason = (f"the law needs {condition_text(condition)}, false at "
+                             f"{variable} = {failing[0]}")
             return result
     bound = shape_env.var_to_range[symbol].lower if symbol in shape_env.var_to_range else None
     lower = int(bound) if bound is not None and bound.is_finite else 0
