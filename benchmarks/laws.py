@@ -23,16 +23,24 @@ Measured on this machine (CPU only, torch 2.13, no GPU used): build 3.5 s, ten c
     elementwise: MACs(L) = 2,683,587·L     (residuals, rotary embedding, SiLU gate)
     reduction:   MACs(L) = 266,240·L       (RMSNorm's mean of squares)
 
-``python benchmarks/laws.py --symbolic`` times item 5's route against one count: one symbolic run
-(:func:`fvcore_ext.laws.symbolic.symbolic_count`: the model built under a ``FakeTensorMode`` and
-counted once with L a SymInt) and one count at L = 1280 (the meta build and the count). Measured
-here (CPU, torch 2.13, transformers 5.25, other work running alongside): the symbolic run
-9.1 s (fake build about 1 s, ShapeEnv set-up 0.6 s, the rest the forward under fake tensors with
-sympy sizes), one count 1.4 s (meta build 0.1 s): about 6.5 times one count, short of the issue's
-"under twice". It gives the fitted law exactly, total and every family, with the one condition
-``L >= 2``. The time is PyTorch's fake-tensor dispatch and SymInt arithmetic (a 4-layer profile:
-2.4 of 3.4 s in ``FakeTensorMode.dispatch``, 1.3 s in ``sym_node`` arithmetic); the pack's own
-share is ``DispatchCounter._add`` summing SymInts per module (0.7 s).
+``python benchmarks/laws.py --symbolic`` times item 5's route: one symbolic run
+(:func:`fvcore_ext.laws.symbolic.symbolic_count`: the model built under a ``FakeTensorMode`` on
+the meta device and counted once with L a SymInt) against one count at L = 1280 (the meta build
+and the count), the same forward under the fake mode with no counter at all (PyTorch's floor),
+and a law over the ten lengths by the default route (the run, then counts at L = 128 and 768
+to check it) and by counts. Measured here (CPU, torch 2.13, transformers 5.25; three runs,
+the machine otherwise idle):
+
+    one symbolic run        2.5 - 2.9 s   (gives the fitted law exactly, condition L >= 2)
+    one count               0.42 - 0.47 s
+    bare fake forward       2.0 - 2.2 s   (no counter: sympy shapes for every op's output)
+    law, route auto         3.7 - 3.9 s   (the run + two check counts)
+    law, route counts       4.4 - 5.3 s   (ten builds and counts)
+
+The issue's target, one symbolic run in under twice one count, is not met: about 6 counts.
+The floor is PyTorch's own symbolic fake-tensor forward, 4.5 counts by itself; the pack's
+share was cut from 1.2 s to about 0.5 s by summing the SymInt MACs once per distinct
+expression and key when read (``fvcore_ext/engines/symbolic_sums.py``) instead of op by op.
 """
 from __future__ import annotations
 
@@ -71,30 +79,50 @@ def main() -> None:
 
 
 def symbolic() -> None:
-    """One symbolic run of the 7B-shaped LLaMA against one count at L = 1280: times and laws."""
+    """The symbolic route on the 7B-shaped LLaMA: one symbolic run against one count, the
+    bare fake-tensor forward (PyTorch's floor), and a whole law over the ten lengths by the
+    default route (the run and its two check counts) and by counts. Times and laws."""
     import torch
     from transformers import LlamaConfig, LlamaModel
 
-    from fvcore_ext.laws.symbolic import symbolic_count
+    from fvcore_ext.laws import count_law
+    from fvcore_ext.laws.symbolic import _symbol_env, symbolic_count
 
     config = {k: v for k, v in LLAMA_7B.items() if k != "model_type"}
 
     def build(length):
         return LlamaModel(LlamaConfig(**config)).eval(), torch.zeros(1, length, dtype=torch.long)
 
+    symbolic_count(build, None, variable="L", example_size=SIZES[-1])    # imports, caches
+    count_hf(load_hf("llama", config), seq_len=SIZES[0], engine="dispatch")
     start = time.perf_counter()
-    found = symbolic_count(build, None, variable="L", example_size=SIZES[0], check_sizes=SIZES)
+    found = symbolic_count(build, None, variable="L", example_size=SIZES[-1], check_sizes=SIZES)
     symbolic_s = time.perf_counter() - start
     start = time.perf_counter()
     count = count_hf(load_hf("llama", config), seq_len=SIZES[-1], engine="dispatch")
     count_s = time.perf_counter() - start
+    _, fake_mode, _, length = _symbol_env(SIZES[-1], "L")
+    with fake_mode, torch.device("meta"), torch.no_grad():
+        model, ids = build(length)
+        start = time.perf_counter()
+        model(ids)
+        bare_s = time.perf_counter() - start
+    start = time.perf_counter()
+    auto = count_law(build, None, SIZES, variable="L")
+    auto_s = time.perf_counter() - start
+    start = time.perf_counter()
+    counted = count_law(build, None, SIZES, variable="L", route="counts")
+    counts_s = time.perf_counter() - start
     print(f"symbolic: {found.law or found.reason}; conditions {found.conditions}")
     for family, law in found.by_family.items():
         print(f"  {family}: {law}")
     agrees = found.law is not None and found.law.value(SIZES[-1]) == count.total_macs
-    print(f"one symbolic run {symbolic_s:.1f} s; one count (build + count at L = {SIZES[-1]}) "
-          f"{count_s:.1f} s; ratio {symbolic_s / count_s:.1f}; law agrees with the count: "
+    print(f"one symbolic run {symbolic_s:.2f} s; one count (build + count at L = {SIZES[-1]}) "
+          f"{count_s:.2f} s; ratio {symbolic_s / count_s:.1f}; law agrees with the count: "
           f"{agrees}")
+    print(f"the same forward under the FakeTensorMode, no counter: {bare_s:.2f} s")
+    print(f"law over {len(SIZES)} lengths: route auto ({auto.route}) {auto_s:.2f} s, "
+          f"counts {counts_s:.2f} s; same law: {auto.law.coefficients == counted.law.coefficients}")
 
 
 if __name__ == "__main__":

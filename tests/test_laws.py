@@ -72,11 +72,11 @@ def test_reference_vit_law_by_hand():
     # with 33⁴ odd), and predict says so rather than giving another kind of size's count.
     with pytest.raises(ValueError, match="does not give an integer at S = 33"):
         report.predict(33)
-    # The default route: the same law from one symbolic run, checked by a count at S = 32;
+    # The default route: the same law from one symbolic run, checked by counts at S = 32, 80;
     # its conditions (S % 8 == 0, from the patch conv's S // 8) refuse S = 33 by themselves.
     symbolic = count_law(reference_vit, (1, 3, "S", "S"), VIT_SIZES, label="vit")
     assert symbolic.route == "symbolic" and symbolic.law.coefficients == VIT_LAW
-    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (32,)
+    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (32, 80)
     assert {name: law.coefficients for name, law in symbolic.by_family.items()} == families
     assert symbolic.predict(128) == 47000848
     with pytest.raises(ValueError, match="does not hold at S = 33: it holds where S >= 16 "
@@ -108,7 +108,7 @@ def test_build_may_return_model_and_inputs_and_report_formats():
     assert table.splitlines()[2].split() == ["32", "1,988,368", "1,671,808", "78,608",
                                              "196,608", "27,200", "14,144"]
     assert "total          MACs(S) = 17/256·S⁴ + 3,549/2·S² + 101,648, degree 4 in S " \
-           "(degree 2 in S²); from one symbolic run, checked on S = 32" in table
+           "(degree 2 in S²); from one symbolic run, checked on S = 32, 80" in table
     assert table.splitlines()[-1] == "route: one symbolic run (the rows are the law's " \
                                      "values); holds where S >= 16 and S % 8 == 0"
     assert "| 112 | 32,810,128 |" in report.format("markdown")

@@ -29,8 +29,9 @@ def test_reference_vit_symbolic_law_is_the_counted_law():
     assert symbolic.law.coefficients == counted.law.coefficients == (
         Fraction(101648), 0, Fraction(3549, 2), 0, Fraction(17, 256))
     assert symbolic.law.in_square and symbolic.law.degree == 4
-    # run at the largest size, checked by a count at the smallest
-    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (32,)
+    # run at the largest size, checked by counts at the smallest and the middle one
+    assert symbolic.law.fitted_on == () and symbolic.law.checked_on == (32, 80)
+    assert symbolic.law.counts == ((32, 1988368), (80, 14178448))
     assert set(symbolic.by_family) == set(counted.by_family)
     for family, law in counted.by_family.items():
         assert symbolic.by_family[family].coefficients == law.coefficients, family
@@ -169,7 +170,7 @@ def _reference_cases():
             continue                      # 224 x 224 classifier: slow, and it falls back
         if len(shape) == 4:
             shape[0], shape[2], shape[3] = 1, "S", "S"
-            cases.append((name, tuple(shape), "S", [16, 32, 48, 64, 80, 96]))
+            cases.append((name, tuple(shape), "S", [32, 48, 64, 80, 96, 112]))
         elif len(shape) == 3:
             shape[0], shape[1] = 1, "L"
             cases.append((name, tuple(shape), "L", [8, 16, 24, 32, 40, 48]))
@@ -250,3 +251,26 @@ def test_guards_read_as_conditions_on_the_size():
     assert conditions.texts == ("S >= 8", "S % 4 == 0", "S != 12", "S <= 20480")
     assert [n for n in range(0, 40) if conditions.holds(n)] == [8, 16, 20, 24, 28, 32, 36]
     assert not conditions.holds(20484)
+
+
+@pytest.mark.parametrize("name,sizes,extra", [
+    ("cnn", [32, 48, 64, 80, 96, 112], range(2, 40)),
+    ("vit", [32, 48, 64, 80, 96, 112], range(8, 100, 4)),
+    ("swin_stage", [32, 48, 64, 80, 96, 112], range(16, 136, 8))])
+def test_symbolic_law_predicts_every_size_its_conditions_allow(name, sizes, extra):
+    # The conditions are exact: at every size they allow, in and beyond the requested ones,
+    # the law is the count; a size they refuse is refused by predict.
+    from fvcore_ext import count_model
+    from fvcore_ext.cli.law_command import sized_builder
+    build = sized_builder(name, (1, 3, "S", "S"), "S")
+    report = count_law(build, (1, 3, "S", "S"), sizes)
+    assert report.route == "symbolic", report.route_note
+    allowed = [s for s in extra if report.law.holds(s)]
+    refused = [s for s in extra if not report.law.holds(s)]
+    assert allowed and refused
+    for size in allowed:
+        counted = count_model(build(size), torch.empty(1, 3, size, size, device="meta"),
+                              device="meta", engine="dispatch").total_macs
+        assert report.predict(size) == counted, size
+    with pytest.raises(ValueError, match="does not hold"):
+        report.predict(refused[0])

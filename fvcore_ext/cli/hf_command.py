@@ -253,7 +253,8 @@ def hf_law(spec: str, sizes: Sequence[int], *, over: str = "seq_len",
         route: as :func:`fvcore_ext.laws.count_law`: ``"auto"`` (default) gives a text
             model's prefill or training law over L from one symbolic run (the model built
             under a ``FakeTensorMode``, ``input_ids`` of L a ``SymInt`` tokens, at the largest
-            length), checked by :func:`fvcore_ext.hf.count_hf` at the smallest; where that
+            length), checked by :func:`fvcore_ext.hf.count_hf` at two others (the smallest
+            and the middle one); where that
             gives no law, and for ``decode``, ``over="image_size"``, inputs other than
             ``input_ids``/``attention_mask``/``token_type_ids`` or ``engine="jit"``: counts
             at every size, fitted (``report.route_note`` says why). ``"symbolic"``: that run
@@ -341,9 +342,10 @@ _SYMBOLIC_TEXT_INPUTS = {"input_ids": torch.zeros, "attention_mask": torch.ones,
 def _symbolic_hf_law(hf, sizes: List[int], *, key, decode: bool, batch: int, preset: str,
                      engine, device: str, backward: bool, text_only: bool, strict: bool,
                      progress):
-    # (LawReport, None) from one symbolic run checked by one count, or (None, why not)
+    # (LawReport, None) from one symbolic run checked by two counts, or (None, why not)
     from ..hf.inputs import no_data_checks
-    from ..laws.count import symbolic_report
+    from ..laws import LawRow
+    from ..laws.count import symbolic_check, symbolic_check_sizes, symbolic_report
     from ..laws.symbolic import symbolic_count
 
     if decode:
@@ -369,9 +371,10 @@ def _symbolic_hf_law(hf, sizes: List[int], *, key, decode: bool, batch: int, pre
         return model.eval(), {name: _SYMBOLIC_TEXT_INPUTS[name](batch, length, dtype=torch.long)
                               for name in names}
 
-    found, check = None, None
-    # the run at the largest length, then the check at the smallest (one progress step each)
-    for size in progress([sizes[-1], sizes[0]]) if progress else [sizes[-1], sizes[0]]:
+    found, rows = None, []
+    # the run at the largest length, then the checks (one progress step each)
+    steps = [sizes[-1]] + symbolic_check_sizes(sizes)
+    for size in progress(steps) if progress else steps:
         if found is None:
             with warnings.catch_warnings(), no_data_checks():
                 warnings.simplefilter("ignore")
@@ -380,16 +383,15 @@ def _symbolic_hf_law(hf, sizes: List[int], *, key, decode: bool, batch: int, pre
         elif found.ok:
             check = count_hf(hf, size, batch, None, preset=preset, engine="dispatch",
                              text_only=text_only, strict=strict, backward=backward)
+            rows.append(LawRow(size=size, total=check.total_macs,
+                               by_family={k: v for k, v in families(check).items() if v}))
     if not found.ok:
         return None, found.reason
-    counted = {k: v for k, v in families(check).items() if v}
-    predicted = {f: law.value(sizes[0]) for f, law in found.by_family.items()}
-    if found.law.value(sizes[0]) != check.total_macs or \
-            {f: v for f, v in predicted.items() if v} != counted:
-        return None, (f"the symbolic law {found.law} gives {found.law.value(sizes[0])} at "
-                      f"L = {sizes[0]}, where the count is {check.total_macs:,}")
+    disagreement = symbolic_check(found, rows)
+    if disagreement:
+        return None, disagreement
     report = symbolic_report(found, sizes, label=hf.title, preset=preset, backward=backward,
-                             checked=(sizes[0], check.total_macs), checked_families=counted)
+                             checked=rows)
     return report, None
 
 
@@ -429,7 +431,7 @@ def add_hf_options(p: argparse.ArgumentParser) -> None:
                         "the training step's (docs/laws.md)")
     p.add_argument("--route", choices=ROUTES, default="auto",
                    help="with --law, how the law is found: auto (default): one symbolic run "
-                        "of a text model's prefill or training step, checked by one count, "
+                        "of a text model's prefill or training step, checked by two counts, "
                         "else counts at every length, fitted; symbolic: that run or an error; "
                         "counts: counts only")
     p.add_argument("--plot", metavar="FILE.png",

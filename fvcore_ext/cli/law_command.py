@@ -230,7 +230,7 @@ SIZE_KEYWORD_HELP = ("a package.module:callable MODEL may take the varied size a
 
 
 ROUTE_HELP = ("how the law is found: auto (default): one symbolic run (the size a "
-              "symbol, at the largest size) checked by one count at the smallest, else counts "
+              "symbol, at the largest size) checked by counts at two others, else counts "
               "at every size, fitted; symbolic: that run or an error; counts: counts only. "
               "The output says which route gave the law")
 

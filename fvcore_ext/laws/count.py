@@ -22,7 +22,8 @@ from ..runtime.meta import build_on_meta
 from .fit import Law, NoLaw, degree_text, fit_law, format_law
 
 __all__ = ["FORMATS", "ROUTES", "LawComparison", "LawReport", "LawRow", "NoSymbolicLaw",
-           "compare_laws", "count_law", "input_for", "law_report", "symbolic_report"]
+           "compare_laws", "count_law", "input_for", "law_report", "symbolic_check",
+           "symbolic_check_sizes", "symbolic_report"]
 
 FORMATS = ("table", "json", "markdown")
 ROUTES = ("auto", "symbolic", "counts")
@@ -340,15 +341,16 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
         route: ``"auto"`` (default): the law from one symbolic run
             (:func:`fvcore_ext.laws.symbolic.symbolic_count`: ``build`` called once with a
             ``SymInt``, at the largest of ``sizes``, the least degenerate shapes), checked
-            against one real count at the smallest size; where the run gives no law (the
+            against real counts at the smallest and the middle size
+            (:func:`symbolic_check_sizes`), total and every family; where the run gives no law (the
             model fixed the size, read data, ...), its conditions fail at one of ``sizes``,
             or the check fails: counts at every size, fitted. ``"symbolic"``: the symbolic
             law, checked likewise, or :class:`NoSymbolicLaw`. ``"counts"``: counts only.
             ``LawReport.route`` says which route gave the law, ``route_note`` why the
             symbolic one did not. The symbolic route runs the dispatch engine on fake meta
             tensors; with another ``engine`` or ``device`` the law is fitted to counts
-            (``max_degree`` applies to fitted laws only). ``progress`` is called twice on the
-            symbolic route: before the run (the largest size) and before the check.
+            (``max_degree`` applies to fitted laws only). ``progress`` is called on the
+            symbolic route before the run (the largest size) and before each check.
 
     Returns:
         a :class:`LawReport` (MACs): the counts per size and the exact Law (or NoLaw, with the
@@ -400,7 +402,7 @@ def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engi
                     progress: Optional[Progress] = None
                     ) -> Tuple[Optional[LawReport], Optional[str]]:
     # One symbolic run at the largest size (the least degenerate shapes: no window or head
-    # count of 1 to branch on), checked by one real count at the smallest.
+    # count of 1 to branch on), checked by real counts at two others.
     from .symbolic import symbolic_count
     if engine != "dispatch" or device != "meta":
         return None, f"the symbolic route runs the dispatch engine on meta, not {engine} on " \
@@ -408,42 +410,70 @@ def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engi
     if len(sizes) < 2 or sizes[-1] < 2:
         return None, "the symbolic route needs two sizes, the largest >= 2 (one to run, one " \
                      "to check)"
+    checks = symbolic_check_sizes(sizes)
+    steps = 1 + len(checks)
     if progress is not None:
-        progress(0, 2, sizes[-1])
+        progress(0, steps, sizes[-1])
     found = symbolic_count(build, input_shape, variable=variable, example_size=sizes[-1],
                            preset=preset, backward=backward, check_sizes=sizes,
                            input_dtype=input_dtype)
     if not found.ok:
         return None, found.reason
-    check = sizes[0]
-    if progress is not None:
-        progress(1, 2, check)
-    model, inputs = _built(build, check, input_shape, variable, device, input_dtype)
-    counted = count_model(model, inputs, preset=preset, device=device, engine=engine,
-                          backward=backward)
-    families = {k: v for k, v in counted.by_family.items() if v}
-    predicted = {f: law.value(check) for f, law in found.by_family.items()}
-    predicted = {f: v for f, v in predicted.items() if v}
-    if found.law.value(check) != counted.total_macs or predicted != families:
-        return None, (f"the symbolic law {found.law} gives {found.law.value(check)} at "
-                      f"{variable} = {check}, where the count is {counted.total_macs:,}"
-                      + ("" if found.law.value(check) != counted.total_macs
-                         else " (the families differ)"))
+    rows = []
+    for i, size in enumerate(checks):
+        if progress is not None:
+            progress(1 + i, steps, size)
+        model, inputs = _built(build, size, input_shape, variable, device, input_dtype)
+        counted = count_model(model, inputs, preset=preset, device=device, engine=engine,
+                              backward=backward)
+        rows.append(LawRow(size=size, total=counted.total_macs,
+                           by_family={k: v for k, v in counted.by_family.items() if v}))
+    disagreement = symbolic_check(found, rows)
+    if disagreement:
+        return None, disagreement
     report = symbolic_report(found, sizes, label=label, input_shape=input_shape,
                              preset=preset, backward=backward, square_name=square_name,
-                             checked=(check, counted.total_macs),
-                             checked_families=families)
+                             checked=rows)
     return report, None
+
+
+def symbolic_check_sizes(sizes: Sequence[int]) -> List[int]:
+    """The sizes a symbolic law (run at the largest of ``sizes``) is checked at by real
+    counts: the smallest and the middle one (two, as a fitted law holds two out; one when
+    only two sizes are given)."""
+    ordered = sorted(sizes)
+    return sorted({ordered[0], ordered[len(ordered) // 2]} - {ordered[-1]} or {ordered[0]})
+
+
+def symbolic_check(found: Any, rows: Sequence[LawRow]) -> Optional[str]:
+    """None where the symbolic law of ``found`` (a
+    :class:`fvcore_ext.laws.symbolic.SymbolicCount` with a law) gives every counted total and
+    every family of ``rows`` (real counts), else the first disagreement in words."""
+    variable = found.variable
+    for row in rows:
+        total = found.law.value(row.size)
+        families = {f: law.value(row.size) for f, law in found.by_family.items()}
+        if total != row.total:
+            return (f"the symbolic law {found.law} gives {total} at {variable} = {row.size}, "
+                    f"where the count is {row.total:,}")
+        if {f: v for f, v in families.items() if v} != row.by_family:
+            return (f"the symbolic law's families differ from the count's at {variable} = "
+                    f"{row.size}")
+    return None
 
 
 def symbolic_report(found: Any, sizes: Sequence[int], *, label: str = "model",
                     input_shape: Optional[Shape] = None, preset: str = "full",
                     backward: bool = False, square_name: Optional[str] = None,
-                    checked: Optional[Tuple[int, int]] = None,
-                    checked_families: Optional[Dict[str, int]] = None) -> LawReport:
-    """The :class:`LawReport` of a :class:`fvcore_ext.laws.symbolic.SymbolicCount` that has a
-    law: rows are the law's exact values at ``sizes`` (the counted ``checked`` (size, total)
-    and ``checked_families`` where given); each Law records ``checked`` in ``checked_on``."""
+                    checked: Sequence[LawRow] = ()) -> LawReport:
+    """The :class:`LawReport` (MACs) of a :class:`fvcore_ext.laws.symbolic.SymbolicCount`
+    that has a law: a row per size, the law's exact values (the real counts at the sizes of
+    ``checked``, which :func:`symbolic_check` found equal); each Law records the ``checked``
+    sizes and counts in ``checked_on`` and ``counts``.
+
+    Raises:
+        ValueError: the law is not an integer at one of ``sizes`` (a size of another kind).
+    """
     variable = found.variable
     if square_name is None and input_shape is not None \
             and _letters(input_shape).count(variable) >= 2:
@@ -456,19 +486,20 @@ def symbolic_report(found: Any, sizes: Sequence[int], *, label: str = "model",
                              f"{variable} = {size}")
         return exact.numerator
 
-    def with_check(law: Law, count: Optional[int]) -> Law:
-        if checked is None or count is None:
+    def with_check(law: Law, counts: List[Tuple[int, int]]) -> Law:
+        if not counts:
             return law
-        return dataclasses.replace(law, checked_on=(checked[0],),
-                                   counts=((checked[0], count),))
+        return dataclasses.replace(law, checked_on=tuple(size for size, _ in counts),
+                                   counts=tuple(counts))
 
     rows = []
     for size in sorted(sizes):
         by_family = {f: value(law, size) for f, law in found.by_family.items()}
         rows.append(LawRow(size=size, total=value(found.law, size),
                            by_family={f: v for f, v in by_family.items() if v}))
-    law = with_check(found.law, checked[1] if checked else None)
-    by_family = {f: with_check(fl, (checked_families or {}).get(f))
+    checked = sorted(checked, key=lambda row: row.size)
+    law = with_check(found.law, [(row.size, row.total) for row in checked])
+    by_family = {f: with_check(fl, [(row.size, row.by_family.get(f, 0)) for row in checked])
                  for f, fl in found.by_family.items()}
     families = _family_order(rows)
     return LawReport(label=label, variable=variable, rows=rows, law=law,
