@@ -40,9 +40,10 @@ def _curve(law: Law, low: int, high: int, points: int = 200):
 
 
 def plot_laws(reports: Sequence[LawReport], path: str, title: str = "") -> None:
-    """Draw each report's total MACs as points and its law as a curve through and between them,
-    log-log, and save to ``path`` (.png, .pdf or .svg). A model without a law has its points
-    joined by a dashed line and "(no law)" in the legend.
+    """Draw each report's law as a curve over its sizes and its real counts as points (every
+    size of a fitted law; the check sizes of a symbolic one), log-log, and save to ``path``
+    (.png, .pdf or .svg). A model without a law has its points joined by a dashed line and
+    "(no law)" in the legend; the legend says which route gave each law.
 
     Raises:
         ValueError: a bad ``path`` (:func:`check_plot_path`) or no reports.
@@ -65,10 +66,15 @@ def plot_laws(reports: Sequence[LawReport], path: str, title: str = "") -> None:
             totals = [row.total for row in report.rows]
             if isinstance(report.law, Law):
                 xs, ys = _curve(report.law, min(sizes), max(sizes))
+                route = "one symbolic run" if report.route == "symbolic" else "fitted"
                 axes.plot(xs, ys, "-", color=color,
                           label=f"{report.label}: {format_law(report.law)} "
-                                f"({report.degree_text()})")
-                axes.plot(sizes, totals, "o", color=color)
+                                f"({report.degree_text()}; {route})")
+                # the sizes counted for real: all of them for a fitted law, the checks of a
+                # symbolic one (its other rows are the law's own values)
+                counted = report.law.counts if report.route == "symbolic" else \
+                    list(zip(sizes, totals))
+                axes.plot([n for n, _ in counted], [c for _, c in counted], "o", color=color)
             else:
                 axes.plot(sizes, totals, "o--", color=color, label=f"{report.label} (no law)")
         variables = "/".join(sorted({r.variable for r in reports}))
