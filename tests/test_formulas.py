@@ -222,3 +222,31 @@ def test_triangular_solve():
         core=16 * 10 + 80)
     with pytest.raises(ValueError, match="square"):
         rules.triangular_solve_macs((5, 4), (5, 8), unitriangular=True)
+
+
+def test_einsum_of_one_or_two_operands_is_opt_einsums_cost_exactly():
+    # The one- and two-operand einsums are costed in closed form (no path search, so a
+    # symbolic size stays a symbol); on 2,000 random equations, with broadcasting and
+    # ellipses, the closed form is opt_einsum's optimal-path cost to the FLOP.
+    import random
+
+    import opt_einsum
+    rng = random.Random(0)
+    letters = "abcdef"
+    checked = 0
+    for _ in range(2000):
+        size = {c: rng.randint(1, 6) for c in letters}
+        terms = ["".join(rng.sample(letters, rng.randint(0, 4)))
+                 for _ in range(rng.choice([1, 2]))]
+        output = "".join(c for c in sorted(set("".join(terms))) if rng.random() < 0.5)
+        equation = ",".join(terms) + "->" + output
+        shapes = [tuple(size[c] for c in term) for term in terms]
+        cost = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="optimal")[1]
+        assert rules.einsum_macs(equation, shapes) == Cost(core=int(cost.opt_cost) // 2), \
+            (equation, shapes)
+        checked += 1
+    for equation, shapes in [("...ij,...jk->...ik", [(2, 3, 4, 5), (2, 3, 5, 6)]),
+                             ("...i,i->...", [(3, 1, 4), (4,)]), ("ii->i", [(4, 4)])]:
+        cost = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="optimal")[1]
+        assert rules.einsum_macs(equation, shapes) == Cost(core=int(cost.opt_cost) // 2)
+    assert checked == 2000

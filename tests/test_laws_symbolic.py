@@ -274,3 +274,26 @@ def test_symbolic_law_predicts_every_size_its_conditions_allow(name, sizes, extr
         assert report.predict(size) == counted, size
     with pytest.raises(ValueError, match="does not hold"):
         report.predict(refused[0])
+
+
+class EinsumAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(32, 96)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, -1)
+        scores = torch.einsum("bid,bjd->bij", q, k).softmax(-1)
+        return torch.einsum("bij,bjd->bid", scores, v)
+
+
+def test_einsum_keeps_the_size_symbolic():
+    # per batch row: qkv 32·96·L, q·kᵀ and scores·v 32·L² each, the softmax one MAC an
+    # element, L² (full preset): batch 2 → 6,144·L + 130·L²
+    lengths = [8, 16, 24, 32, 40]
+    symbolic = count_law(lambda L: EinsumAttention(), (2, "L", 32), lengths, variable="L")
+    assert symbolic.route == "symbolic", symbolic.route_note
+    assert symbolic.law.coefficients == (0, 6144, 130)
+    counted = count_law(lambda L: EinsumAttention(), (2, "L", 32), lengths, variable="L",
+                        route="counts")
+    assert counted.law.coefficients == symbolic.law.coefficients

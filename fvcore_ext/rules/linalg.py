@@ -7,11 +7,12 @@ preset keeps it.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Sequence
 
 import opt_einsum
 
-from .cost import Cost, numel, size_int
+from .cost import Cost, is_symbolic, numel, size_int
 
 __all__ = [
     "bilinear_macs", "trilinear_macs",
@@ -173,9 +174,28 @@ def einsum_macs(equation: str, shapes: Sequence[Shape]) -> Cost:
         ValueError: the equation does not match the shapes.
     """
     shapes = [tuple(size_int(d) for d in s) for s in shapes]
-    info = opt_einsum.contract_path(equation.replace(" ", ""), *shapes, shapes=True,
-                                    optimize="optimal")[1]
+    equation = equation.replace(" ", "")
+    if len(shapes) <= 2:
+        return Cost(core=_single_contraction_flops(equation, shapes) // 2)
+    info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize="optimal")[1]
     return Cost(core=int(info.opt_cost) // 2)
+
+
+def _single_contraction_flops(equation: str, shapes: Sequence[Shape]) -> int:
+    # One or two operands have one path, one contraction: opt_einsum's ``flop_count`` of it
+    # is the product of every index's size, times 2 when an index is summed away (a multiply
+    # and an add). Computed here without opt_einsum's path search, whose size comparisons
+    # would fix a symbolic size (fvcore_ext.laws.symbolic); tests/test_formulas.py checks it
+    # against opt_einsum on random equations.
+    from opt_einsum.parser import parse_einsum_input
+    inputs, output, _ = parse_einsum_input((equation, *shapes), shapes=True)
+    sizes: dict = {}
+    for term, shape in zip(inputs.split(","), shapes):
+        for index, size in zip(term, shape):
+            if index not in sizes or (not is_symbolic(sizes[index]) and sizes[index] == 1):
+                sizes[index] = size          # a broadcast 1 gives way to the other size
+    summed = bool(set(sizes) - set(output))
+    return math.prod(sizes.values()) * (2 if summed else 1)
 
 
 def conv_macs(x: Shape, weight: Shape, out: Shape, transposed: bool) -> Cost:
