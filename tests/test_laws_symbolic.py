@@ -297,3 +297,27 @@ def test_einsum_keeps_the_size_symbolic():
     counted = count_law(lambda L: EinsumAttention(), (2, "L", 32), lengths, variable="L",
                         route="counts")
     assert counted.law.coefficients == symbolic.law.coefficients
+
+
+class CountsTwiceWhenFake(nn.Module):
+    """Runs its linear twice under fake tensors: a model whose symbolic run is not its count."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return self.fc(y) if type(x).__name__ == "FakeTensor" else y
+
+
+def test_a_symbolic_law_the_counts_refute_is_not_kept():
+    lengths = [8, 16, 24, 32, 40]
+    report = count_law(lambda L: CountsTwiceWhenFake(), (1, "L", 16), lengths, variable="L")
+    assert report.route == "counts"
+    assert "the symbolic law MACs(L) = 512·L gives 4096 at L = 8, where the count is 2,048" \
+        in report.route_note
+    assert report.law.coefficients == (0, 256)
+    with pytest.raises(ValueError, match="no symbolic law: the symbolic law"):
+        count_law(lambda L: CountsTwiceWhenFake(), (1, "L", 16), lengths, variable="L",
+                  route="symbolic")
