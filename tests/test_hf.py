@@ -742,6 +742,13 @@ def test_gpt2_prefill_law_is_megatron_plus_the_norms(capsys):
     assert laws == {"matmul": [0, 12 * l * h * h + h * V], "attention": [0, 0, 2 * l * h],
                     "normalization": [0, 3 * 5 * h]}
     assert data["law"]["coefficients"] == [0, 12 * l * h * h + h * V + 960, 2 * l * h]
+    # from one symbolic run at L = 48, checked by counts at 8 and 32; the fitted route agrees
+    assert data["route"] == "symbolic" and data["law"]["conditions"] == ["L >= 2"]
+    assert data["law"]["checked_on"] == [8, 32]
+    counted = _law(capsys, "hf:gpt2", *GPT2_TINY, "--route", "counts")
+    assert counted["route"] == "counts" and counted["law"]["fitted_on"] == [8, 16, 24]
+    assert counted["law"]["coefficients"] == data["law"]["coefficients"]
+    assert {f: law["coefficients"] for f, law in counted["by_family"].items()} == laws
     # the law predicts a length it never saw: 64 tokens, counted
     from fvcore_ext.cli.hf_command import hf_law
     report = hf_law("gpt2", [8, 16, 24, 32, 40], head="causal-lm", preset="paper",
@@ -758,7 +765,9 @@ def test_gpt2_decode_law_is_linear_in_the_cache_and_backward_is_three_forwards(c
     assert data["law"]["degree"] == 1
     assert data["law"]["coefficients"] == [55_552 + 128 + 960, 128]
     assert data["by_family"]["attention"]["coefficients"] == [128, 128]
+    assert data["route"] == "counts" and "runs no decode step" in data["route_note"]
     data = _law(capsys, "hf:gpt2", *GPT2_TINY, "--backward")
+    assert data["route"] == "symbolic"
     laws = {f: law["coefficients"] for f, law in data["by_family"].items()}
     # matmuls: forward, input gradient, weight gradient (the attention matmuls too)
     assert laws["matmul"] == [0, 3 * 55_552] and laws["attention"] == [0, 0, 3 * 128]
@@ -791,6 +800,8 @@ def test_vision_config_law_over_image_sizes(capsys, tmp_path):
     (["hf:vit", "--image-size", "32,48,64"], "needs --law"),
     (["hf:gpt2", "--image-size", "32,48,64", "--law"], "has no image_size"),
     (["hf:vit", "--image-size", "32,48,64", "--law", "--decode"], "over the cache length"),
+    (["hf:gpt2", "--seq-len", "8,16,24", "--law", "--decode", "--route", "symbolic"],
+     "no symbolic law: the symbolic route runs no decode step"),
 ])
 def test_law_errors_are_one_line(capsys, argv, message):
     status = main(argv)

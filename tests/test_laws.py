@@ -259,6 +259,24 @@ def test_cli_vit_law(capsys, tmp_path):
     assert plot.stat().st_size > 10000
 
 
+def test_cli_routes(capsys):
+    argv = ["vit", "--input-shape", "1", "3", "S", "S", "--sizes", "S=32,48,64,80,96,112"]
+    status, out, err = run_law(capsys, *argv, "--route", "counts")
+    assert status == 0, err
+    assert "degree 4 in S (degree 2 in pixels); fitted on S = 32, 48, 64, checked on 80, 96, " \
+           "112" in out and "route:" not in out
+    status, symbolic, err = run_law(capsys, *argv)
+    assert status == 0, err
+    assert "from one symbolic run, checked on S = 32, 80" in symbolic
+    assert symbolic.splitlines()[:9] == out.splitlines()[:9]        # the same rows
+    assert symbolic.splitlines()[-1] == "route: one symbolic run (the rows are the law's " \
+                                        "values); holds where S >= 16 and S % 8 == 0"
+    status, out, err = run_law(capsys, "vit_float_mask", *argv[1:])
+    assert status == 0, err
+    assert out.splitlines()[-1].startswith("route: counts (no symbolic law: the run fixed S: "
+                                           "its guard ")
+
+
 def test_cli_several_models_one_table(capsys):
     status, out, err = run_law(capsys, "vit", "cnn", "swin_stage", "--input-shape", "1,3,S,S",
                                "--sizes", "S=32,48,64,80,96", "--format", "json")
@@ -308,6 +326,9 @@ def test_cli_callable_with_size_keyword(capsys):
     # rows, and at S = 48 there are 6·4 + 1 = 25 tokens
     (["vit", "--input-shape", "1", "3", "S", "32", "--sizes", "S=32,48,64"],
      "cannot count 'vit' at S = 48 (input 1 3 S 32): RuntimeError"),
+    # its N x N mask is drawn with a generator, which takes no symbolic size
+    (["vit_float_mask", "--input-shape", "1", "3", "S", "S", "--sizes", "S=32,48,64",
+      "--route", "symbolic"], "vit_float_mask: no symbolic law: the run fixed S"),
 ])
 def test_cli_errors_are_one_line(capsys, argv, message):
     status, out, err = run_law(capsys, *argv)
