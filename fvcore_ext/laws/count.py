@@ -318,8 +318,9 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
     """Count a model at each size of one input dimension and fit the exact law of its MACs.
 
     Args:
-        build: ``build(size)`` returns the model at that size, or ``(model, inputs)`` (a tensor
-            or a tuple of tensors; then ``input_shape`` may be None). A model whose weights
+        build: ``build(size)`` returns the model at that size, or ``(model, inputs)`` (a tensor,
+            a tuple of tensors, or a dict of keyword inputs such as ``{"pixel_values": x}``;
+            then ``input_shape`` may be None). A model whose weights
             depend on the size (learned position embeddings, masks of N × N tokens) is built
             anew here at each size. On meta, ``build`` runs under ``torch.device("meta")``
             (:func:`fvcore_ext.runtime.meta.build_on_meta`), so a 7B model allocates nothing.
@@ -383,9 +384,9 @@ def count_law(build: Callable[[int], Built], input_shape: Optional[Shape], sizes
     for i, size in enumerate(sizes):
         if progress is not None:
             progress(i, len(sizes), size)
-        model, inputs = _built(build, size, input_shape, variable, device, input_dtype)
-        report = count_model(model, inputs, preset=preset, device=device, engine=engine,
-                             backward=backward)
+        model, inputs, names = _built(build, size, input_shape, variable, device, input_dtype)
+        report = count_model(model, inputs, names, preset=preset, device=device,
+                             engine=engine, backward=backward)
         rows.append(LawRow(size=size, total=report.total_macs,
                            by_family={k: v for k, v in report.by_family.items() if v}))
     report = law_report(rows, variable=variable, label=label, held_out=held_out,
@@ -423,9 +424,9 @@ def _symbolic_route(build, input_shape, sizes: List[int], *, variable: str, engi
     for i, size in enumerate(checks):
         if progress is not None:
             progress(1 + i, steps, size)
-        model, inputs = _built(build, size, input_shape, variable, device, input_dtype)
-        counted = count_model(model, inputs, preset=preset, device=device, engine=engine,
-                              backward=backward)
+        model, inputs, names = _built(build, size, input_shape, variable, device, input_dtype)
+        counted = count_model(model, inputs, names, preset=preset, device=device,
+                              engine=engine, backward=backward)
         rows.append(LawRow(size=size, total=counted.total_macs,
                            by_family={k: v for k, v in counted.by_family.items() if v}))
     disagreement = symbolic_check(found, rows)
@@ -562,7 +563,9 @@ def _built(build: Callable[[int], Built], size: int, input_shape: Optional[Shape
             raise ValueError("build returned a model alone: give input_shape, e.g. "
                              "(1, 3, 'S', 'S')")
         inputs = (input_for(input_shape, variable, size, device, dtype),)
-    return model, inputs
+    if isinstance(inputs, dict):                 # keyword inputs: {"pixel_values": x}
+        return model, tuple(inputs.values()), list(inputs)
+    return model, inputs, None
 
 
 def compare_laws(models: Sequence[Tuple[str, Callable[[int], Built], Optional[Shape]]],

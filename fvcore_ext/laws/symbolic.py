@@ -227,8 +227,12 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
                 raise
             except Exception as error:       # a builder that wants an int
                 model, inputs = _split_built(build(example_size))
-                build_note = f"build({variable}) needs an int ({type(error).__name__}: " \
-                    f"{_first_line(error)}), so it was built at {variable} = {example_size}"
+                why = f"build({variable}) needs an int ({type(error).__name__}: " \
+                    f"{_first_line(error).rstrip(':')})"
+                if inputs is not None:       # its own inputs, at the int size: no symbol left
+                    raise _NoLaw(f"{why}, and the inputs it returns at {variable} = "
+                                 f"{example_size} are not symbolic")
+                build_note = f"{why}, so it was built at {variable} = {example_size}"
             if inputs is None:
                 if input_shape is None:
                     raise _NoLaw("build returned a model alone: give input_shape")
