@@ -614,10 +614,17 @@ def _global_state():
     import logging
     loggers = {name: logger.level for name, logger in logging.Logger.manager.loggerDict.items()
                if isinstance(logger, logging.Logger)}
+    filters = {name: list(logger.filters)
+               for name, logger in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger) and logger.filters}
     return {"rng": torch.get_rng_state(), "dtype": torch.get_default_dtype(),
             "grad": torch.is_grad_enabled(), "root": logging.getLogger().level,
-            "loggers": loggers, "inference": torch.is_inference_mode_enabled(),
-            "deterministic": torch.are_deterministic_algorithms_enabled()}
+            "loggers": loggers, "filters": filters,
+            "inference": torch.is_inference_mode_enabled(),
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "function modes": torch._C._len_torch_function_stack(),
+            "dispatch modes": torch._C._len_torch_dispatch_stack(),
+            "device": torch.get_default_device()}
 
 
 def _same(before, after):
@@ -632,9 +639,13 @@ def _same(before, after):
 @pytest.mark.parametrize("entry", ["load_hf", "load_hf_cpu", "count_hf", "count_hf_backward",
                                    "count_decode", "sweep_hf", "cli_hf", "cli_hf_backward",
                                    "cli_model", "cli_model_backward", "cli_hub_id",
-                                   "cli_census"])
+                                   "cli_census", "count_law", "count_law_fallback",
+                                   "cli_law", "hf_law"])
 def test_no_entry_point_changes_global_state(capsys, entry):
     import logging
+
+    from fvcore_ext.laws import count_law
+    from tests.test_laws_symbolic import Attention, CountsTwiceWhenFake
     from fvcore_ext.cli.census import main as census_main
     from fvcore_ext.cli.main import main as cli
     small = {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 64}
@@ -655,6 +666,14 @@ def test_no_entry_point_changes_global_state(capsys, entry):
         "cli_model_backward": lambda: cli(["cnn", "--backward"]),
         "cli_hub_id": lambda: cli(["hf:nobody/not-a-cached-model"]),
         "cli_census": lambda: census_main(["cnn", "vit"]),
+        # the symbolic route (a FakeTensorMode, a ShapeEnv, a log filter), and its fallback
+        "count_law": lambda: count_law(lambda L: Attention(), (1, "L", 64), [8, 16, 24],
+                                       variable="L", backward=True),
+        "count_law_fallback": lambda: count_law(lambda L: CountsTwiceWhenFake(),
+                                                (1, "L", 16), [8, 16, 24], variable="L"),
+        "cli_law": lambda: cli(["vit", "--input-shape", "1", "3", "S", "S", "--sizes",
+                                "S=32,48,64,80,96"]),
+        "hf_law": lambda: cli(["hf:gpt2", "--seq-len", "8,16,24", "--law"] + sets),
     }
     torch.manual_seed(1234)
     logging.getLogger("transformers").setLevel(logging.INFO)

@@ -321,3 +321,35 @@ def test_a_symbolic_law_the_counts_refute_is_not_kept():
     with pytest.raises(ValueError, match="no symbolic law: the symbolic law"):
         count_law(lambda L: CountsTwiceWhenFake(), (1, "L", 16), lengths, variable="L",
                   route="symbolic")
+
+
+def test_symbolic_runs_in_two_threads_and_a_count_beside_them():
+    # each run has its own ShapeEnv and fake mode, each count its own thread's counter: two
+    # laws and a plain count made at once are each what they are alone
+    import threading
+
+    from fvcore_ext import count_model
+    results, errors = {}, []
+
+    def run(name, fn):
+        try:
+            results[name] = fn()
+        except Exception as error:        # reported below, with the thread's name
+            errors.append((name, error))
+
+    jobs = {
+        "attention": lambda: count_law(lambda L: Attention(), (1, "L", 64), [16, 32, 48, 64, 80],
+                                       variable="L", preset="paper").law.coefficients,
+        "vit": lambda: count_law(vit, (1, 3, "S", "S"), VIT_SIZES).law.coefficients,
+        "count": lambda: [count_model(nn.Linear(16, 24), torch.empty(5, 16), device="meta",
+                                      engine="dispatch").total_macs for _ in range(20)],
+    }
+    threads = [threading.Thread(target=run, args=item) for item in jobs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert results["attention"] == (0, 16384, 128)
+    assert results["vit"] == (Fraction(101648), 0, Fraction(3549, 2), 0, Fraction(17, 256))
+    assert results["count"] == [5 * 16 * 24] * 20

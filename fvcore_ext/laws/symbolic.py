@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import math
 import re
+import threading
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -215,9 +216,10 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
     result = SymbolicCount(variable=variable, example_size=example_size)
     build_note = None
     shape_env, fake_mode, symbol, size = _symbol_env(example_size, variable)
-    quiet = logging.getLogger("torch._subclasses.fake_tensor")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)     # an op with no symbolic meta logs before it raises
+    # an op with no symbolic shape function logs an error before it raises (we report it):
+    # dropped for this thread only, other threads' records pass
+    quiet = _ThisThreadQuiet()
+    _FAKE_TENSOR_LOG.addFilter(quiet)
     try:
         # on meta: no CPU-only size checks (a conv's backend is chosen by its input's size)
         with fake_mode, torch.device("meta"):
@@ -250,7 +252,7 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
         result.seconds = time.perf_counter() - start
         return result
     finally:
-        quiet.setLevel(level)
+        _FAKE_TENSOR_LOG.removeFilter(quiet)
     result.seconds = time.perf_counter() - start
     try:
         result = _read_result(result, shape_env, symbol, families, check_sizes)
@@ -260,6 +262,20 @@ def symbolic_count(build: Callable[[Any], Any], input_shape: Optional[Sequence[D
     if result.reason:
         result.reason = _with_note(result.reason, build_note)
     return result
+
+
+_FAKE_TENSOR_LOG = logging.getLogger("torch._subclasses.fake_tensor")
+
+
+class _ThisThreadQuiet(logging.Filter):
+    """Drops the records of the thread that made it (a symbolic run's own errors)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self._thread
 
 
 def _first_line(error: BaseException) -> str:
