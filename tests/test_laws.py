@@ -423,3 +423,16 @@ def test_plain_help_lists_the_law_options_once(capsys):
     assert not plain & {"--sizes", "--size-keyword", "--held-out", "--max-degree"}
     assert {"--sizes", "--size-keyword"} <= {o for a in law_parser()._actions
                                             for o in a.option_strings}
+
+
+def test_cli_progress_of_both_routes_on_a_terminal(capsys, monkeypatch):
+    # the symbolic route is three steps (the run, two check counts); a model that falls back
+    # starts a bar of its own for the counts at every size
+    from tests.test_cli import TTY
+    tty = TTY()
+    monkeypatch.setattr(sys, "stderr", tty)
+    status, out, _ = run_law(capsys, "vit", "vit_float_mask", "--input-shape", "1", "3", "S",
+                             "S", "--sizes", "S=32,48,64,80,96")
+    assert status == 0
+    assert "vit: " in tty.text and "/3 " in tty.text
+    assert "vit_float_mask: " in tty.text and "/5 " in tty.text, tty.text

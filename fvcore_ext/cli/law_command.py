@@ -205,6 +205,9 @@ def _progress(spec: str, letter: str, state: dict, quiet: bool = False):
         state["size"] = size
         if not interactive:
             return
+        if bar is not None and (i == 0 or bar.total != n):
+            bar.close()              # a new pass: counts after a symbolic route that gave none
+            bar = None
         if bar is None and state.get("tqdm", True):
             try:
                 from tqdm import tqdm
