@@ -52,7 +52,6 @@ import platform
 import signal
 import sys
 import time
-import traceback
 import warnings
 from collections import Counter, defaultdict
 from typing import Any, Dict, List, Optional, Tuple
