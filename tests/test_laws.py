@@ -221,9 +221,14 @@ def test_compare_laws_gives_one_table():
     assert lines[1].split() == ["S", "vit", "padded"]
     # padded at 32: ceil(32/7) = 5, 1,176·25 = 29,400
     assert lines[2].split() == ["32", "1,988,368", "29,400"]
-    assert lines[-2].startswith("vit     MACs(S) = 17/256·S⁴")
+    assert lines[-4].startswith("vit     MACs(S) = 17/256·S⁴")
     # 1,176·ceil(S/7)² at 32..96: 25, 49, 100, 144, 196 windows; no law of degree ≤ 4 checked
-    assert lines[-1].startswith("padded  no law:")
+    assert lines[-3].startswith("padded  no law:")
+    # then each model's route: the ViT's symbolic run; the padding (F.pad by a computed
+    # amount) has no symbolic run, so its counts were fitted
+    assert lines[-2].startswith("vit     route: one symbolic run")
+    assert lines[-1].startswith("padded  route: counts (no symbolic law: the symbolic run "
+                                "failed")
     assert json.loads(comparison.format("json"))["models"][1]["law"]["exact"] is False
 
 
