@@ -3,22 +3,26 @@
 PyTorch's symbolic shapes run a model once with the varied size a symbol: a
 ``FakeTensorMode`` with a ``ShapeEnv``, the size a ``SymInt`` made ``DimDynamic.DYNAMIC``
 (one symbol for every dim the letter names: H = W = S is the same symbol twice), the model
-built under the fake mode (its weights fake tensors, shaped by the symbol where they depend on
-the size: a learned position embedding of (S/8)² + 1 rows). The dispatch engine carries the
-``SymInt`` shapes through the op table's rules, so the run's total and every family are
-``SymInt`` expressions in the symbol. :func:`symbolic_count` turns them into exact
-polynomials (rational coefficients, as :class:`fvcore_ext.laws.Law` holds them):
+built under the fake mode on the meta device (its weights fake tensors, shaped by the symbol
+where they depend on the size: a learned position embedding of (S/8)² + 1 rows; meta, so that
+no CPU kernel choice guards the size). The dispatch engine carries the ``SymInt`` shapes
+through the op table's rules (summing them once per expression,
+``fvcore_ext.engines.symbolic_sums``), so the run's total and every family are ``SymInt``
+expressions in the symbol. :func:`symbolic_count` turns them into exact polynomials (rational
+coefficients, as :class:`fvcore_ext.laws.Law` holds them):
 
-- an exact division the model made (``S // 8`` from a patch conv, a ``Mod``) is read as the
-  rational S/8, and the law gains the condition that it is exact (``S % 8 == 0``): the law
-  holds on sizes of that kind, as a law fitted on multiples of 8 does;
-- the guards the run installed in the ``ShapeEnv`` (``S >= 8``, ``Eq(Mod(S, 16), 0)``) are
-  the law's conditions, with the symbol's range;
+- an exact division the model made (``S // 8`` from a patch conv, a ``Mod``, a division by a
+  polynomial that divides) is read as the rational quotient, and the law gains the condition
+  that it is exact (``S % 8 == 0``): the law holds on sizes of that kind, as a law fitted on
+  multiples of 8 does;
+- the guards the run installed in the ``ShapeEnv`` and the symbol's range are the law's
+  conditions, reduced and stated in Python's syntax by :mod:`fvcore_ext.laws.conditions`
+  (``S >= 16``, ``S % 8 == 0``); ``Law.holds`` evaluates them exactly;
 - where the run fixed the symbol (a guard ``Eq(S, 64)``, ``int()`` of a size in a rule or the
   model, a replacement of the symbol by a number), read data (a data-dependent guard), built
   no model at a symbolic size, or gave an expression that is no polynomial (``Max``, a
-  floor that is not a division by a constant), there is no symbolic law: the result says why,
-  and :func:`fvcore_ext.laws.count_law` fits counts instead.
+  division by a polynomial that does not divide), there is no symbolic law: the result says
+  why, and :func:`fvcore_ext.laws.count_law` fits counts instead.
 
 Bytes are not read on a symbolic run (``fvcore_ext.engines.traffic``: a SymInt shape is
 reported unreadable, never guarded).
