@@ -441,3 +441,15 @@ def test_cli_progress_of_both_routes_on_a_terminal(capsys, monkeypatch):
     assert status == 0
     assert "vit: " in tty.text and "/3 " in tty.text
     assert "vit_float_mask: " in tty.text and "/5 " in tty.text, tty.text
+
+
+def test_plot_series_one_model_by_family_several_by_model(tmp_path):
+    from fvcore_ext.laws.plot import _series, plot_laws
+    vit = count_law(reference_vit, (1, 3, "S", "S"), VIT_SIZES, label="vit")
+    cnn = count_law(lambda s: build("cnn")[0], (1, 3, "S", "S"), VIT_SIZES, label="cnn")
+    one = _series([vit])
+    assert [label for label, *_ in one] == ["total"] + vit.families
+    assert one[2][2] is vit.by_family[vit.families[1]]
+    assert [label for label, *_ in _series([vit, cnn])] == ["vit", "cnn"]
+    plot_laws([vit], str(tmp_path / "one.png"))
+    assert (tmp_path / "one.png").stat().st_size > 10000
