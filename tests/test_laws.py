@@ -451,5 +451,11 @@ def test_plot_series_one_model_by_family_several_by_model(tmp_path):
     assert [label for label, *_ in one] == ["total"] + vit.families
     assert one[2][2] is vit.by_family[vit.families[1]]
     assert [label for label, *_ in _series([vit, cnn])] == ["vit", "cnn"]
+    import matplotlib
+    backend = matplotlib.get_backend()
     plot_laws([vit], str(tmp_path / "one.png"))
     assert (tmp_path / "one.png").stat().st_size > 10000
+    # drawn on its own canvas: matplotlib's backend and pyplot's figures are untouched
+    assert matplotlib.get_backend() == backend
+    import matplotlib.pyplot as plt
+    assert plt.get_fignums() == []

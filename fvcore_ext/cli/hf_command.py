@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
 import warnings
@@ -496,29 +495,17 @@ def _lengths(text: str) -> List[int]:
 
 
 def check_plot_path(path: str) -> None:
-    """Refuse a ``--plot`` target before anything is counted: a directory, a missing or
-    read-only folder, an extension matplotlib cannot write, or no matplotlib.
+    """:func:`fvcore_ext.laws.plot.check_plot_path` for ``hf:``: refuse a ``--plot`` target
+    before anything is counted.
 
     Raises:
-        HFSpecError: one line saying which.
+        HFSpecError: one line saying why.
     """
-    if os.path.isdir(path):
-        raise HFSpecError(f"--plot {path!r} is a directory: give a file, such as "
-                          f"{os.path.join(path, 'sweep.png')!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise HFSpecError(f"--plot {path!r}: folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise HFSpecError(f"--plot {path!r}: not writable")
+    from ..laws.plot import check_plot_path as check
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-    except ImportError:
-        raise HFSpecError("--plot needs matplotlib: pip install matplotlib") from None
-    ext = os.path.splitext(path)[1].lstrip(".").lower()
-    formats = FigureCanvasAgg.get_supported_filetypes()
-    if ext not in formats:
-        raise HFSpecError(f"--plot {path!r}: " + (f"unknown extension {ext!r}" if ext else
-                          "no extension") + f"; matplotlib writes {', '.join(sorted(formats))}")
+        check(path)
+    except ValueError as error:
+        raise HFSpecError(str(error)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

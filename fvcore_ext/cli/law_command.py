@@ -15,7 +15,7 @@ from torch import nn
 
 from ..engines.analysis import ENGINES
 from ..laws.count import FORMATS, ROUTES, LawComparison, NoSymbolicLaw, count_law
-from ..laws.plot import check_plot_path, plot_laws
+from ..laws.plot import plot_laws
 from ..reference_models import REFERENCE_MODELS, build
 from ..reference_models.vit import SmallViT
 from ..rules import PRESETS
@@ -24,7 +24,8 @@ from ..runtime.meta import MetaDeviceError
 from ..runtime.standins import install_standin_kernels
 from ..runtime.stdout import BrokenPipe
 from ..runtime.stdout import write_stdout as _write
-from .main import DEVICES, DTYPES, UsageError, _builder, _one_line, reference_models_help
+from .main import (DEVICES, DTYPES, UsageError, _builder, _one_line, check_plot_target,
+                   reference_models_help)
 
 __all__ = ["add_law_options", "asks_for_law", "law_options_help", "main", "parse_letter_shape",
            "parse_sizes", "sized_builder"]
@@ -351,10 +352,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
                              "--sizes S=32,48,64,80,96,112")
         letter, sizes = parse_sizes(args.sizes, letters, args.held_out)
         if args.plot:
-            try:
-                check_plot_path(args.plot)
-            except ValueError as error:
-                raise UsageError(str(error)) from None
+            check_plot_target(args.plot)
         if args.standins:
             install_standin_kernels()
         builders = [sized_builder(spec, shape, letter, args.size_keyword)

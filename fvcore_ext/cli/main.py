@@ -49,6 +49,16 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
+def check_plot_target(path: str) -> None:
+    """``--plot PATH`` refused before anything is counted
+    (:func:`fvcore_ext.laws.plot.check_plot_path`): ``UsageError`` with its one line."""
+    from ..laws.plot import check_plot_path
+    try:
+        check_plot_path(path)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def parse_shape(text: Sequence[str]) -> Tuple[int, ...]:
     """``["1", "3", "224", "224"]``, ``["1,3,224,224"]`` or ``["1x3x224x224"]`` → a shape tuple.
     ``UsageError`` unless every size is a non-negative integer (ASCII digits) that fits a
@@ -415,11 +425,7 @@ def _main(argv: List[str]) -> int:
         if not compare and args.plot:
             if hardware is None:
                 raise UsageError("--plot draws the roofline: give --hardware too")
-            from .hf_command import check_plot_path
-            try:
-                check_plot_path(args.plot)
-            except ValueError as error:
-                raise UsageError(str(error)) from None
+            check_plot_target(args.plot)
         if args.standins:
             install_standin_kernels()
         # the model's own prints (while built, traced or run) go to stderr: stdout holds

@@ -130,7 +130,6 @@ def read_conditions(guards: Sequence[Any], divisions: Sequence[Any], lower: int,
         :class:`Conditions`: their texts (reduced as the module docstring says) and an exact
         ``holds(size)``. Never raises for a guard it cannot reduce: that one is kept as text.
     """
-    import sympy
     modulus, residue = _residue_class(divisions, x)
     first = max(0, -(-(lower - residue) // modulus))          # smallest n with M·n + r ≥ lower
     excluded: set = set()

@@ -10,27 +10,34 @@ from typing import Sequence
 from .count import LawReport
 from .fit import Law, degree_text, format_law
 
-__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "plot_laws"]
-
-PLOT_EXTENSIONS = (".png", ".pdf", ".svg")
-
+__all__ = ["check_plot_path", "plot_laws"]
 
 def check_plot_path(path: str) -> None:
-    """Refuse a plot path before anything is counted.
+    """Refuse a ``--plot`` target before anything is counted (every command's ``--plot``):
+    a directory, a missing or read-only folder, an extension matplotlib cannot write, or no
+    matplotlib.
 
     Raises:
-        ValueError: ``path`` is a directory, its extension is not one of
-            :data:`PLOT_EXTENSIONS`, or its folder does not exist.
+        ValueError: one line saying which.
     """
     if os.path.isdir(path):
-        raise ValueError(f"--plot {path!r} is a directory: give a file name like laws.png")
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in PLOT_EXTENSIONS:
-        raise ValueError(f"--plot {path!r}: unknown extension {extension or '(none)'!r}; "
-                         f"expected one of {', '.join(PLOT_EXTENSIONS)}")
+        raise ValueError(f"--plot {path!r} is a directory: give a file, such as "
+                         f"{os.path.join(path, 'plot.png')!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ValueError(f"--plot {path!r}: the folder {folder!r} does not exist")
+        raise ValueError(f"--plot {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"--plot {path!r}: not writable")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install matplotlib") from None
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if extension not in formats:
+        raise ValueError(f"--plot {path!r}: " + (f"unknown extension {extension!r}" if extension
+                                                 else "no extension")
+                         + f"; matplotlib writes {', '.join(sorted(formats))}")
 
 
 def _curve(law: Law, low: int, high: int, points: int = 200):
@@ -76,41 +83,40 @@ def plot_laws(reports: Sequence[LawReport], path: str, title: str = "") -> None:
     if not reports:
         raise ValueError("nothing to plot: no reports")
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("--plot needs matplotlib: pip install 'fvcore_ext[plot]'") from None
-    figure, axes = plt.subplots(figsize=(7, 5.5))
-    try:
-        for index, (label, report, law, values) in enumerate(_series(reports)):
-            color = f"C{index % 10}"
-            sizes = [row.size for row in report.rows]
-            if isinstance(law, Law):
-                xs, ys = _curve(law, min(sizes), max(sizes))
-                keep = [(x, y) for x, y in zip(xs, ys) if y > 0]
-                route = "one symbolic run" if report.route == "symbolic" else "fitted"
-                axes.plot([x for x, _ in keep], [y for _, y in keep], "-", color=color,
-                          label=f"{label}: {format_law(law)} "
-                                f"({degree_text(law, report.square_name)}; {route})")
-                counted = [(n, c) for n, c in zip(*_counted(report, law, values)) if c > 0]
-                axes.plot([n for n, _ in counted], [c for _, c in counted], "o", color=color)
-            else:
-                points = [(n, c) for n, c in zip(sizes, values) if c > 0]
-                axes.plot([n for n, _ in points], [c for _, c in points], "o--", color=color,
-                          label=f"{label} (no law)")
-        variables = "/".join(sorted({r.variable for r in reports}))
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.set_xlabel(variables)
-        axes.set_ylabel("MACs")
-        axes.set_title(title or (f"{reports[0].label}: " if len(reports) == 1 else "")
-                       + f"MACs over {variables} (points: counts; lines: exact laws)")
-        axes.grid(True, which="both", alpha=0.3)
-        # below the axes: the points at small sizes stay visible
-        axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12),
-                    frameon=False)
-        figure.tight_layout()
-        figure.savefig(path)
-    finally:
-        plt.close(figure)
+    # a Figure on its own Agg canvas: pyplot's figures and matplotlib's backend are the user's
+    figure = Figure(figsize=(7, 5.5))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for index, (label, report, law, values) in enumerate(_series(reports)):
+        color = f"C{index % 10}"
+        sizes = [row.size for row in report.rows]
+        if isinstance(law, Law):
+            xs, ys = _curve(law, min(sizes), max(sizes))
+            keep = [(x, y) for x, y in zip(xs, ys) if y > 0]
+            route = "one symbolic run" if report.route == "symbolic" else "fitted"
+            axes.plot([x for x, _ in keep], [y for _, y in keep], "-", color=color,
+                      label=f"{label}: {format_law(law)} "
+                            f"({degree_text(law, report.square_name)}; {route})")
+            counted = [(n, c) for n, c in zip(*_counted(report, law, values)) if c > 0]
+            axes.plot([n for n, _ in counted], [c for _, c in counted], "o", color=color)
+        else:
+            points = [(n, c) for n, c in zip(sizes, values) if c > 0]
+            axes.plot([n for n, _ in points], [c for _, c in points], "o--", color=color,
+                      label=f"{label} (no law)")
+    variables = "/".join(sorted({r.variable for r in reports}))
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel(variables)
+    axes.set_ylabel("MACs")
+    axes.set_title(title or (f"{reports[0].label}: " if len(reports) == 1 else "")
+                   + f"MACs over {variables} (points: counts; lines: exact laws)")
+    axes.grid(True, which="both", alpha=0.3)
+    # below the axes: the points at small sizes stay visible
+    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                frameon=False)
+    figure.tight_layout()
+    figure.savefig(path)
