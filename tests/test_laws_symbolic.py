@@ -8,18 +8,13 @@ from fractions import Fraction
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fvcore_ext.laws import count_law
 from fvcore_ext.laws.symbolic import symbolic_count, symbolic_law
-from fvcore_ext.reference_models.vit import SmallViT
-
-VIT_SIZES = [32, 48, 64, 80, 96, 112]
-
-
-def vit(S):
-    return SmallViT(img_size=S, patch=8, dim=64, depth=2, num_heads=4)
+# the one-layer GPT-2 and the reference ViT rebuilt at S of tests/test_laws.py
+from tests.test_laws import VIT_SIZES, gpt2
+from tests.test_laws import reference_vit as vit
 
 
 def test_reference_vit_symbolic_law_is_the_counted_law():
@@ -98,13 +93,6 @@ def test_attention_block_law_is_flop_counter_modes_symint_over_two():
     macs = [Fraction(int(c.p), int(c.q)) / 2 for c in reversed(flops.all_coeffs())]
     assert report.law.coefficients == tuple(macs)        # 128·L² + 16,384·L
     assert report.law.coefficients == (0, 16384, 128)
-
-
-def gpt2(L):
-    from transformers import GPT2Config, GPT2Model
-    config = GPT2Config(n_layer=1, n_embd=64, n_head=4, vocab_size=100,
-                        bos_token_id=0, eos_token_id=0)
-    return GPT2Model(config), torch.zeros(1, L, dtype=torch.long)
 
 
 def test_one_layer_gpt2_law_over_its_length():
