@@ -300,7 +300,7 @@ class DispatchCounter(FlopCounterMode):
     def _folded(self, name: str) -> Any:
         if self._pending:
             for table, key, total in self._pending.drain():
-                if table == "flop_counts":
+                if table == "_flop_counts":
                     parent, op = key
                     self._flop_counts[parent][op] += 2 * total   # FlopCounterMode's unit
                 else:
@@ -451,7 +451,7 @@ class DispatchCounter(FlopCounterMode):
                         (family,), macs)
             pending.add("_by_operator", (name,), macs)
             pending.add("_by_module", parents, macs)
-            pending.add("flop_counts", [(parent, name) for parent in parents], macs)
+            pending.add("_flop_counts", [(parent, name) for parent in parents], macs)
             return
         if _known_zero(macs):
             return

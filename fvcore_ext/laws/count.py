@@ -443,7 +443,8 @@ def symbolic_check_sizes(sizes: Sequence[int]) -> List[int]:
     counts: the smallest and the middle one (two, as a fitted law holds two out; one when
     only two sizes are given)."""
     ordered = sorted(sizes)
-    return sorted({ordered[0], ordered[len(ordered) // 2]} - {ordered[-1]} or {ordered[0]})
+    middle = ordered[len(ordered) // 2]
+    return [ordered[0]] if middle == ordered[-1] else [ordered[0], middle]
 
 
 def symbolic_check(found: Any, rows: Sequence[LawRow]) -> Optional[str]:
